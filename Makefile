@@ -1,0 +1,57 @@
+# minewatch: two commands do all set-up.  `make demo` runs the main job; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.minewatch-installed
+BASE_VENV := .venv-base
+JOBS   ?= 2
+
+.PHONY: help demo test test-fast test-base lint model bench bench-quick clean
+
+help:
+	@echo "make demo        generate a sample scene, scan it with the committed model, evaluate (creates .venv)"
+	@echo "make test        create/update .venv and run the test suite and the quick-start notebook"
+	@echo "make test-base   torch-free tests in a base-only venv (the field-laptop install)"
+	@echo "make model       train the default model on generated scenes and export models/minewatch-drone.onnx"
+	@echo "make bench       full benchmarks, rewrites BENCHMARKS.md; make bench-quick: small sizes"
+	@echo "make lint        ruff"
+
+# Reinstall only when the project's dependencies change.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+$(BASE_VENV)/.installed: pyproject.toml
+	test -x $(BASE_VENV)/bin/python || $(PYTHON) -m venv $(BASE_VENV)
+	$(BASE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BASE_VENV)/bin/python -m pip install -q -e . pytest hypothesis
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/minewatch demo --out demo-out
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q -p no:cacheprovider tests
+	$(PY) -m ruff check .
+
+test-base: $(BASE_VENV)/.installed
+	$(BASE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not torch" tests/core tests/datasets tests/infer
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+model: $(STAMP)
+	$(VENV)/bin/minewatch train --config configs/train/default.yaml --out runs/default
+	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx
+	$(PY) -m minewatch.train.model_card runs/default models/minewatch-drone.onnx
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py --full --write BENCHMARKS.md
+
+bench-quick: $(STAMP)
+	$(PY) bench/run_all.py --quick
+
+clean:
+	rm -rf demo-out runs .pytest_cache

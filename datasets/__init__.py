@@ -1,0 +1,1 @@
+"""Raster scenes, thermal conversion, geofences, tiling, labels and synthetic scenes (torch-free)."""

@@ -1,0 +1,115 @@
+"""Geofences: include and exclude polygons, repaired, reprojected to the scene grid, and the window rule.
+
+The rule, in one place: a window is kept when at least ``min_inside`` of its area lies inside the include
+area (when one is given) and at most ``max_excluded`` of its area lies in exclude areas. Exclude fences
+model known legal sites (registered data centres, power plants) that analysts must not be sent to.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from pydantic import Field
+
+from minewatch.config import StrictModel
+from minewatch.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_INSIDE = 0.25
+"""Keep a window when at least a quarter of it is inside the include area: sites on the fence line are
+scanned, slivers that only graze it are not."""
+DEFAULT_MAX_EXCLUDED = 0.5
+"""Drop a window when more than half of it lies in exclude areas."""
+
+
+class FenceRule(StrictModel):
+    """Which windows a geofence keeps."""
+
+    min_inside: float = Field(DEFAULT_MIN_INSIDE, ge=0, le=1, description="least share of a window inside")
+    max_excluded: float = Field(DEFAULT_MAX_EXCLUDED, ge=0, le=1, description="most share in exclude areas")
+
+
+def read_polygons(path: str | Path, *, role: str) -> gpd.GeoDataFrame:
+    """Read a vector file of polygons (GeoJSON, GeoPackage, Shapefile), refusing files without a CRS."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{role} file not found", path=p, fix="check the path")
+    try:
+        gdf = gpd.read_file(p, engine="pyogrio")
+    except Exception as exc:  # pyogrio raises DataSourceError and friends
+        raise UserError(f"cannot read the {role} file ({str(exc).splitlines()[0][:120]})", path=p,
+                        fix="give a GeoJSON, GeoPackage or Shapefile") from None
+    if gdf.crs is None:
+        raise UserError(f"{role} file has no CRS", path=p,
+                        fix="save it with a CRS (a .prj beside a Shapefile), or as GeoJSON in lon/lat")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    polys = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if polys.empty:
+        raise UserError(f"{role} file holds no polygons", path=p, fix="give polygon features")
+    invalid = ~polys.geometry.is_valid
+    if invalid.any():
+        log.warning("%s: repaired %d invalid polygon(s) with make_valid", p, int(invalid.sum()))
+        polys = polys.set_geometry(polys.geometry.make_valid())
+    return polys
+
+
+def _union_in(gdf: gpd.GeoDataFrame, crs) -> shapely.Geometry:
+    """Union of the polygonal parts of a layer, in ``crs``."""
+    geoms = gdf.to_crs(crs).geometry.values
+    parts = shapely.get_parts(shapely.union_all(geoms))
+    return shapely.union_all([g for g in parts if g.geom_type in ("Polygon", "MultiPolygon")])
+
+
+@dataclass
+class Geofence:
+    """Include and exclude areas in the scene CRS."""
+
+    include: shapely.Geometry | None
+    exclude: shapely.Geometry | None
+    rule: FenceRule
+
+    @classmethod
+    def load(cls, include: str | Path | None = None, exclude: str | Path | None = None, *, crs,
+             scene_bounds: tuple[float, float, float, float], rule: FenceRule | None = None) -> Geofence:
+        """Read, repair and reproject fences; refuse an include fence that misses the scene."""
+        scene_box = shapely.box(*scene_bounds)
+        inc = exc = None
+        if include is not None:
+            inc = _union_in(read_polygons(include, role="geofence"), crs)
+            if not inc.intersects(scene_box) or inc.intersection(scene_box).area == 0:
+                raise UserError("geofence does not overlap the scene", path=include,
+                                fix="check the fence is for this scene (and its CRS is right)")
+        if exclude is not None:
+            exc = _union_in(read_polygons(exclude, role="exclude fence"), crs)
+            if not exc.intersects(scene_box):
+                log.warning("%s: exclude fence does not touch the scene; nothing is excluded", exclude)
+        return cls(inc, exc, rule or FenceRule())
+
+    def coverage(self, polygons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Share of each window inside the include area (1 without one) and inside exclude areas."""
+        area = shapely.area(polygons)
+        inside = np.ones(len(polygons)) if self.include is None else _share(polygons, self.include, area)
+        excluded = np.zeros(len(polygons)) if self.exclude is None else _share(polygons, self.exclude, area)
+        return inside, excluded
+
+    def keep_mask(self, polygons: np.ndarray) -> np.ndarray:
+        inside, excluded = self.coverage(polygons)
+        return (inside >= self.rule.min_inside - 1e-9) & (excluded <= self.rule.max_excluded + 1e-9)
+
+
+def _share(polygons: np.ndarray, area_geom: shapely.Geometry, area: np.ndarray) -> np.ndarray:
+    """Intersection share, computing exact intersections only for windows on the boundary."""
+    shapely.prepare(area_geom)
+    share = np.zeros(len(polygons))
+    within = shapely.contains(area_geom, polygons)
+    touches = shapely.intersects(area_geom, polygons) & ~within
+    share[within] = 1.0
+    if touches.any():
+        share[touches] = shapely.area(shapely.intersection(polygons[touches], area_geom)) / area[touches]
+    return share

@@ -1,0 +1,87 @@
+"""Vector labels to per-tile multi-label targets, computed once per scene with a spatial index.
+
+Coverage rule (documented in :class:`LabelRule`): a tile is positive for a class when the polygons of that
+class cover, inside the tile, at least ``min(min_area_m2[class], min_share * polygon area)``. So a tile
+holding one whole 40 ft container (30 m2) counts, and so does a tile holding half of a small object; a
+tile that only grazes the corner of a farm does not. Heat polygons count only when their ``dt_k`` (the
+excess the thermal sensor sees) reaches ``min_dt_k``: heat a sensor cannot see is not a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from pydantic import Field
+
+from minewatch.classes import CLASSES, LOOKALIKE
+from minewatch.config import StrictModel
+from minewatch.errors import UserError
+
+
+class LabelRule(StrictModel):
+    """How much of a class a tile must hold to be labelled with it."""
+
+    min_area_m2: dict[str, float] = Field(
+        default_factory=lambda: {"container_farm": 25.0, "cooling_array": 6.0, "heat_signature": 40.0},
+        description="area of the class inside a tile that always makes it positive, m2",
+    )
+    min_share: float = Field(0.5, gt=0, le=1, description="share of one polygon inside a tile that also counts")
+    min_dt_k: float = Field(3.0, ge=0, description="heat polygons with a smaller visible excess are ignored")
+
+
+def read_truth(path: str | Path) -> gpd.GeoDataFrame:
+    """Read labels (GeoJSON/GPKG/SHP, any CRS) with a ``class`` property."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError("labels file not found", path=p, fix="check the path")
+    try:
+        gdf = gpd.read_file(p, engine="pyogrio")
+    except Exception as exc:
+        raise UserError(f"cannot read the labels ({str(exc).splitlines()[0][:120]})", path=p,
+                        fix="give a GeoJSON with a 'class' property per polygon") from None
+    if gdf.crs is None:
+        raise UserError("labels file has no CRS", path=p, fix="save it as GeoJSON in lon/lat or with a CRS")
+    if "class" not in gdf.columns:
+        raise UserError("labels lack a 'class' property", path=p,
+                        fix=f"give each polygon class = one of {', '.join(CLASSES)} or {LOOKALIKE}")
+    unknown = sorted(set(gdf["class"].dropna()) - set(CLASSES) - {LOOKALIKE})
+    if unknown:
+        raise UserError(f"unknown class(es) {', '.join(map(str, unknown))}", path=p,
+                        fix=f"use {', '.join(CLASSES)} or {LOOKALIKE}")
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
+    gdf["geometry"] = gdf.geometry.make_valid()
+    return gdf
+
+
+def tile_targets(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, classes: Sequence[str] = CLASSES,
+                 rule: LabelRule | None = None) -> np.ndarray:
+    """(n_tiles, n_classes) uint8 targets. ``tiles`` must be in a metric CRS; ``truth`` may be in any."""
+    rule = rule or LabelRule()
+    out = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
+    if truth.empty or tiles.empty:
+        return out
+    truth = truth.to_crs(tiles.crs)
+    tile_geoms = tiles.geometry.values
+    for k, name in enumerate(classes):
+        sel = truth[truth["class"] == name]
+        if name == "heat_signature" and "dt_k" in sel.columns:
+            sel = sel[sel["dt_k"].fillna(np.inf) >= rule.min_dt_k]
+        if sel.empty:
+            continue
+        polys = sel.geometry.values
+        poly_idx, tile_idx = tiles.sindex.query(polys, predicate="intersects")
+        if len(poly_idx) == 0:
+            continue
+        inter = shapely.area(shapely.intersection(polys[poly_idx], tile_geoms[tile_idx]))
+        need = np.minimum(rule.min_area_m2.get(name, 0.0), rule.min_share * shapely.area(polys[poly_idx]))
+        # Sum per tile the area of class polygons it holds, and also accept one polygon's own share.
+        per_tile = np.bincount(tile_idx, weights=inter, minlength=len(tiles))
+        positive = np.zeros(len(tiles), dtype=bool)
+        positive[tile_idx[inter >= need - 1e-9]] = True
+        positive |= (per_tile > 0) & (per_tile >= rule.min_area_m2.get(name, 0.0) - 1e-9)
+        out[positive, k] = 1
+    return out

@@ -1,0 +1,105 @@
+"""Opening user rasters safely: expected drivers only, a size guard, a CRS, and a truncation probe.
+
+Everything here raises :class:`UserError` with the file name, the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window
+
+from minewatch.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Formats a scene may come in. A .vrt is not among them: it can point anywhere on disk.
+ALLOWED_DRIVERS = ("GTiff", "COG", "JP2OpenJPEG", "PNG", "JPEG", "ENVI", "HFA", "netCDF")
+# Largest declared raster accepted (pixels per band). 100 gigapixels is ~ a 316k x 316k scene: anything
+# bigger is a corrupt or hostile header, refused before a single byte is allocated.
+MAX_PIXELS = 100_000_000_000
+# GDAL block cache for windowed reads: enough for a few rows of tiles of a striped file.
+GDAL_CACHE_MB = 256
+
+
+def gdal_env() -> rasterio.Env:
+    """A rasterio environment with a sensible block cache and threads for warping."""
+    return rasterio.Env(
+        GDAL_CACHEMAX=GDAL_CACHE_MB,
+        GDAL_NUM_THREADS=str(min(4, os.cpu_count() or 1)),
+        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+        VSI_CACHE="TRUE",
+    )
+
+
+def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True) -> rasterio.DatasetReader:
+    """Open a raster for reading, refusing unexpected drivers, absurd sizes, missing CRS and truncation."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{what} not found", path=p, fix="check the path")
+    if p.is_dir():
+        raise UserError(f"{what} is a folder, not a raster file", path=p, fix="give the .tif file inside it")
+    try:
+        ds = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise UserError(
+            f"cannot read the {what} ({_first_line(exc)})",
+            path=p,
+            fix="give a GeoTIFF (or JPEG2000/PNG/JPEG with georeferencing); re-export it if it is damaged",
+        ) from None
+    try:
+        _check(ds, p, what=what, need_crs=need_crs)
+    except Exception:
+        ds.close()
+        raise
+    return ds
+
+
+def _check(ds: rasterio.DatasetReader, p: Path, *, what: str, need_crs: bool) -> None:
+    if ds.driver not in ALLOWED_DRIVERS:
+        raise UserError(
+            f"{what} is a {ds.driver} file, which minewatch does not read",
+            path=p,
+            fix=f"convert it to GeoTIFF (gdal_translate); accepted: {', '.join(ALLOWED_DRIVERS)}",
+        )
+    if ds.width * ds.height > MAX_PIXELS:
+        raise UserError(
+            f"{what} declares {ds.width} x {ds.height} pixels, beyond the {MAX_PIXELS:.0e}-pixel limit",
+            path=p,
+            fix="check the file is not corrupt, or cut it into smaller rasters",
+        )
+    if need_crs and ds.crs is None:
+        raise UserError(
+            f"{what} has no coordinate reference system",
+            path=p,
+            fix="assign one, e.g. gdal_edit.py -a_srs EPSG:32633 FILE",
+        )
+    if need_crs and ds.transform.is_identity:
+        raise UserError(f"{what} has no geotransform", path=p, fix="georeference the raster first")
+    if ds.transform.b != 0 or ds.transform.d != 0:
+        raise UserError(f"{what} is rotated", path=p, fix="warp it north-up first (gdalwarp)")
+    _probe_last_block(ds, p, what=what)
+
+
+def _probe_last_block(ds: rasterio.DatasetReader, p: Path, *, what: str) -> None:
+    """Read the last block of each band: a truncated file fails here, not halfway through a scan."""
+    bh, bw = ds.block_shapes[0]
+    row = max(0, ds.height - bh)
+    col = max(0, ds.width - bw)
+    try:
+        ds.read(window=Window(col, row, min(bw, ds.width), min(bh, ds.height)))
+    except RasterioIOError as exc:
+        raise UserError(
+            f"{what} is truncated or damaged ({_first_line(exc)})",
+            path=p,
+            fix="copy or download the file again",
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__

@@ -1,0 +1,285 @@
+"""A Scene: one acquisition (optical + optional thermal), each in its own CRS and grid, read lazily onto
+one target grid at the model's ground sample distance.
+
+Nothing scene-sized is ever held: windows are read on demand through ``WarpedVRT``. The only whole-scene
+array is the thermal background, on a grid ``background_step_m`` coarse (1/2500 of the pixels for a
+0.5 m model grid and a 25 m background step).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import CRS as ProjCRS
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import calculate_default_transform, transform_bounds
+
+from minewatch.datasets import thermal as th
+from minewatch.datasets.profiles import SensorProfile, load_profile
+from minewatch.datasets.raster_io import gdal_env, open_raster
+from minewatch.datasets.tiling import Tile
+from minewatch.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Names a band description may use, mapped to minewatch's band names.
+BAND_ALIASES = {
+    "r": "red", "red": "red", "g": "green", "green": "green", "b": "blue", "blue": "blue",
+    "n": "nir", "nir": "nir", "near infrared": "nir", "near-infrared": "nir",
+}
+DEFAULT_BACKGROUND_M = 100.0
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up target grid in a projected CRS (metres)."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def gsd_m(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform.c, self.transform.f
+        return left, top - self.height * self.gsd_m, left + self.width * self.gsd_m, top
+
+
+def utm_crs_for(lon: float, lat: float) -> CRS:
+    """The WGS 84 / UTM zone of a point."""
+    zone = int((lon + 180) // 6) % 60 + 1
+    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def is_metric(crs: CRS) -> bool:
+    """Projected in metres with true-ish scale. Mercator variants (EPSG:3857, 3395) inflate distances by
+    1/cos(latitude), so a model grid in them would have the wrong GSD: those are reprojected to UTM."""
+    pc = ProjCRS.from_user_input(crs.to_wkt())
+    if not pc.is_projected or not all(a.unit_name in ("metre", "meter") for a in pc.axis_info[:2]):
+        return False
+    method = (pc.coordinate_operation.method_name if pc.coordinate_operation else "").lower()
+    return not ("mercator" in method and "transverse" not in method)
+
+
+def target_grid(src: rasterio.DatasetReader, gsd_m: float) -> Grid:
+    """The model grid over a raster: its own CRS when metric, else the UTM zone of its centre."""
+    if is_metric(src.crs):
+        left, bottom, right, top = src.bounds
+        width = max(1, math.ceil((right - left) / gsd_m - 1e-6))
+        height = max(1, math.ceil((top - bottom) / gsd_m - 1e-6))
+        return Grid(src.crs, Affine(gsd_m, 0, left, 0, -gsd_m, top), width, height)
+    lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    dst = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+    transform, width, height = calculate_default_transform(
+        src.crs, dst, src.width, src.height, *src.bounds, resolution=gsd_m
+    )
+    return Grid(dst, transform, int(width), int(height))
+
+
+def _native_gsd_m(src: rasterio.DatasetReader, grid: Grid) -> float:
+    """Approximate source pixel size in the grid's units (for choosing a resampling kernel)."""
+    left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds)
+    return max((right - left) / src.width, (top - bottom) / src.height)
+
+
+def _warp(src: rasterio.DatasetReader, grid: Grid, *, resampling: Resampling) -> WarpedVRT:
+    nodata = src.nodata
+    kwargs = {}
+    if nodata is None and src.crs != grid.crs:
+        kwargs["add_alpha"] = True  # know where the reprojected footprint ends
+    return WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                     resampling=resampling, src_nodata=nodata, nodata=nodata, **kwargs)
+
+
+def band_names_of(src: rasterio.DatasetReader, profile: SensorProfile, path: Path) -> tuple[str, ...]:
+    """Band names from the raster's descriptions, else the profile's order when the count fits."""
+    described = [BAND_ALIASES.get((d or "").strip().lower()) for d in src.descriptions]
+    if all(described) and len(set(described)) == len(described):
+        return tuple(described)  # type: ignore[arg-type]
+    expected = profile.optical.bands
+    if src.count >= len(expected):
+        log.debug("%s: no band descriptions; assuming the %s profile order %s", path, profile.name, expected)
+        return tuple(expected) + tuple(f"band{i + 1}" for i in range(len(expected), src.count))
+    raise UserError(
+        f"optical raster has {src.count} band(s) without names; the '{profile.name}' profile needs "
+        f"{len(expected)} ({', '.join(expected)})",
+        path=path,
+        fix="give a raster with those bands, or name the bands (descriptions red, green, blue, nir)",
+    )
+
+
+class Scene:
+    """One acquisition read lazily on the model grid. Use as a context manager, or call close()."""
+
+    def __init__(self, optical: str | Path, thermal: str | Path | None = None, *,
+                 profile: SensorProfile | str | None = None, gsd_m: float | None = None,
+                 thermal_units: str | None = None, background_m: float = DEFAULT_BACKGROUND_M,
+                 background_step_m: float | None = None) -> None:
+        self.optical_path = Path(optical)
+        self.thermal_path = Path(thermal) if thermal is not None else None
+        self.profile = profile if isinstance(profile, SensorProfile) else load_profile(profile or "drone")
+        self._env = gdal_env()
+        self._env.__enter__()
+        self._handles: list = []
+        try:
+            self._open(gsd_m or self.profile.model_gsd_m, thermal_units, background_m, background_step_m)
+        except Exception:
+            self.close()
+            raise
+
+    @classmethod
+    def open(cls, optical: str | Path, thermal: str | Path | None = None, **kwargs) -> Scene:
+        return cls(optical, thermal, **kwargs)
+
+    def _open(self, gsd_m: float, thermal_units: str | None, background_m: float,
+              background_step_m: float | None) -> None:
+        src = open_raster(self.optical_path, what="optical raster")
+        self._handles.append(src)
+        self.grid = target_grid(src, gsd_m)
+        self.band_names = band_names_of(src, self.profile, self.optical_path)
+        native = _native_gsd_m(src, self.grid)
+        kernel = Resampling.average if native < gsd_m * 0.95 else Resampling.bilinear
+        self._optical = _warp(src, self.grid, resampling=kernel)
+        self._handles.append(self._optical)
+        self._scale, self._offset = self._optical_scaling(src)
+        tags = src.tags()
+        self.scene_id = tags.get("MINEWATCH_SCENE_ID") or _default_scene_id(self.optical_path)
+        self.acquired = tags.get("ACQUISITION_DATETIME") or _tiff_datetime(tags.get("TIFFTAG_DATETIME"))
+        self._thermal: WarpedVRT | None = None
+        self.background: th.Background | None = None
+        if self.thermal_path is not None:
+            self._open_thermal(thermal_units, background_m, background_step_m or background_m / 4)
+
+    def _optical_scaling(self, src: rasterio.DatasetReader) -> tuple[float, float]:
+        spec = self.profile.optical
+        if src.dtypes[0] == spec.dtype:
+            return spec.scale, spec.offset
+        default = {"uint8": 1 / 255, "uint16": 1e-4}.get(src.dtypes[0], 1.0)
+        log.warning("%s: stored as %s, the '%s' profile expects %s; scaling by %g", self.optical_path,
+                    src.dtypes[0], self.profile.name, spec.dtype, default)
+        return default, 0.0
+
+    def _open_thermal(self, units: str | None, background_m: float, step_m: float) -> None:
+        assert self.thermal_path is not None
+        src = open_raster(self.thermal_path, what="thermal raster")
+        self._handles.append(src)
+        if src.count != 1:
+            raise UserError(f"thermal raster has {src.count} bands, expected 1", path=self.thermal_path,
+                            fix="give the single thermal band (e.g. Landsat B10)")
+        self._thermal_kind = th.detect_thermal_kind(self.thermal_path, src.tags().get("UNITS"), units)
+        self._thermal_nodata = src.nodata
+        overlap = _overlap_fraction(self.grid, src)
+        if overlap < 0.01:
+            raise UserError("thermal raster does not overlap the optical raster", path=self.thermal_path,
+                            fix="give the thermal image of the same scene")
+        self._thermal = _warp(src, self.grid, resampling=Resampling.bilinear)
+        self._handles.append(self._thermal)
+        self.background = self._estimate_background(src, background_m, step_m)
+
+    def _estimate_background(self, src: rasterio.DatasetReader, window_m: float, step_m: float) -> th.Background:
+        """Read thermal area-averaged onto a coarse grid and take the robust local background."""
+        left, bottom, right, top = self.grid.bounds
+        w = max(1, math.ceil((right - left) / step_m))
+        h = max(1, math.ceil((top - bottom) / step_m))
+        coarse = Grid(self.grid.crs, Affine(step_m, 0, left, 0, -step_m, top), w, h)
+        with _warp(src, coarse, resampling=Resampling.average) as vrt:
+            raw = vrt.read(1, masked=True)
+        kelvin = th.to_kelvin(raw.filled(np.nan) if raw.dtype.kind == "f" else raw.astype("float64").filled(np.nan),
+                              self._thermal_kind, source=self.thermal_path, nodata=None)
+        return th.robust_background(kelvin, step_m, window_m)
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def has_thermal(self) -> bool:
+        return self._thermal is not None
+
+    def read_optical(self, tile: Tile, bands: tuple[str, ...] | None = None) -> np.ndarray:
+        """(B, h, w) float32 reflectance of the named bands (default all), NaN where nodata."""
+        names = bands or self.band_names
+        missing = [b for b in names if b not in self.band_names]
+        if missing:
+            raise UserError(
+                f"optical raster lacks band(s) {', '.join(missing)} (it has {', '.join(self.band_names)})",
+                path=self.optical_path,
+                fix="give imagery with those bands or a model trained on these bands",
+            )
+        indexes = [self.band_names.index(b) + 1 for b in names]
+        data = self._optical.read(indexes, window=tile.window, masked=True)
+        invalid = np.ma.getmaskarray(data).any(axis=0)
+        out = data.data.astype(np.float32) * np.float32(self._scale) + np.float32(self._offset)
+        out[:, invalid] = np.nan
+        return out
+
+    def nodata_fraction(self, tile: Tile, decimation: int = 8) -> float:
+        """Share of a window without optical data, from the mask read at 1/``decimation`` resolution."""
+        shape = (max(1, tile.height // decimation), max(1, tile.width // decimation))
+        mask = self._optical.dataset_mask(window=tile.window, out_shape=shape)
+        return float(np.mean(mask == 0))
+
+    def read_thermal(self, tile: Tile) -> np.ndarray | None:
+        """(h, w) float32 kelvin, NaN where nodata; None without thermal."""
+        if self._thermal is None:
+            return None
+        raw = self._thermal.read(1, window=tile.window, masked=True)
+        values = raw.astype(np.float64).filled(np.nan)
+        return th.to_kelvin(values, self._thermal_kind, source=self.thermal_path, nodata=None)
+
+    def thermal_anomaly(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
+        """(dt_k, z) of a tile against the scene's robust background; None without thermal."""
+        kelvin = self.read_thermal(tile)
+        if kelvin is None or self.background is None:
+            return None
+        ratio = self.grid.gsd_m / self.background.step_m
+        rows = (np.arange(tile.row_off, tile.row_off + tile.height) + 0.5) * ratio
+        cols = (np.arange(tile.col_off, tile.col_off + tile.width) + 0.5) * ratio
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        median = th.sample_grid(self.background.median, rr, cc)
+        sigma = th.sample_grid(self.background.sigma, rr, cc)
+        return th.anomaly(kelvin, median, sigma)
+
+    def close(self) -> None:
+        for handle in reversed(self._handles):
+            handle.close()
+        self._handles.clear()
+        if self._env is not None:
+            self._env.__exit__(None, None, None)
+            self._env = None
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _overlap_fraction(grid: Grid, src: rasterio.DatasetReader) -> float:
+    """Share of the grid's area that the raster covers."""
+    left, bottom, right, top = transform_bounds(src.crs, grid.crs, *src.bounds)
+    g = grid.bounds
+    w = max(0.0, min(right, g[2]) - max(left, g[0]))
+    h = max(0.0, min(top, g[3]) - max(bottom, g[1]))
+    return (w * h) / ((g[2] - g[0]) * (g[3] - g[1]))
+
+
+def _default_scene_id(path: Path) -> str:
+    stem = path.stem
+    return f"{path.parent.name}-{stem}" if stem in ("optical", "image", "rgb") and path.parent.name else stem
+
+
+def _tiff_datetime(value: str | None) -> str | None:
+    """TIFF 'YYYY:MM:DD HH:MM:SS' to ISO 8601."""
+    if not value or len(value) < 19:
+        return None
+    return f"{value[:4]}-{value[5:7]}-{value[8:10]}T{value[11:19]}"

@@ -1,0 +1,176 @@
+"""Thermal ingest (to kelvin) and the thermal anomaly: excess over a robust local background.
+
+Mining farms run at about 300-330 K: fixed fire thresholds (>= 310 K, 600 K) are useless. What marks a farm
+is a sustained excess over its surroundings, so each pixel is compared with the median of a window of
+``background_m`` metres around it, and the excess is also given as a robust z-score (MAD).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+
+from minewatch.errors import UserError
+
+ThermalKind = Literal["kelvin", "celsius", "landsat_l1", "landsat_l2_st"]
+
+# Landsat Collection 2 Level-2 surface temperature: K = DN * 0.00341802 + 149.0, fill 0.
+L2_ST_SCALE = 0.00341802
+L2_ST_OFFSET = 149.0
+# Robust sigma floor: no sensor is calibrated better than this, so a flat field gives no huge z-scores.
+MIN_SIGMA_K = 0.5
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class LandsatL1Constants:
+    """Radiance scaling and Planck constants of one TIRS band, from the MTL file."""
+
+    band: int
+    radiance_mult: float
+    radiance_add: float
+    k1: float
+    k2: float
+
+
+def parse_mtl(path: str | Path) -> dict[str, str]:
+    """``KEY = VALUE`` pairs of a Landsat MTL text file (quotes stripped)."""
+    values: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"cannot read the MTL file ({exc.strerror})", path=path, fix="check the path") from None
+    for line in text.splitlines():
+        m = re.match(r"\s*([A-Z0-9_]+)\s*=\s*(.+?)\s*$", line)
+        if m:
+            values[m.group(1)] = m.group(2).strip('"')
+    return values
+
+
+def landsat_l1_constants(mtl_path: str | Path, band: int = 10) -> LandsatL1Constants:
+    """Read RADIANCE_MULT/ADD and K1/K2 for a TIRS band (10 or 11)."""
+    mtl = parse_mtl(mtl_path)
+    keys = {
+        "radiance_mult": f"RADIANCE_MULT_BAND_{band}",
+        "radiance_add": f"RADIANCE_ADD_BAND_{band}",
+        "k1": f"K1_CONSTANT_BAND_{band}",
+        "k2": f"K2_CONSTANT_BAND_{band}",
+    }
+    missing = [k for k in keys.values() if k not in mtl]
+    if missing:
+        raise UserError(f"MTL lacks {', '.join(missing)}", path=mtl_path, fix="use the scene's full *_MTL.txt")
+    return LandsatL1Constants(band=band, **{name: float(mtl[key]) for name, key in keys.items()})
+
+
+def landsat_l1_to_kelvin(dn: np.ndarray, c: LandsatL1Constants, nodata: float | None = 0) -> np.ndarray:
+    """Top-of-atmosphere brightness temperature: L = mult*DN + add; BT = K2 / ln(K1/L + 1)."""
+    dn = np.asarray(dn, dtype=np.float64)
+    radiance = c.radiance_mult * dn + c.radiance_add
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bt = c.k2 / np.log(c.k1 / radiance + 1.0)
+    bad = ~np.isfinite(bt) | (radiance <= 0)
+    if nodata is not None:
+        bad |= dn == nodata
+    return np.where(bad, np.nan, bt).astype(np.float32)
+
+
+def landsat_l2_st_to_kelvin(dn: np.ndarray) -> np.ndarray:
+    """Collection-2 Level-2 ST_B10 to kelvin; DN 0 is fill."""
+    dn = np.asarray(dn, dtype=np.float64)
+    return np.where(dn == 0, np.nan, dn * L2_ST_SCALE + L2_ST_OFFSET).astype(np.float32)
+
+
+def detect_thermal_kind(path: str | Path, units_tag: str | None, units_flag: str | None) -> ThermalKind:
+    """What the thermal raster holds: Landsat L1 DN (MTL beside it), L2 ST_B10, or a radiometric raster."""
+    name = Path(path).name.upper()
+    if units_flag:
+        return units_flag  # type: ignore[return-value]
+    if "ST_B10" in name:
+        return "landsat_l2_st"
+    if re.search(r"B1[01]\.TIF+$", name) and find_mtl(path) is not None:
+        return "landsat_l1"
+    tag = (units_tag or "").strip().lower()
+    if tag in ("k", "kelvin"):
+        return "kelvin"
+    if tag in ("c", "celsius", "degc", "°c"):
+        return "celsius"
+    raise UserError(
+        "the thermal raster does not say its units (no UNITS tag, not a Landsat band with its MTL)",
+        path=path,
+        fix="pass --thermal-units kelvin or --thermal-units celsius",
+    )
+
+
+def find_mtl(path: str | Path) -> Path | None:
+    """The Landsat MTL file beside a band file, if there is one."""
+    folder = Path(path).parent
+    found = sorted(folder.glob("*MTL.txt")) + sorted(folder.glob("*_MTL.TXT"))
+    return found[0] if found else None
+
+
+def landsat_band_number(path: str | Path) -> int:
+    m = re.search(r"B(1[01])\.TIF+$", Path(path).name.upper())
+    return int(m.group(1)) if m else 10
+
+
+def to_kelvin(values: np.ndarray, kind: ThermalKind, *, source: Path | None = None,
+              nodata: float | None = None) -> np.ndarray:
+    """Convert a thermal read to kelvin float32 with NaN for nodata."""
+    if kind == "landsat_l1":
+        assert source is not None
+        mtl = find_mtl(source)
+        assert mtl is not None
+        return landsat_l1_to_kelvin(values, landsat_l1_constants(mtl, landsat_band_number(source)), nodata)
+    if kind == "landsat_l2_st":
+        return landsat_l2_st_to_kelvin(values)
+    out = np.asarray(values, dtype=np.float32)
+    if nodata is not None and not np.isnan(nodata):
+        out = np.where(out == nodata, np.nan, out)
+    if kind == "celsius":
+        out = out + np.float32(273.15)
+    return out.astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True)
+class Background:
+    """Robust local background on a coarse grid: median and robust sigma (K) per coarse cell."""
+
+    median: np.ndarray
+    sigma: np.ndarray
+    step_m: float
+
+
+def robust_background(coarse_k: np.ndarray, step_m: float, window_m: float) -> Background:
+    """Median and MAD-sigma over a window of ``window_m`` metres, on a grid of ``step_m`` cells.
+
+    ``coarse_k`` are area means of the temperature per cell (NaN = nodata). A site smaller than half the
+    window leaves the median untouched, which is the point of a median.
+    """
+    size = max(3, int(round(window_m / step_m)) | 1)
+    valid = np.isfinite(coarse_k)
+    if not valid.any():
+        nan = np.full(coarse_k.shape, np.nan, dtype=np.float32)
+        return Background(nan, nan, step_m)
+    fill = float(np.nanmedian(coarse_k))
+    filled = np.where(valid, coarse_k, fill).astype(np.float32)
+    median = ndimage.median_filter(filled, size=size, mode="nearest")
+    mad = ndimage.median_filter(np.abs(filled - median), size=size, mode="nearest")
+    sigma = np.maximum(mad * MAD_TO_SIGMA, MIN_SIGMA_K).astype(np.float32)
+    return Background(median.astype(np.float32), sigma, step_m)
+
+
+def anomaly(kelvin: np.ndarray, bg_median: np.ndarray, bg_sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Excess over background (K) and robust z-score, NaN where the temperature is missing."""
+    dt = (kelvin - bg_median).astype(np.float32)
+    return dt, (dt / bg_sigma).astype(np.float32)
+
+
+def sample_grid(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear sample of a small grid at fractional (row, col) cell coordinates (cell centres at .5)."""
+    coords = np.stack([rows - 0.5, cols - 0.5])
+    return ndimage.map_coordinates(values, coords, order=1, mode="nearest").astype(np.float32)

@@ -1,0 +1,104 @@
+"""One interface, two engines: onnxruntime on the CPU (no torch) or torch on a GPU (checkpoints)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from minewatch.errors import UserError
+from minewatch.infer.model_file import (
+    CHECKPOINT_SUFFIXES,
+    file_sha256,
+    meta_from_session,
+    onnx_session,
+)
+from minewatch.model_meta import ModelMeta
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "minewatch-drone.onnx"
+
+
+class Predictor(Protocol):
+    meta: ModelMeta
+    path: Path
+    sha256: str
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) float32 -> (N, K) probabilities."""
+
+
+class OnnxPredictor:
+    """onnxruntime on the CPU: what field laptops run."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        self.path = path
+        self.session = onnx_session(path, threads=threads)
+        self.meta = meta_from_session(self.session, path)
+        self.sha256 = file_sha256(path)
+        self._input = self.session.get_inputs()[0].name
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+class TorchPredictor:
+    """A training checkpoint in eager torch, on CUDA (AMP, channels_last) or the CPU."""
+
+    def __init__(self, path: Path, device: str) -> None:
+        import torch
+
+        from minewatch.train.checkpoint import load_model
+
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda was asked for but no CUDA GPU is available", path=path,
+                            fix="use --device cpu, or export to ONNX for CPU scanning")
+        self.path = path
+        self.device = torch.device(device)
+        self.model, self.meta = load_model(path, self.device)
+        self.sha256 = file_sha256(path)
+        self._torch = torch
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                x = x.to(memory_format=torch.channels_last)
+                with torch.autocast("cuda", dtype=torch.float16):
+                    logits = self.model(x)
+            else:
+                logits = self.model(x)
+            return torch.sigmoid(logits.float()).cpu().numpy()
+
+
+def default_model_path() -> Path:
+    """The committed model shipped with the package."""
+    path = Path(str(resources.files("minewatch.models").joinpath(DEFAULT_MODEL_NAME)))
+    if not path.is_file():
+        raise UserError("no committed model found", path=path, fix="run 'make model' or pass --model")
+    return path
+
+
+def load_predictor(path: str | Path | None = None, device: str = "cpu") -> Predictor:
+    """ONNX files run in onnxruntime (CPU); checkpoints run in torch on ``device``."""
+    p = Path(path) if path is not None else default_model_path()
+    if not p.exists():
+        raise UserError("model file not found", path=p, fix="check the path, or omit --model for the default")
+    if p.suffix.lower() in CHECKPOINT_SUFFIXES:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise UserError("a checkpoint needs PyTorch, which this install lacks", path=p,
+                            fix="export it to ONNX ('minewatch export') or pip install 'minewatch[train]'") from None
+        return TorchPredictor(p, device)
+    if device == "cuda":
+        log.warning("ONNX models run on the CPU here; give a checkpoint (.pt) to use the GPU")
+    return OnnxPredictor(p, threads=int(os.environ.get("MINEWATCH_THREADS", "0")) or None)

@@ -1,0 +1,26 @@
+"""The classes minewatch recognises: the one place they are defined.
+
+Tiles are multi-label: one tile can carry several classes or none.
+"""
+
+from __future__ import annotations
+
+CLASS_DESCRIPTIONS: dict[str, str] = {
+    "container_farm": (
+        "ISO shipping containers (20 ft or 40 ft) set in regular rows with aisles, as mining farms place "
+        "them; stacked, multi-coloured container yards are look-alikes, not this class."
+    ),
+    "cooling_array": (
+        "Forced-air or evaporative cooling at mining scale: fan arrays on container ends or rooftops and "
+        "evaporative cooling walls; a few small HVAC boxes on a warehouse roof are not this class."
+    ),
+    "heat_signature": (
+        "A moderate, sustained thermal excess over the local background (about 5-30 K at drone "
+        "resolution) with the footprint of a running farm; small, very hot stacks are not this class."
+    ),
+}
+
+CLASSES: tuple[str, ...] = tuple(CLASS_DESCRIPTIONS)
+
+# Truth-only label for things an analyst must not be sent to (container yards, solar farms, ...).
+LOOKALIKE = "lookalike"

@@ -1,0 +1,30 @@
+"""The one exception type that carries a message meant for the user.
+
+Anything raised as :class:`UserError` is printed as one line (what, where, how to fix) and exits with
+status 2; every other exception is an internal error (status 1) and shows a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class UserError(Exception):
+    """Bad input: names the file, what is wrong with it and the fix."""
+
+    exit_code = 2
+
+    def __init__(self, problem: str, *, path: str | Path | None = None, fix: str | None = None) -> None:
+        self.path = str(path) if path is not None else None
+        self.problem = problem
+        self.fix = fix
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        parts = []
+        if self.path:
+            parts.append(f"{self.path}: ")
+        parts.append(self.problem.rstrip("."))
+        if self.fix:
+            parts.append(f". Fix: {self.fix.rstrip('.')}")
+        return "".join(parts) + "."

@@ -1,0 +1,69 @@
+"""The metadata a model artefact carries, so a field laptop needs that one file and nothing else.
+
+Stored as JSON under the key ``minewatch`` in the ONNX ``metadata_props`` and in training checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import Field
+
+from minewatch.config import StrictModel
+from minewatch.errors import UserError
+
+META_KEY = "minewatch"
+FORMAT_VERSION = 1
+
+
+class ThermalInput(StrictModel):
+    """How thermal enters the model: excess over a robust local background, never raw temperature."""
+
+    mode: Literal["anomaly"] = "anomaly"
+    background_m: float = Field(description="side of the local background window, metres")
+    background_gsd_m: float = Field(description="grid on which the background is estimated, metres")
+    dt_scale_k: float = Field(description="dT is divided by this before entering the model")
+    dt_clip_k: float = Field(description="dT is clipped to +-this before scaling")
+    required: bool = Field(default=False, description="False: the model was trained with thermal dropout")
+
+
+class ModelMeta(StrictModel):
+    """Everything needed to use a model: classes, inputs, normalisation, thresholds, geometry."""
+
+    format_version: int = FORMAT_VERSION
+    model_version: str = Field(description="minewatch version that trained the model")
+    backbone: str
+    classes: tuple[str, ...]
+    profile: str = Field(description="sensor profile the model was trained on")
+    optical_bands: tuple[str, ...] = Field(description="optical band names, in model input order")
+    channels: tuple[str, ...] = Field(description="all input channels, in order")
+    mean: tuple[float, ...] = Field(description="per optical band mean of reflectance")
+    std: tuple[float, ...] = Field(description="per optical band std of reflectance")
+    thresholds: dict[str, float] = Field(description="calibrated per-class decision thresholds")
+    gsd_m: float = Field(description="metres per pixel of the model grid")
+    tile_m: float = Field(description="tile side in metres")
+    stride_m: float = Field(description="default scan stride in metres")
+    tile_px: int
+    thermal: ThermalInput
+    config_sha256: str = ""
+    created: str = ""
+    metrics: dict[str, float] = Field(default_factory=dict, description="validation figures")
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "<model>") -> ModelMeta:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise UserError("model metadata is not valid JSON", path=source,
+                            fix="re-export the model with 'minewatch export'") from None
+        if data.get("format_version", 0) > FORMAT_VERSION:
+            raise UserError("model was written by a newer minewatch", path=source, fix="upgrade minewatch")
+        try:
+            return cls.model_validate(data)
+        except Exception as exc:  # pydantic ValidationError
+            raise UserError(f"model metadata is incomplete ({exc.__class__.__name__})", path=source,
+                            fix="re-export the model with 'minewatch export'") from None
