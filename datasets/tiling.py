@@ -42,8 +42,8 @@ class Tile:
 
     def bounds(self, transform: Affine) -> tuple[float, float, float, float]:
         """(minx, miny, maxx, maxy) in the grid's CRS (north-up grids)."""
-        x0, y0 = transform * (self.col_off, self.row_off)
-        x1, y1 = transform * (self.col_off + self.width, self.row_off + self.height)
+        x0, y0 = transform @ (self.col_off, self.row_off)
+        x1, y1 = transform @ (self.col_off + self.width, self.row_off + self.height)
         return min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)
 
 
@@ -84,8 +84,12 @@ def tile_polygons(tiles: Sequence[Tile], transform: Affine) -> np.ndarray:
     """Shapely polygons of the tiles in the grid's CRS (vectorised)."""
     if not tiles:
         return np.array([], dtype=object)
-    b = np.array([t.bounds(transform) for t in tiles], dtype=float)
-    return box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
+    off = np.array([(t.col_off, t.row_off, t.width, t.height) for t in tiles], dtype=float)
+    x0 = transform.c + transform.a * off[:, 0]
+    x1 = x0 + transform.a * off[:, 2]
+    y0 = transform.f + transform.e * off[:, 1]
+    y1 = y0 + transform.e * off[:, 3]
+    return box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
 
 
 def tiles_to_gdf(tiles: Sequence[Tile], transform: Affine, crs) -> gpd.GeoDataFrame:

@@ -1,0 +1,71 @@
+"""Vector labels to per-tile targets by the documented coverage rule, labels in any CRS."""
+
+import geopandas as gpd
+import pytest
+from affine import Affine
+from shapely.geometry import box
+
+from minewatch.classes import CLASSES
+from minewatch.datasets.labels import LabelRule, read_truth, tile_targets
+from minewatch.datasets.tiling import grid_tiles, tiles_to_gdf
+from minewatch.errors import UserError
+
+CRS = "EPSG:32633"
+
+
+def tiles():
+    return tiles_to_gdf(grid_tiles(256, 128, 128, 128), Affine(0.5, 0, 500000, 0, -0.5, 4000000), CRS)
+
+
+def truth(rows):
+    return gpd.GeoDataFrame([{"class": c, "dt_k": dt} for c, _, dt in rows],
+                            geometry=[g for _, g, _ in rows], crs=CRS)
+
+
+def test_container_block_labels_the_tile_holding_it_in_any_crs():
+    # Tile 0 spans x 500000..500064; a 12 x 5 m block well inside it; labels given in EPSG:4326.
+    t = truth([("container_farm", box(500010, 3999970, 500022, 3999975), None)]).to_crs(4326)
+    y = tile_targets(tiles(), t)
+    assert y.shape == (2, 3)
+    assert y[:, CLASSES.index("container_farm")].tolist() == [1, 0]
+    assert y[:, 1:].sum() == 0
+
+
+def test_grazing_corner_does_not_count_but_half_of_a_small_object_does():
+    rule = LabelRule()
+    # 40 x 40 m farm with only 2 x 40 m (80 m2... ) inside tile 1: share 5 %, area 80 m2 > 25 m2 -> positive
+    big = box(500062, 3999950, 500102, 3999990)
+    y = tile_targets(tiles(), truth([("container_farm", big, None)]), rule=rule)
+    assert y[:, 0].tolist() == [1, 1]
+    # a 1 m sliver of a big cooling wall inside tile 0 (1 x 4 m = 4 m2 < 6 m2, share < 50 %) -> negative
+    wall = box(500063, 3999960, 500080, 3999964)
+    y = tile_targets(tiles(), truth([("cooling_array", wall, None)]), rule=rule)
+    assert y[:, 1].tolist() == [0, 1]
+    # a 2 x 2 m fan box split in half -> both tiles hold 50 % of it -> positive in both
+    fan = box(500063, 3999960, 500065, 3999962)
+    y = tile_targets(tiles(), truth([("cooling_array", fan, None)]), rule=rule)
+    assert y[:, 1].tolist() == [1, 1]
+
+
+def test_heat_below_what_the_sensor_sees_is_not_a_label():
+    heat = box(500010, 3999950, 500030, 3999970)
+    y = tile_targets(tiles(), truth([("heat_signature", heat, 0.05)]))
+    assert y.sum() == 0
+    y = tile_targets(tiles(), truth([("heat_signature", heat, 8.0)]))
+    assert y[:, 2].tolist() == [1, 0]
+
+
+def test_lookalikes_never_label():
+    y = tile_targets(tiles(), truth([("lookalike", box(500000, 3999940, 500128, 4000000), None)]))
+    assert y.sum() == 0
+
+
+def test_read_truth_checks_classes(tmp_path):
+    p = tmp_path / "t.geojson"
+    gpd.GeoDataFrame({"class": ["bitcoin"]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(p)
+    with pytest.raises(UserError, match="unknown class"):
+        read_truth(p)
+    q = tmp_path / "n.geojson"
+    gpd.GeoDataFrame({"name": ["x"]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(q)
+    with pytest.raises(UserError, match="'class'"):
+        read_truth(q)
