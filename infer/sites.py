@@ -1,0 +1,241 @@
+"""Turn tile scores into candidate sites: merge positive tiles, attach evidence, rank.
+
+Pure functions (no I/O): the writers put the result on disk. Property names and types follow the
+sites.geojson table in the design notes (`SITE_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from minewatch.classes import CLASSES
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
+TILE_COLUMNS: tuple[str, ...] = ("tile_id", "row", "col", *PROB_COLUMNS, "dt_max_k", "z_max", "geometry")
+
+# Column order and pandas dtype of every site property, as in the sites.geojson table of the design notes.
+SITE_SCHEMA: dict[str, str] = {
+    "site_id": "object",
+    "rank": "int64",
+    "score": "float64",
+    "classes": "object",
+    **{c: "float64" for c in PROB_COLUMNS},
+    "n_tiles": "int64",
+    "area_m2": "float64",
+    "centroid_lon": "float64",
+    "centroid_lat": "float64",
+    "thermal_dt_max_k": "float64",
+    "thermal_z_max": "float64",
+    "scene_id": "object",
+    "acquired": "object",
+    "sensor": "object",
+    "model": "object",
+    "model_sha256": "object",
+    "run_id": "object",
+    "created": "object",
+    "review_status": "object",
+}
+SITE_COLUMNS: tuple[str, ...] = tuple(SITE_SCHEMA)
+
+# Default simplification tolerance as a share of the tile side: removes the collinear vertices and the
+# float jitter of unioned tiles without moving an outline by more than a tenth of a tile.
+SIMPLIFY_TILE_SHARE = 0.1
+# Metres per degree of latitude, only to turn a tolerance in metres into degrees for geographic scenes.
+_M_PER_DEG = 111_320.0
+
+
+def metric_crs(crs: CRS | str | int, geoms: gpd.GeoSeries | gpd.GeoDataFrame) -> CRS:
+    """A CRS in which areas in square metres are honest for ``geoms`` (given in ``crs``).
+
+    The scene CRS when it is projected in metres and not a Mercator (Web Mercator inflates areas by
+    1/cos^2(latitude): x4 at 60 degrees); otherwise the UTM zone of the geometries' centre.
+    """
+    crs = CRS.from_user_input(crs)
+    if crs.is_projected and not _is_mercator(crs):
+        unit = crs.axis_info[0].unit_name if crs.axis_info else ""
+        if unit in ("metre", "meter"):
+            return crs
+    series = geoms.geometry if isinstance(geoms, gpd.GeoDataFrame) else geoms
+    series = gpd.GeoSeries(series.values, crs=crs)
+    if series.empty or series.is_empty.all():
+        raise ValueError("cannot choose a UTM zone for empty geometries")
+    return series.estimate_utm_crs()
+
+
+def _is_mercator(crs: CRS) -> bool:
+    op = crs.coordinate_operation
+    method = op.method_name.lower() if op is not None else ""
+    return "mercator" in method and "transverse" not in method
+
+
+def empty_sites(crs: CRS | str | int | None) -> gpd.GeoDataFrame:
+    """The no-candidate result: zero rows, every site column with its dtype."""
+    data = {name: pd.Series([], dtype=dtype) for name, dtype in SITE_SCHEMA.items()}
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+
+
+def site_score(probs: Mapping[str, float], thresholds: Mapping[str, float]) -> tuple[float, list[str]]:
+    """Combined evidence of one site, 0..1, and the classes above their thresholds (in CLASSES order).
+
+    ``score = (n_above - 1 + mean(p of the classes above)) / K`` with K = len(CLASSES).
+
+    A site with n classes above threshold scores in ((n - 1 + t_min) / K, n / K], so more independent
+    kinds of evidence (containers + cooling + heat) always rank above fewer, however confident the single
+    class is (any threshold > 0); within the same number of classes, higher probabilities rank first.
+    0 when no class is above threshold.
+    """
+    above = [c for c in CLASSES if _finite(probs.get(c)) and probs[c] >= thresholds[c]]
+    if not above:
+        return 0.0, []
+    mean_p = float(np.mean([probs[c] for c in above]))
+    return (len(above) - 1 + mean_p) / len(CLASSES), above
+
+
+def _finite(value: object) -> bool:
+    return value is not None and isinstance(value, (int, float, np.floating)) and math.isfinite(value)
+
+
+def positive_mask(tiles: pd.DataFrame, thresholds: Mapping[str, float]) -> np.ndarray:
+    """Tiles where any class probability reaches its threshold (NaN is never positive)."""
+    mask = np.zeros(len(tiles), dtype=bool)
+    for c, col in zip(CLASSES, PROB_COLUMNS, strict=True):
+        p = tiles[col].to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            mask |= p >= thresholds[c]
+    return mask
+
+
+def tile_components(geoms: np.ndarray) -> np.ndarray:
+    """Connected-component label of each polygon: polygons sharing area or an edge belong together.
+
+    Tiles that meet only at a corner stay apart (their union would be a bow-tie, not one outline).
+    """
+    n = len(geoms)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    keep = left < right
+    left, right = left[keep], right[keep]
+    if len(left):
+        shared = shapely.intersection(geoms[left], geoms[right])
+        edge_or_area = (shapely.area(shared) > 0) | (shapely.length(shared) > 0)
+        left, right = left[edge_or_area], right[edge_or_area]
+    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    return labels
+
+
+def build_sites(
+    tiles: gpd.GeoDataFrame,
+    thresholds: Mapping[str, float],
+    *,
+    scene_id: str,
+    acquired: str | None,
+    sensor: str,
+    model_name: str,
+    model_sha256: str,
+    run_id: str,
+    created: str,
+    simplify_m: float | None = None,
+) -> gpd.GeoDataFrame:
+    """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
+
+    A tile is positive when any class probability reaches its threshold. Positive tiles that overlap or
+    share an edge form one site; its outline is their union, simplified by ``simplify_m`` metres
+    (default a tenth of the tile side). Evidence per site: highest tile probability per class, classes
+    whose highest probability reaches the threshold, hottest thermal excess and z-score (NaN without
+    thermal), area in a metric CRS (see `metric_crs`), centroid in lon/lat, and `site_score`.
+    Rank 1 is the highest score; ties go to the larger site, then north before south, then west before
+    east, so ranks (and ``site_id = f"{scene_id}-{rank:04d}"``) are deterministic.
+    """
+    missing = [c for c in TILE_COLUMNS if c not in tiles.columns and c != "geometry"]
+    if missing:
+        raise ValueError(f"tile scores lack columns {missing}")
+    if tiles.crs is None:
+        raise ValueError("tile scores have no CRS")
+    lacking = [c for c in CLASSES if c not in thresholds]
+    if lacking:
+        raise ValueError(f"no threshold for classes {lacking}")
+    crs = CRS.from_user_input(tiles.crs)
+
+    pos = tiles.loc[positive_mask(tiles, thresholds)]
+    if pos.empty:
+        return empty_sites(crs)
+
+    geoms = np.asarray(pos.geometry.values)
+    labels = tile_components(geoms)
+    tolerance = _tolerance(geoms, crs, simplify_m)
+
+    records = []
+    outlines = []
+    for label in np.unique(labels):
+        members = pos.iloc[np.flatnonzero(labels == label)]
+        outline = shapely.union_all(np.asarray(members.geometry.values))
+        if tolerance > 0:
+            outline = shapely.simplify(outline, tolerance, preserve_topology=True)
+        probs = {c: _nanmax(members[col]) for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)}
+        score, above = site_score(probs, thresholds)
+        outlines.append(outline)
+        records.append(
+            {
+                "score": score,
+                "classes": ",".join(above),
+                **{col: probs[c] for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)},
+                "n_tiles": len(members),
+                "thermal_dt_max_k": _nanmax(members["dt_max_k"]),
+                "thermal_z_max": _nanmax(members["z_max"]),
+            }
+        )
+
+    sites = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=outlines, crs=crs)
+    metric = sites.to_crs(metric_crs(crs, sites))
+    sites["area_m2"] = metric.geometry.area.to_numpy()
+    centroids = metric.geometry.centroid.to_crs(4326)
+    sites["centroid_lon"] = centroids.x.to_numpy()
+    sites["centroid_lat"] = centroids.y.to_numpy()
+
+    sites = sites.sort_values(
+        ["score", "area_m2", "centroid_lat", "centroid_lon"], ascending=[False, False, False, True],
+        kind="mergesort",
+    ).reset_index(drop=True)
+    sites["rank"] = np.arange(1, len(sites) + 1, dtype="int64")
+    sites["site_id"] = [f"{scene_id}-{r:04d}" for r in sites["rank"]]
+    sites["scene_id"] = scene_id
+    sites["acquired"] = acquired
+    sites["sensor"] = sensor
+    sites["model"] = model_name
+    sites["model_sha256"] = model_sha256
+    sites["run_id"] = run_id
+    sites["created"] = created
+    sites["review_status"] = "unreviewed"
+    sites = sites[[*SITE_COLUMNS, "geometry"]]
+    return sites.astype(SITE_SCHEMA)
+
+
+def _nanmax(values: pd.Series) -> float:
+    v = values.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.max()) if v.size else float("nan")
+
+
+def _tolerance(geoms: np.ndarray, crs: CRS, simplify_m: float | None) -> float:
+    """Simplification tolerance in CRS units."""
+    if simplify_m is None:
+        side = float(np.median(np.sqrt(shapely.area(geoms))))
+        return SIMPLIFY_TILE_SHARE * side
+    if simplify_m <= 0:
+        return 0.0
+    if crs.is_geographic:
+        return simplify_m / _M_PER_DEG
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    return simplify_m / (factor or 1.0)

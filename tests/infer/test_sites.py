@@ -1,0 +1,136 @@
+"""Candidate sites from tile scores: merging, evidence, score and rank."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import shapely
+
+from minewatch.classes import CLASSES
+from minewatch.infer.sites import SITE_COLUMNS, build_sites, metric_crs, site_score
+
+THR = {c: 0.5 for c in CLASSES}
+
+
+def _build(tiles, meta, thresholds=THR, **kw):
+    return build_sites(tiles, thresholds, **meta, **kw)
+
+
+def test_adjacent_tiles_merge_into_one_site(tile_factory, site_meta):
+    # an L of three edge-sharing tiles, one of them cooling only, plus hot tiles
+    probs = {(1, 1): (0.9, 0.1, 0.2), (1, 2): (0.6, 0.7, 0.1), (2, 2): (0.2, 0.1, 0.8)}
+    thermal = {(1, 1): (4.0, 2.0), (2, 2): (12.5, 6.5)}
+    tiles = tile_factory(5, 5, probs, thermal=thermal)
+    sites = _build(tiles, site_meta)
+
+    assert len(sites) == 1
+    s = sites.iloc[0]
+    assert s["n_tiles"] == 3
+    assert s["classes"] == "container_farm,cooling_array,heat_signature"
+    assert s["p_container_farm"] == pytest.approx(0.9)
+    assert s["p_cooling_array"] == pytest.approx(0.7)
+    assert s["p_heat_signature"] == pytest.approx(0.8)
+    assert s["thermal_dt_max_k"] == pytest.approx(12.5)
+    assert s["thermal_z_max"] == pytest.approx(6.5)
+    assert s["area_m2"] == pytest.approx(3 * 64 * 64)
+    # the outline is the L itself, simplified to its 6 corners
+    expected = shapely.union_all(tiles.geometry.iloc[[6, 7, 12]].values)
+    assert s.geometry.symmetric_difference(expected).area == pytest.approx(0.0, abs=1e-6)
+    assert len(s.geometry.exterior.coords) == 7
+    assert s["site_id"] == "scene_000001-0001"
+    assert s["rank"] == 1
+    assert s["review_status"] == "unreviewed"
+    assert sites.crs == tiles.crs
+    assert list(sites.columns) == [*SITE_COLUMNS, "geometry"]
+
+
+def test_diagonal_and_separate_tiles_stay_apart(tile_factory, site_meta):
+    probs = {(0, 0): (0.9, 0.0, 0.0), (1, 1): (0.8, 0.0, 0.0), (4, 4): (0.7, 0.0, 0.0)}
+    sites = _build(tile_factory(5, 5, probs), site_meta)
+    assert len(sites) == 3
+    assert sites["n_tiles"].tolist() == [1, 1, 1]
+    assert sites["p_container_farm"].tolist() == pytest.approx([0.9, 0.8, 0.7])
+    assert sites["rank"].tolist() == [1, 2, 3]
+    assert math.isnan(sites["thermal_dt_max_k"].iloc[0])
+
+
+def test_overlapping_tiles_merge(tile_factory, site_meta):
+    # stride half the tile: diagonal neighbours overlap and belong to one site
+    probs = {(0, 0): (0.9, 0.0, 0.0), (1, 1): (0.8, 0.0, 0.0)}
+    sites = _build(tile_factory(4, 4, probs, stride=32.0), site_meta)
+    assert len(sites) == 1
+    assert sites["n_tiles"].iloc[0] == 2
+    assert sites["area_m2"].iloc[0] == pytest.approx(2 * 64 * 64 - 32 * 32)
+
+
+def test_three_classes_outrank_one_confident_class(tile_factory, site_meta):
+    probs = {
+        (0, 0): (0.99, 0.0, 0.0),  # one class, very confident
+        (3, 3): (0.55, 0.52, 0.51),  # all three, barely
+        (0, 3): (0.6, 0.9, 0.0),  # two classes
+    }
+    sites = _build(tile_factory(5, 5, probs), site_meta)
+    assert sites["classes"].tolist() == [
+        "container_farm,cooling_array,heat_signature",
+        "container_farm,cooling_array",
+        "container_farm",
+    ]
+    assert sites["rank"].tolist() == [1, 2, 3]
+    assert sites["site_id"].tolist() == [f"scene_000001-{r:04d}" for r in (1, 2, 3)]
+    assert sites["score"].is_monotonic_decreasing
+    assert sites["score"].between(0, 1).all()
+    assert sites["score"].iloc[0] == pytest.approx((2 + (0.55 + 0.52 + 0.51) / 3) / 3)
+
+
+def test_site_score_orders_by_number_of_classes():
+    one = site_score({"container_farm": 1.0, "cooling_array": 0.0, "heat_signature": 0.0}, THR)[0]
+    two = site_score({"container_farm": 0.5, "cooling_array": 0.5, "heat_signature": 0.0}, THR)[0]
+    none = site_score({"container_farm": 0.1, "cooling_array": float("nan"), "heat_signature": 0.0}, THR)
+    assert two > one
+    assert none == (0.0, [])
+
+
+def test_ties_break_by_area_then_position(tile_factory, site_meta):
+    one = (0.8, 0.0, 0.0)
+    probs = {(0, 0): one, (3, 0): one, (3, 1): one, (0, 3): one}
+    sites = _build(tile_factory(5, 5, probs), site_meta)
+    assert sites["n_tiles"].tolist() == [2, 1, 1]
+    # equal score and area: the westernmost of the two single tiles (same row) comes first
+    assert sites["centroid_lon"].iloc[1] < sites["centroid_lon"].iloc[2]
+    again = _build(tile_factory(5, 5, probs).iloc[::-1], site_meta)
+    assert again["site_id"].tolist() == sites["site_id"].tolist()
+    assert all(a.equals(b) for a, b in zip(again.geometry, sites.geometry, strict=True))
+
+
+def test_no_positive_tiles_gives_empty_frame(tile_factory, site_meta):
+    sites = _build(tile_factory(3, 3), site_meta)
+    assert sites.empty
+    assert list(sites.columns) == [*SITE_COLUMNS, "geometry"]
+    assert sites.crs == "EPSG:32633"
+    assert sites["rank"].dtype == np.int64
+
+
+def test_area_and_centroid_from_geographic_tiles(tile_factory, site_meta):
+    utm_tiles = tile_factory(3, 3, {(1, 1): (0.9, 0.0, 0.0), (1, 2): (0.9, 0.0, 0.0)})
+    geo_tiles = utm_tiles.to_crs(4326)
+    utm_site = _build(utm_tiles, site_meta).iloc[0]
+    geo_site = _build(geo_tiles, site_meta, simplify_m=0).iloc[0]
+    assert utm_site["area_m2"] == pytest.approx(2 * 64 * 64)
+    assert geo_site["area_m2"] == pytest.approx(2 * 64 * 64, rel=2e-3)
+    assert geo_site["centroid_lon"] == pytest.approx(utm_site["centroid_lon"], abs=1e-6)
+    assert geo_site["centroid_lat"] == pytest.approx(utm_site["centroid_lat"], abs=1e-6)
+    assert 14.9 < utm_site["centroid_lon"] < 15.1 and 49.5 < utm_site["centroid_lat"] < 49.7
+
+
+def test_metric_crs_refuses_web_mercator_areas(tile_factory):
+    tiles = tile_factory(1, 1).to_crs(3857)
+    crs = metric_crs(tiles.crs, tiles)
+    assert crs.to_epsg() == 32633
+    assert metric_crs("EPSG:32633", tile_factory(1, 1)).to_epsg() == 32633
+
+
+def test_missing_threshold_is_refused(tile_factory, site_meta):
+    with pytest.raises(ValueError, match="heat_signature"):
+        _build(tile_factory(1, 1), site_meta, thresholds={"container_farm": 0.5, "cooling_array": 0.5})
