@@ -1,0 +1,119 @@
+"""The torch dataset over scene folders: targets once, lazy handles, balanced sampling, band checks."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from tiny_scenes import make_scene
+
+from minewatch.datasets.features import InputSpec
+from minewatch.datasets.labels import LabelRule
+from minewatch.datasets.profiles import load_profile
+from minewatch.errors import UserError
+from minewatch.model_meta import ThermalInput
+from minewatch.train.dataset import (
+    BalancedSampler,
+    SceneReader,
+    TileDataset,
+    check_bands,
+    expected_positive_rate,
+    find_scenes,
+    index_scenes,
+    normalisation_stats,
+    sample_weights,
+)
+from minewatch.train.loop import train_from_config
+
+BANDS = ("red", "green", "blue")
+THERMAL = ThermalInput(background_m=100, background_gsd_m=25, dt_scale_k=10, dt_clip_k=40)
+
+
+def _reader():
+    return SceneReader(load_profile("drone"), 0.5, 100.0, 25.0)
+
+
+def _index(folder):
+    return index_scenes(find_scenes([folder]), _reader(), tile_m=16, stride_m=16, tile_px=32, bands=BANDS,
+                        rule=LabelRule())
+
+
+def test_dataset_reads_windows_with_targets_and_pickles_without_handles(tiny_scenes):
+    index = _index(tiny_scenes / "train")
+    assert len(index) == 3 and all(len(s.tiles) == 36 for s in index)
+    mean, std = normalisation_stats(index, _reader(), BANDS, n_tiles=20, seed=0)
+    spec = InputSpec(BANDS, mean, std, THERMAL, 32)
+    ds = TileDataset(index, spec, _reader(), cache_mb=10)
+    assert len(ds) == 108 and ds.targets.shape == (108, 3)
+    assert ds.targets[:, 0].sum() > 0 and ds.targets[:, 1].sum() > 0 and ds.targets[:, 2].sum() > 0
+    x, y = ds[0]
+    assert x.shape == (5, 32, 32) and y.shape == (3,)
+    assert float(x[4].mean()) > 0.9  # thermal_valid: these scenes have thermal (its grid is offset)
+    # farm windows are warm: their thermal excess beats the background's
+    farm = int(np.flatnonzero(ds.targets[:, 2])[0])
+    assert float(ds[farm][0][3].max()) > float(ds[int(np.flatnonzero(ds.targets.sum(1) == 0)[0])][0][3].max())
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._scenes == {} and clone._cache == {}
+    assert np.array_equal(clone[5][0].numpy(), ds[5][0].numpy())
+    ds.close()
+    clone.close()
+
+
+def test_normalisation_stats_match_the_pixels(tiny_scenes):
+    index = _index(tiny_scenes / "val")
+    mean, std = normalisation_stats(index, _reader(), BANDS, n_tiles=10_000, seed=0)
+    with _reader().open(index[0].files, thermal=False) as scene:
+        pixels = np.concatenate([scene.read_optical(t, BANDS).reshape(3, -1) for t in index[0].tiles], axis=1)
+    with _reader().open(index[1].files, thermal=False) as scene:
+        more = np.concatenate([scene.read_optical(t, BANDS).reshape(3, -1) for t in index[1].tiles], axis=1)
+    allpix = np.concatenate([pixels, more], axis=1)
+    assert np.allclose(mean, np.nanmean(allpix, axis=1), atol=1e-5)
+    assert np.allclose(std, np.nanstd(allpix, axis=1), atol=1e-5)
+
+
+def test_band_count_mismatch_is_a_user_error_naming_the_bands(tmp_path):
+    make_scene(tmp_path / "rgbn", 5, bands=4, n_sites=1)
+    with pytest.raises(UserError, match=r"4 optical band\(s\) \(red, green, blue, nir\).*takes 3 \(red, green, blue\)"):
+        _index(tmp_path / "rgbn")
+    with pytest.raises(UserError, match="extra nir"):
+        check_bands(("red", "green", "blue", "nir"), BANDS, "x")
+
+
+def test_training_on_scenes_of_another_band_count_fails_before_training(tmp_path):
+    make_scene(tmp_path / "train" / "a", 5, bands=4, n_sites=1)
+    make_scene(tmp_path / "val" / "b", 6, bands=4, n_sites=1)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data:\n  train_scenes: [{tmp_path / 'train'}]\n  val_scenes: [{tmp_path / 'val'}]\n"
+                   "model: {tile_m: 16}\n")
+    with pytest.raises(UserError, match="band mismatch.*nir"):
+        train_from_config(cfg, out=tmp_path / "run", device="cpu")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_balanced_weights_favour_rare_classes():
+    targets = np.zeros((100, 3), np.uint8)
+    targets[:5, 0] = 1  # rare
+    targets[5:35, 1] = 1
+    w = sample_weights(targets, 1.0)
+    rate = expected_positive_rate(targets, w)
+    assert rate[0] == pytest.approx(1 / 3) and rate[1] == pytest.approx(1 / 3) and rate[2] == 0
+    assert np.allclose(expected_positive_rate(targets, sample_weights(targets, 0.0)), [0.05, 0.30, 0.0])
+
+
+def test_sampler_is_epoch_seeded_and_shards_one_sequence():
+    w = np.ones(50)
+    s = BalancedSampler(w, num_samples=40, seed=3)
+    s.set_epoch(1)
+    first = list(s)
+    assert list(s) == first and len(first) == 40
+    s.set_epoch(2)
+    assert list(s) != first
+    s.set_epoch(1)
+    ranks = [BalancedSampler(w, num_samples=40, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    for r in ranks:
+        r.set_epoch(1)
+    a, b = list(ranks[0]), list(ranks[1])
+    assert len(a) == len(b) == 20
+    merged = [x for pair in zip(a, b, strict=True) for x in pair]
+    assert merged == first

@@ -1,0 +1,103 @@
+"""Training-time augmentation of multi-band float32 tiles (H, W, C) with albumentations.
+
+Geometry (flips, 90-degree turns, small scale/rotation) moves ALL channels together, so optical and
+thermal stay registered. Photometry (per-band brightness/contrast, noise, blur, haze) touches the
+OPTICAL bands only: thermal excess is a physical quantity in kelvin, and jittering it would teach the
+model that a 10 K farm can look like a 3 K one. Photometric transforms run in reflectance units (the
+normalisation is undone and redone), because albumentations clips float images to 0..1.
+Thermal dropout zeroes ``thermal_dt`` and ``thermal_valid`` so the model also scores scenes without
+thermal, exactly as :func:`minewatch.datasets.features.assemble` presents them.
+
+Every call takes a seed: the same seed gives the same augmentation in any process, which makes
+training reproducible and resumable whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from minewatch.datasets.features import THERMAL_CHANNELS
+from minewatch.train.config import AugmentConfig
+
+
+def _reseed(transforms: Sequence[A.BasicTransform | A.BaseCompose], seed: int) -> None:
+    """Seed each transform from its own stream (albumentations would give all of them the same seed,
+    which makes e.g. the horizontal and the vertical flip fire together)."""
+    states = np.random.SeedSequence(seed).generate_state(len(transforms))
+    for transform, state in zip(transforms, states, strict=True):
+        transform.set_random_seed(int(state))
+
+
+class TileAugmenter:
+    """Augments model-input tiles (H, W, C) whose first ``len(mean)`` channels are normalised optical."""
+
+    def __init__(self, cfg: AugmentConfig, channels: Sequence[str], mean: Sequence[float],
+                 std: Sequence[float]) -> None:
+        self.cfg = cfg
+        self.channels = tuple(channels)
+        self.n_optical = len(mean)
+        if self.channels[self.n_optical:] != THERMAL_CHANNELS[: len(self.channels) - self.n_optical]:
+            raise ValueError(f"channels {self.channels} do not end in {THERMAL_CHANNELS} after the optical")
+        self.thermal_idx = [self.channels.index(c) for c in THERMAL_CHANNELS if c in self.channels]
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        reflect = cv2.BORDER_REFLECT_101
+        self.geometric = [
+            A.HorizontalFlip(p=cfg.flip_p),
+            A.VerticalFlip(p=cfg.flip_p),
+            A.RandomRotate90(p=cfg.rotate90_p),
+            A.Affine(scale=cfg.scale, rotate=(-cfg.rotate_deg, cfg.rotate_deg), border_mode=reflect,
+                     interpolation=cv2.INTER_LINEAR, p=cfg.affine_p),
+        ]
+        self.band = A.RandomBrightnessContrast(brightness_limit=cfg.brightness, contrast_limit=cfg.contrast,
+                                               p=cfg.band_p)
+        self.optical = [
+            A.GaussNoise(std_range=cfg.noise_std, per_channel=True, p=cfg.noise_p),
+            A.GaussianBlur(sigma_limit=cfg.blur_sigma, blur_limit=0, p=cfg.blur_p),
+        ]
+
+    def __call__(self, image: np.ndarray, seed: int) -> np.ndarray:
+        """A new augmented (H, W, C) float32 array; ``image`` is left untouched."""
+        if image.ndim != 3 or image.shape[2] != len(self.channels):
+            raise ValueError(f"expected (H, W, {len(self.channels)}) input, got {image.shape}")
+        x = np.ascontiguousarray(image, dtype=np.float32).copy()
+        if not self.cfg.enabled:
+            return x
+        geo_seed, photo_seed, band_seed, own_seed = np.random.SeedSequence(seed).generate_state(4)
+        rng = np.random.default_rng(int(own_seed))
+        x = self._photometric(x, int(photo_seed), int(band_seed), rng)
+        _reseed(self.geometric, int(geo_seed))
+        for transform in self.geometric:
+            x = transform(image=x)["image"]
+        if self.thermal_idx and rng.random() < self.cfg.thermal_dropout_p:
+            x[:, :, self.thermal_idx] = 0.0
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _photometric(self, x: np.ndarray, photo_seed: int, band_seed: int,
+                     rng: np.random.Generator) -> np.ndarray:
+        """Brightness/contrast per band, noise, blur and haze on the optical slice, in reflectance units."""
+        n = self.n_optical
+        refl = x[:, :, :n] * self.std + self.mean
+        # Keep bright pixels (satellite reflectance can exceed 1) by scaling into albumentations' 0..1.
+        top = max(1.0, float(refl.max(initial=0.0)))
+        work = np.clip(refl / top, 0.0, 1.0).astype(np.float32)
+        before = work.copy()
+        self.band.set_random_seed(band_seed)
+        for b in range(n):
+            work[:, :, b : b + 1] = self.band(image=np.ascontiguousarray(work[:, :, b : b + 1]))["image"]
+        _reseed(self.optical, photo_seed)
+        for transform in self.optical:
+            work = transform(image=work)["image"]
+        if rng.random() < self.cfg.haze_p:
+            weight = rng.uniform(*self.cfg.haze_strength)
+            veil = rng.uniform(0.6, 0.9)
+            work = work * (1 - weight) + veil * weight
+        if np.array_equal(work, before):  # nothing fired: keep the exact input values
+            return x
+        x[:, :, :n] = ((work * top) - self.mean) / self.std
+        return x
+

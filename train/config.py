@@ -1,0 +1,211 @@
+"""The training configuration: one YAML file, every field documented, unknown keys refused.
+
+Scenes come either as a list of scene folders (``optical.tif``, optional ``thermal.tif``,
+``truth.geojson``) or as a spec of generated scenes. Validation always uses other scenes than training:
+tiles of one scene are strongly correlated, so validating on tiles of training scenes overstates skill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from minewatch.config import StrictModel, load_config, resolve_config
+from minewatch.datasets.labels import LabelRule
+from minewatch.datasets.scene import DEFAULT_BACKGROUND_M
+from minewatch.errors import UserError
+from minewatch.train.models import BACKBONES, DEFAULT_BACKBONE
+
+Backbone = Literal[
+    "resnet18", "resnet34", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"
+]
+assert set(Backbone.__args__) == set(BACKBONES)  # type: ignore[attr-defined]
+
+DEMO_SEED = 2026
+"""Seed of the scene ``minewatch demo`` shows: never trained or validated on."""
+
+
+class GeneratedScenes(StrictModel):
+    """Scenes made by ``minewatch synth`` (cached and reused when already present)."""
+
+    seed: int = Field(description="seed of the first scene; scene k uses seed + k")
+    count: int = Field(ge=1, description="number of scenes")
+    profile: str | None = Field(None, description="sensor profile (default: model.profile)")
+    size: int | None = Field(None, ge=64, description="optical raster side in pixels (default: the recipe's)")
+    recipe: str | None = Field(None, description="synthetic-scene recipe name or YAML (default: built-in)")
+
+    @property
+    def seeds(self) -> range:
+        return range(self.seed, self.seed + self.count)
+
+
+SceneSource = list[Path] | GeneratedScenes
+
+
+class DataConfig(StrictModel):
+    """Where training and validation scenes come from and how tiles are drawn from them."""
+
+    train_scenes: SceneSource = Field(description="scene folders, or a generated-scenes spec")
+    val_scenes: SceneSource = Field(description="other scenes (or seeds) than training, for validation")
+    data_dir: Path | None = Field(
+        None, description="cache of generated scenes (default: <run folder>/data); reused when present"
+    )
+    train_stride_m: float | None = Field(
+        None, gt=0, description="stride of training windows, metres (default: model.stride_m)"
+    )
+    max_nodata: float = Field(0.5, ge=0, le=1, description="skip windows with more missing pixels than this")
+    norm_tiles: int = Field(256, ge=1, description="windows sampled to estimate per-band mean and std")
+    samples_per_epoch: int | None = Field(
+        None, ge=1, description="windows drawn per epoch (default: the number of training windows)"
+    )
+    balance: float = Field(
+        0.5, ge=0, le=1,
+        description="sampler balancing: window weight = 1 / count(group)^balance, group = rarest positive "
+                    "class or 'none'; 0 = natural frequencies, 1 = every group equally often",
+    )
+    cache: bool = Field(
+        True, description="keep assembled windows in memory after the first read (small data sets only)"
+    )
+    cache_max_mb: float = Field(2048, gt=0, description="memory limit of that cache per process, MB")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> DataConfig:
+        tr, va = self.train_scenes, self.val_scenes
+        if isinstance(tr, GeneratedScenes) and isinstance(va, GeneratedScenes):
+            overlap = set(tr.seeds) & set(va.seeds)
+            if overlap and (tr.profile, tr.size, tr.recipe) == (va.profile, va.size, va.recipe):
+                raise ValueError(f"validation seeds overlap training seeds ({min(overlap)}...)")
+        elif isinstance(tr, list) and isinstance(va, list):
+            same = {p.resolve() for p in tr} & {p.resolve() for p in va}
+            if same:
+                raise ValueError(f"scene folder(s) in both training and validation: {sorted(map(str, same))}")
+        return self
+
+
+class ModelConfig(StrictModel):
+    """Backbone and the geometry of the model's input."""
+
+    backbone: Backbone = Field(DEFAULT_BACKBONE, description="torchvision backbone (never downloaded)")
+    profile: str = Field("drone", description="sensor profile: band names, scaling, model GSD")
+    tile_m: float = Field(64.0, gt=0, description="window side in metres")
+    stride_m: float | None = Field(None, gt=0, description="default scan stride in metres (default: tile_m)")
+    gsd_m: float | None = Field(None, gt=0, description="model grid, metres/pixel (default: the profile's)")
+
+
+class OptimConfig(StrictModel):
+    """AdamW with linear warm-up and cosine decay, stepped per batch."""
+
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW decoupled weight decay")
+    epochs: int = Field(10, ge=1, description="maximum number of epochs")
+    batch_size: int = Field(32, ge=1, description="windows per step (per process under DDP)")
+    warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up length, epochs")
+    min_lr_ratio: float = Field(0.02, ge=0, le=1, description="final learning rate as a share of the peak")
+    grad_clip: float | None = Field(5.0, gt=0, description="clip the gradient norm to this (None: off)")
+
+
+class LossConfig(StrictModel):
+    """Multi-label loss and its answer to class imbalance."""
+
+    kind: Literal["bce", "focal"] = Field("bce", description="binary cross-entropy or focal loss")
+    pos_weight: Literal["auto"] | list[float] | None = Field(
+        "auto",
+        description="BCE weight of positives per class; 'auto' = negatives/positives as the sampler draws "
+                    "them, clipped to max_pos_weight; None = 1",
+    )
+    max_pos_weight: float = Field(20.0, ge=1, description="upper bound of an automatic pos_weight")
+    focal_gamma: float = Field(2.0, ge=0, description="focal loss focusing exponent")
+    focal_alpha: float | None = Field(0.25, ge=0, le=1, description="focal weight of positives (None: off)")
+
+
+class AugmentConfig(StrictModel):
+    """Training-time augmentation. Geometry moves all channels together; photometry touches optical only."""
+
+    enabled: bool = Field(True, description="switch all augmentation off (validation never augments)")
+    flip_p: float = Field(0.5, ge=0, le=1, description="probability of a horizontal and of a vertical flip")
+    rotate90_p: float = Field(0.5, ge=0, le=1, description="probability of a random multiple of 90 degrees")
+    affine_p: float = Field(0.3, ge=0, le=1, description="probability of a small scale/rotation")
+    scale: tuple[float, float] = Field((0.9, 1.1), description="affine scale range")
+    rotate_deg: float = Field(10.0, ge=0, le=45, description="affine rotation range, +- degrees")
+    band_p: float = Field(0.5, ge=0, le=1, description="per optical band: probability of brightness/contrast")
+    brightness: float = Field(0.08, ge=0, le=0.5, description="per-band additive brightness, reflectance")
+    contrast: float = Field(0.15, ge=0, le=0.9, description="per-band relative contrast change")
+    noise_p: float = Field(0.2, ge=0, le=1, description="probability of Gaussian sensor noise (optical)")
+    noise_std: tuple[float, float] = Field((0.003, 0.02), description="noise sigma range, reflectance units")
+    blur_p: float = Field(0.1, ge=0, le=1, description="probability of a Gaussian blur (optical)")
+    blur_sigma: tuple[float, float] = Field((0.3, 1.0), description="blur sigma range, pixels")
+    haze_p: float = Field(0.1, ge=0, le=1, description="probability of haze, a blend toward a bright veil")
+    haze_strength: tuple[float, float] = Field((0.05, 0.3), description="haze blend weight range")
+    thermal_dropout_p: float = Field(
+        0.3, ge=0, le=1,
+        description="probability of zeroing thermal_dt and thermal_valid (thermal-less scenes stay scorable)",
+    )
+
+
+class EarlyStopConfig(StrictModel):
+    """Stop when validation mAP has not improved for a while."""
+
+    patience: int | None = Field(4, ge=1, description="epochs without gain before stopping (None: off)")
+    min_delta: float = Field(1e-3, ge=0, description="smallest mAP gain that counts as an improvement")
+
+
+class ThermalConfig(StrictModel):
+    """How thermal enters the model (recorded in the model metadata, used identically by scan)."""
+
+    background_m: float = Field(DEFAULT_BACKGROUND_M, gt=0, description="local background window, metres")
+    background_gsd_m: float | None = Field(
+        None, gt=0, description="grid of the background estimate, metres (default: background_m / 4)"
+    )
+    dt_scale_k: float = Field(10.0, gt=0, description="thermal excess is divided by this, kelvin")
+    dt_clip_k: float = Field(40.0, gt=0, description="thermal excess is clipped to +- this first, kelvin")
+
+
+class TrainConfig(StrictModel):
+    """A whole training run."""
+
+    name: str = Field("minewatch", description="run name, recorded in logs")
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    loss: LossConfig = LossConfig()
+    augmentation: AugmentConfig = AugmentConfig()
+    early_stopping: EarlyStopConfig = EarlyStopConfig()
+    thermal: ThermalConfig = ThermalConfig()
+    labels: LabelRule = Field(default_factory=LabelRule, description="which tiles count as positive")
+    seed: int = Field(0, description="seeds weights, sampling and augmentation: equal seeds, equal runs")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: read in the main process)")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="auto = cuda > mps > cpu")
+    amp: bool = Field(True, description="mixed precision (CUDA only; ignored elsewhere)")
+    channels_last: bool = Field(True, description="NHWC memory format (CUDA only; ignored elsewhere)")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
+
+    def sha256(self) -> str:
+        """Hash of the validated config, recorded in the model metadata."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @model_validator(mode="after")
+    def _demo_seed(self) -> TrainConfig:
+        for src in (self.data.train_scenes, self.data.val_scenes):
+            if isinstance(src, GeneratedScenes) and DEMO_SEED in src.seeds:
+                raise ValueError(f"generated scenes include the demo seed {DEMO_SEED}; pick other seeds")
+        return self
+
+
+def load_train_config(name_or_path: str | Path) -> tuple[TrainConfig, Path]:
+    """A training preset by name (``smoke``, ``default``) or a YAML path, and the file it came from.
+
+    Relative scene folders and ``data_dir`` are taken relative to the working directory, like paths on the
+    command line.
+    """
+    path = resolve_config(name_or_path, "train")
+    cfg = load_config(path, TrainConfig)
+    if isinstance(cfg.data.train_scenes, list) and not cfg.data.train_scenes:
+        raise UserError("data.train_scenes is empty", path=path, fix="list scene folders or a generated spec")
+    if isinstance(cfg.data.val_scenes, list) and not cfg.data.val_scenes:
+        raise UserError("data.val_scenes is empty", path=path, fix="list scene folders or a generated spec")
+    return cfg, path

@@ -1,0 +1,364 @@
+"""The torch dataset: windows of many scene folders, read on the fly through :mod:`minewatch.datasets`.
+
+Each scene is indexed once (its windows and their multi-label targets, from ``truth.geojson`` with one
+spatial-index query per class); pixels are read per item through the same
+:func:`~minewatch.datasets.features.tile_input` that ``scan`` uses, so training and inference see
+identical inputs. Raster handles are opened lazily inside each process (DataLoader workers included)
+and never pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from minewatch.classes import CLASSES
+from minewatch.datasets.features import InputSpec, channel_names, tile_input
+from minewatch.datasets.labels import LabelRule, read_truth, tile_targets
+from minewatch.datasets.profiles import SensorProfile
+from minewatch.datasets.scene import Scene
+from minewatch.datasets.tiles_job import plan_tiles
+from minewatch.datasets.tiling import Tile, tiles_to_gdf
+from minewatch.errors import UserError
+from minewatch.progress import progress
+from minewatch.train.augment import TileAugmenter
+from minewatch.train.config import GeneratedScenes
+
+log = logging.getLogger(__name__)
+
+OPTICAL_NAMES = ("optical.tif", "optical.tiff")
+THERMAL_NAMES = ("thermal.tif", "thermal.tiff")
+TRUTH_NAMES = ("truth.geojson", "labels.geojson", "truth.gpkg", "labels.gpkg")
+
+
+@dataclass(frozen=True)
+class SceneFiles:
+    """The files of one scene folder."""
+
+    folder: Path
+    optical: Path
+    thermal: Path | None
+    truth: Path | None
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> SceneFiles:
+        def first(names: Sequence[str]) -> Path | None:
+            return next((folder / n for n in names if (folder / n).is_file()), None)
+
+        optical = first(OPTICAL_NAMES)
+        if optical is None:
+            raise UserError("not a scene folder (no optical.tif)", path=folder,
+                            fix="give folders from 'minewatch synth' or with optical.tif + truth.geojson")
+        return cls(folder, optical, first(THERMAL_NAMES), first(TRUTH_NAMES))
+
+
+def find_scenes(paths: Sequence[Path]) -> list[SceneFiles]:
+    """Scene folders from a list of paths; a path may also be a folder of scene folders."""
+    found: list[SceneFiles] = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_dir():
+            raise UserError("scene folder not found", path=p, fix="check the path in data.*_scenes")
+        if any((p / n).is_file() for n in OPTICAL_NAMES):
+            found.append(SceneFiles.from_folder(p))
+            continue
+        subs = sorted(d for d in p.iterdir() if d.is_dir() and any((d / n).is_file() for n in OPTICAL_NAMES))
+        if not subs:
+            raise UserError("no scene folders here (none holds optical.tif)", path=p,
+                            fix="give scene folders written by 'minewatch synth' or your own labelled scenes")
+        found.extend(SceneFiles.from_folder(d) for d in subs)
+    return found
+
+
+# ---------------------------------------------------------------------------------------- generated scenes
+def generated_folder(spec: GeneratedScenes, data_dir: Path, profile: str) -> Path:
+    """Cache folder of generated scenes: one per (profile, size, recipe), seeds side by side inside."""
+    key = json.dumps({"profile": spec.profile or profile, "size": spec.size, "recipe": spec.recipe},
+                     sort_keys=True)
+    return data_dir / f"synth-{spec.profile or profile}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def ensure_generated(spec: GeneratedScenes, data_dir: Path, profile: str) -> list[Path]:
+    """Scene folders for every seed of ``spec``, generating the missing ones (reused when present).
+
+    Each scene is generated in a temporary folder and moved into place, so an interrupted run never
+    leaves a half-written scene that a later run would reuse.
+    """
+    from minewatch.datasets.synth import generate_scenes
+
+    folder = generated_folder(spec, data_dir, profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = {s: folder / f"scene_{s:06d}" for s in spec.seeds}
+    missing = [s for s, f in wanted.items() if not (f / "scene.json").is_file()]
+    if missing:
+        log.info("generating %d scene(s) into %s", len(missing), folder)
+    for seed in progress(missing, total=len(missing), desc="generating scenes", unit="scene"):
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".gen-") as tmp:
+            made = generate_scenes(Path(tmp), seed=seed, count=1, profile=spec.profile or profile,
+                                   recipe=spec.recipe, size=spec.size)
+            target = wanted[seed]
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(made[0], target)
+    return [wanted[s] for s in spec.seeds]
+
+
+# ---------------------------------------------------------------------------------------- indexing
+@dataclass(frozen=True)
+class SceneWindows:
+    """One scene's training windows and their targets (n_windows, n_classes)."""
+
+    files: SceneFiles
+    tiles: tuple[Tile, ...]
+    targets: np.ndarray
+    band_names: tuple[str, ...]
+
+
+def check_bands(found: Sequence[str], expected: Sequence[str], where: Path | str, *,
+                what: str = "model") -> None:
+    """Refuse data whose optical bands are not the model's, naming both."""
+    if tuple(found) != tuple(expected):
+        missing = [b for b in expected if b not in found]
+        extra = [b for b in found if b not in expected]
+        detail = []
+        if missing:
+            detail.append(f"missing {', '.join(missing)}")
+        if extra:
+            detail.append(f"extra {', '.join(extra)}")
+        if not detail:
+            detail.append("other order")
+        raise UserError(
+            f"band mismatch: the data has {len(found)} optical band(s) ({', '.join(found)}), "
+            f"the {what} takes {len(expected)} ({', '.join(expected)}); {'; '.join(detail)}",
+            path=where,
+            fix="use scenes of the model's sensor profile, or set model.profile to the data's profile",
+        )
+
+
+@dataclass(frozen=True)
+class SceneReader:
+    """How scenes are opened: the same arguments in the indexing process and in every worker."""
+
+    profile: SensorProfile
+    gsd_m: float
+    background_m: float
+    background_gsd_m: float
+
+    def open(self, files: SceneFiles, *, thermal: bool = True) -> Scene:
+        return Scene.open(files.optical, files.thermal if thermal else None, profile=self.profile,
+                          gsd_m=self.gsd_m, background_m=self.background_m,
+                          background_step_m=self.background_gsd_m)
+
+
+def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride_m: float, tile_px: int,
+                bands: Sequence[str], rule: LabelRule, classes: Sequence[str] = CLASSES,
+                max_nodata: float = 0.5) -> SceneWindows:
+    """Windows of one scene (nodata-filtered) and their targets, computed once."""
+    with reader.open(files, thermal=False) as scene:  # the thermal background is not needed to index
+        check_bands(scene.band_names, bands, files.optical)
+        plan = plan_tiles(scene, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px)
+        tiles = [t for t in plan.tiles if scene.nodata_fraction(t) <= max_nodata]
+        if files.truth is not None and tiles:
+            gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
+            targets = tile_targets(gdf, read_truth(files.truth), classes, rule)
+        else:
+            if files.truth is None:
+                log.warning("%s: no truth.geojson; all windows are negatives", files.folder)
+            targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
+        return SceneWindows(files, tuple(tiles), targets, tuple(scene.band_names))
+
+
+def index_scenes(scenes: Sequence[SceneFiles], reader: SceneReader, *, desc: str = "indexing",
+                 **kwargs) -> list[SceneWindows]:
+    out = [index_scene(f, reader, **kwargs)
+           for f in progress(scenes, total=len(scenes), desc=desc, unit="scene")]
+    n = sum(len(s.tiles) for s in out)
+    if n == 0:
+        raise UserError(f"no usable windows in {len(scenes)} scene(s)",
+                        path=scenes[0].folder if scenes else None,
+                        fix="check the scenes are larger than one tile and not mostly nodata")
+    return out
+
+
+def normalisation_stats(index: Sequence[SceneWindows], reader: SceneReader, bands: Sequence[str], *,
+                        n_tiles: int, seed: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band mean and std of reflectance over a random sample of windows (computed once per run)."""
+    pairs = [(i, j) for i, s in enumerate(index) for j in range(len(s.tiles))]
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(pairs), size=min(n_tiles, len(pairs)), replace=False).tolist())
+    total = np.zeros(len(bands))
+    total_sq = np.zeros(len(bands))
+    count = np.zeros(len(bands))
+    by_scene: dict[int, list[int]] = {}
+    for k in pick:
+        i, j = pairs[k]
+        by_scene.setdefault(i, []).append(j)
+    for i, js in progress(by_scene.items(), total=len(by_scene), desc="band statistics", unit="scene"):
+        with reader.open(index[i].files, thermal=False) as scene:
+            for j in js:
+                x = scene.read_optical(index[i].tiles[j], tuple(bands)).astype(np.float64)
+                valid = np.isfinite(x)
+                total += np.where(valid, x, 0).sum(axis=(1, 2))
+                total_sq += np.where(valid, x * x, 0).sum(axis=(1, 2))
+                count += valid.sum(axis=(1, 2))
+    if not count.all():
+        raise UserError("no valid optical pixels in the sampled windows", path=index[0].files.folder,
+                        fix="check the optical rasters and their nodata value")
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+    std = np.maximum(std, 1e-3)  # a constant band must not blow up after normalisation
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+# ---------------------------------------------------------------------------------------- dataset
+class TileDataset(Dataset):
+    """Windows of many scenes as (input (C, H, W) float32, target (K,) float32) pairs.
+
+    Items are plain indices (validation) or ``(index, seed)`` pairs from :class:`BalancedSampler`
+    (training: the seed drives the augmentation, so it is identical in any worker and after a resume).
+    """
+
+    def __init__(self, index: Sequence[SceneWindows], spec: InputSpec, reader: SceneReader, *,
+                 augmenter: TileAugmenter | None = None, cache_mb: float = 0.0) -> None:
+        self.index = list(index)
+        self.spec = spec
+        self.reader = reader
+        self.augmenter = augmenter
+        self.items = [(i, j) for i, s in enumerate(self.index) for j in range(len(s.tiles))]
+        self.targets = (np.concatenate([s.targets for s in self.index], axis=0) if self.index
+                        else np.zeros((0, len(CLASSES)), np.uint8))
+        self.channels = channel_names(spec.optical_bands)
+        self.cache_mb = cache_mb
+        self._scenes: dict[int, Scene] = {}
+        self._cache: dict[int, np.ndarray] = {}
+        self._cache_bytes = 0
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getstate__(self) -> dict:
+        # Raster handles and cached pixels never cross a process boundary; each worker opens its own.
+        state = self.__dict__.copy()
+        state["_scenes"], state["_cache"], state["_cache_bytes"] = {}, {}, 0
+        return state
+
+    def _scene(self, i: int) -> Scene:
+        if self._pid != os.getpid():  # forked worker: the parent's handles are not ours
+            self._scenes, self._cache, self._cache_bytes, self._pid = {}, {}, 0, os.getpid()
+        scene = self._scenes.get(i)
+        if scene is None:
+            scene = self._scenes[i] = self.reader.open(self.index[i].files)
+        return scene
+
+    def read(self, k: int) -> np.ndarray:
+        """Un-augmented model input of item ``k``, (C, H, W) float32."""
+        cached = self._cache.get(k)
+        if cached is not None and self._pid == os.getpid():
+            return cached
+        i, j = self.items[k]
+        x = tile_input(self._scene(i), self.index[i].tiles[j], self.spec)
+        if self._cache_bytes + x.nbytes <= self.cache_mb * 1e6:
+            x.setflags(write=False)
+            self._cache[k] = x
+            self._cache_bytes += x.nbytes
+        return x
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        k, seed = (key, None) if isinstance(key, int | np.integer) else key
+        x = self.read(int(k))
+        if self.augmenter is not None and seed is not None:
+            x = self.augmenter(x.transpose(1, 2, 0), int(seed)).transpose(2, 0, 1)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return torch.from_numpy(x.copy() if not x.flags.writeable else x), torch.from_numpy(
+            self.targets[int(k)].astype(np.float32))
+
+    def close(self) -> None:
+        for scene in reversed(list(self._scenes.values())):
+            _close_scene(scene)
+        self._scenes.clear()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            if self._pid == os.getpid():
+                self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _close_scene(scene: Scene) -> None:
+    """Close a scene's rasters. Each Scene holds a rasterio.Env for its lifetime and rasterio keeps one
+    environment per thread, so scenes closed in another order than opened find it already gone: the
+    files are closed by then, only the environment bookkeeping complains."""
+    from rasterio.errors import EnvError
+
+    try:
+        scene.close()
+    except EnvError:
+        log.debug("GDAL environment already gone when closing %s", scene.optical_path)
+
+
+# ---------------------------------------------------------------------------------------- sampling
+def sample_weights(targets: np.ndarray, balance: float) -> np.ndarray:
+    """Per-window sampling weight: 1 / count(group)^balance, group = rarest positive class or 'none'.
+
+    With ``balance`` = 1 every group is drawn equally often, so a class seen in 1 % of windows is not
+    drowned by the other 99 %; 0 keeps natural frequencies.
+    """
+    t = np.asarray(targets, dtype=bool)
+    n, k = t.shape
+    counts = t.sum(axis=0).astype(float)
+    rank = np.where(t, counts[None, :], np.inf)
+    group = np.where(t.any(axis=1), np.argmin(rank, axis=1), k)
+    group_counts = np.bincount(group, minlength=k + 1).astype(float)
+    return (group_counts[group] ** -balance).astype(np.float64) if n else np.zeros(0)
+
+
+def expected_positive_rate(targets: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Share of positives per class among windows drawn with ``weights`` (for an automatic pos_weight)."""
+    w = np.asarray(weights, dtype=float)
+    return (w[:, None] * np.asarray(targets, dtype=float)).sum(axis=0) / max(w.sum(), 1e-12)
+
+
+class BalancedSampler(Sampler):
+    """Weighted sampling with replacement (like ``WeightedRandomSampler``), epoch-seeded and shardable.
+
+    The draw of epoch ``e`` depends only on (seed, e): a resumed run draws exactly what the uninterrupted
+    run would have, and under DDP every rank draws the same sequence and keeps its own stride of it.
+    Each item is ``(index, augmentation seed)``.
+    """
+
+    def __init__(self, weights: np.ndarray, *, num_samples: int, seed: int, rank: int = 0,
+                 world_size: int = 1) -> None:
+        if len(weights) == 0:
+            raise ValueError("no windows to sample")
+        self.weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+        self.per_rank = -(-num_samples // world_size)
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + self.epoch)
+        total = self.per_rank * self.world_size
+        idx = torch.multinomial(self.weights, total, replacement=True, generator=g)
+        seeds = torch.randint(0, 2**31 - 1, (total,), generator=g)
+        for i in range(self.rank, total, self.world_size):
+            yield int(idx[i]), int(seeds[i])
+
