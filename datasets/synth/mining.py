@@ -1,0 +1,352 @@
+"""Mining sites in true sizes: container farms, warehouse halls with fan arrays, hidden sheds.
+
+Each builder returns a :class:`Site` in its own frame (``a`` along the long axis, ``b`` across,
+centred on 0, 0); :func:`minewatch.datasets.synth.objects.place_site` moves it into the scene.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import shapely
+from shapely.geometry import Polygon, box
+
+from minewatch.datasets.synth.objects import (
+    Layer,
+    Palette,
+    Part,
+    Plume,
+    Site,
+    Tex,
+    TooSmall,
+    Truth,
+    circle,
+    log_int,
+    pick,
+    plume_core,
+    rect,
+    ring,
+    rint,
+    uni,
+)
+from minewatch.datasets.synth.recipe import MiningSpec
+
+FORTY_FT = (12.19, 2.44)
+TWENTY_FT = (6.06, 2.44)
+HEIGHT_STD, HEIGHT_HC = 2.59, 2.90
+
+
+def _abox(a0: float, a1: float, b0: float, b1: float) -> Polygon:
+    """Axis-aligned box between two a and two b values in any order."""
+    return box(min(a0, a1), min(b0, b1), max(a0, a1), max(b0, b1))
+
+
+def _bounds(parts: list[Part]) -> tuple[float, float, float, float]:
+    return shapely.total_bounds([p.geom for p in parts])  # type: ignore[return-value]
+
+
+def substation(rng: np.random.Generator, pal: Palette, spec_transformers: tuple[int, int], heat_k: float,
+               site_bounds: tuple[float, float, float, float]) -> list[Part]:
+    """Gravel yard with transformers, a control container and a fence, beside one side of a site."""
+    a0, b0, a1, b1 = site_bounds
+    n = rint(rng, spec_transformers)
+    length, width = 7.0 + 4.0 * n + uni(rng, (0, 4)), uni(rng, (8, 14))
+    gap = uni(rng, (3, 8))
+    side = int(rng.integers(4))
+    if side == 0:
+        ca, cb = uni(rng, (a0 + length / 2, max(a0 + length / 2, a1 - length / 2))), b1 + gap + width / 2
+        yard = rect(ca, cb, length, width)
+    elif side == 1:
+        ca, cb = uni(rng, (a0 + length / 2, max(a0 + length / 2, a1 - length / 2))), b0 - gap - width / 2
+        yard = rect(ca, cb, length, width)
+    elif side == 2:
+        ca, cb = a1 + gap + width / 2, uni(rng, (b0 + length / 2, max(b0 + length / 2, b1 - length / 2)))
+        yard = rect(ca, cb, width, length)
+    else:
+        ca, cb = a0 - gap - width / 2, uni(rng, (b0 + length / 2, max(b0 + length / 2, b1 - length / 2)))
+        yard = rect(ca, cb, width, length)
+    along_a = side < 2
+    parts = [pal.part(rng, "gravel", yard, layer=Layer.GROUND, texture=Tex.GRAVEL, height_m=0.0)]
+    parts.append(pal.part(rng, "fence", ring(yard.buffer(-0.4, join_style="mitre"), 0.18), height_m=2.0,
+                          layer=Layer.MARK))
+    step = (length - 5.0) / n
+    for i in range(n):
+        off = -length / 2 + 3.0 + step * (i + 0.5)
+        ta, tb = (ca + off, cb - width * 0.12) if along_a else (ca - width * 0.12, cb + off)
+        tl, tw = uni(rng, (2.4, 3.4)), uni(rng, (1.8, 2.4))
+        geom = rect(ta, tb, tl, tw, 0.0 if along_a else math.pi / 2)
+        parts.append(pal.part(rng, "transformer", geom, height_m=uni(rng, (2.4, 3.2)), texture=Tex.FINS,
+                              angle=0.0 if along_a else math.pi / 2, period_m=0.35, heat_k=heat_k,
+                              snow_free=heat_k > 2))
+    # control room: a small white container on the far side of the yard
+    ka, kb = (ca, cb + width * 0.3) if along_a else (ca + width * 0.3, cb)
+    parts.append(pal.part(rng, "container_white", rect(ka, kb, 6.06, 2.44, 0.0 if along_a else math.pi / 2),
+                          height_m=HEIGHT_STD, texture=Tex.RIBS, period_m=0.6,
+                          angle=0.0 if along_a else math.pi / 2))
+    return parts
+
+
+def _site_pad(rng: np.random.Generator, pal: Palette, parts: list[Part], margin: float) -> Part:
+    a0, b0, a1, b1 = _bounds(parts)
+    mat = "gravel" if rng.random() < 0.65 else "concrete"
+    return pal.part(rng, mat, box(a0 - margin, b0 - margin, a1 + margin, b1 + margin), layer=Layer.GROUND,
+                    texture=Tex.GRAVEL if mat == "gravel" else Tex.FLAT)
+
+
+def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
+                   max_extent_m: float) -> Site:
+    """Containers side by side in blocks, blocks in a grid with aisles; hot aisles face each other."""
+    cf, heat = spec.container_farm, spec.heat
+    clen, cwid = FORTY_FT if rng.random() < cf.forty_ft_probability else TWENTY_FT
+    chgt = HEIGHT_HC if rng.random() < cf.high_cube_probability else HEIGHT_STD
+    n = log_int(rng, cf.n_containers)
+    gap, aisle_a, aisle_b = uni(rng, cf.side_gap_m), uni(rng, cf.aisle_m), uni(rng, cf.aisle_m)
+    style = pick(rng, cf.fan_styles)
+    walls = rng.random() < cf.cooling_wall_probability
+    wall_depth = uni(rng, cf.cooling_wall_depth_m)
+    per_block = rint(rng, cf.per_block)
+    aspect = uni(rng, (0.3, 1.2))  # wanted extent_a / extent_b
+    end_extra = (1.0 if style == "hood" else 0.0) + (wall_depth if walls else 0.0)
+    while True:
+        per_block = max(1, min(per_block, n))
+        n_blocks = math.ceil(n / per_block)
+        block_w = per_block * cwid + (per_block - 1) * gap
+        unit_a = clen + end_extra
+        best = None
+        for n_a in range(1, n_blocks + 1):
+            n_b = math.ceil(n_blocks / n_a)
+            ext_a = n_a * unit_a + (n_a - 1) * aisle_a
+            ext_b = n_b * block_w + (n_b - 1) * aisle_b
+            score = abs(math.log(ext_a / ext_b / aspect))
+            if best is None or score < best[0]:
+                best = (score, n_a, n_b, ext_a, ext_b)
+        _, n_a, n_b, ext_a, ext_b = best
+        if max(ext_a, ext_b) + 25 <= max_extent_m:
+            break
+        if n <= 2:
+            raise TooSmall(f"{max_extent_m:.0f} m offered")
+        n = max(1, int(n * 0.75))
+        per_block = max(1, int(per_block * 0.85))
+
+    colour_name = pick(rng, cf.colours)
+    base = pal.refl(rng, colour_name)
+    fan_d = uni(rng, cf.fan_diameter_m)
+    n_fans = rint(rng, cf.fans_per_container)
+    roof_k = uni(rng, heat.roof_k) * load if running else 0.0
+    exhaust_k = uni(rng, heat.exhaust_k) * load if running else 0.0
+    fan_k = uni(rng, heat.fan_k) * load if running else 0.0
+    evap_k = uni(rng, heat.evaporative_k) if running and walls else 0.0
+    site = Site(kind="container_farm", mining=True, running=running)
+    parts: list[Part] = []
+    sources: list[tuple[float, float]] = []
+    placed = 0
+    for ia in range(n_a):
+        a_c = -ext_a / 2 + ia * (unit_a + aisle_a) + unit_a / 2
+        # exhaust end: rows 0|1 face each other across a hot aisle, 1|2 share a cold aisle
+        sign = 1.0 if ia % 2 == 0 else -1.0
+        if n_a == 1:
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+        # container centre along a, leaving room for the hood on the exhaust end and wall on the intake
+        shift = ((1.0 if style == "hood" else 0.0) * -sign + (wall_depth if walls else 0.0) * sign) / 2
+        ca = a_c + shift
+        for ib in range(n_b):
+            if placed >= n:
+                break
+            k = min(per_block, n - placed)
+            b_start = -ext_b / 2 + ib * (block_w + aisle_b)
+            for j in range(k):
+                cb = b_start + j * (cwid + gap) + cwid / 2
+                odd = rng.random() < cf.odd_colour_probability
+                refl = pal.refl(rng, pick(rng, cf.colours)) if odd else np.clip(
+                    base * (1 + cf.colour_jitter * rng.standard_normal()), 0.01, 0.98).astype(np.float32)
+                body = rect(ca, cb, clen, cwid)
+                parts.append(pal.part(rng, colour_name, body, refl=refl, height_m=chgt, texture=Tex.RIBS,
+                                      period_m=0.65, angle=0.0, heat_k=roof_k, snow_free=running))
+                end = ca + sign * clen / 2
+                if style == "roof":
+                    fa = end - sign * (fan_d / 2 + 0.35)
+                    fan_geoms = [circle(fa, cb - cwid / 2 + (f + 0.5) * cwid / n_fans, fan_d / 2, 14)
+                                 for f in range(n_fans)]
+                    fan_h = chgt + 0.3
+                else:
+                    hood = rect(end + sign * 0.5, cb, 1.0, cwid * 0.92)
+                    parts.append(pal.part(rng, "hood", hood, height_m=chgt - 0.3, layer=Layer.STRUCTURE,
+                                          heat_k=exhaust_k, snow_free=running))
+                    d = min(fan_d, cwid / n_fans * 0.9) * 0.8
+                    fan_geoms = [circle(end + sign * 0.5, cb - cwid / 2 + (f + 0.5) * cwid / n_fans, d / 2, 12)
+                                 for f in range(n_fans)]
+                    fan_h = chgt - 0.2
+                for g in fan_geoms:
+                    parts.append(pal.part(rng, "fan", g, height_m=fan_h, layer=Layer.ROOF, texture=Tex.FAN,
+                                          heat_k=fan_k, snow_free=True))
+                # hot aisle: warm ground in front of the exhaust end (thermal only)
+                warm = rect(end + sign * (1.0 + (1.0 if style == "hood" else 0.0)), cb, 2.0, cwid + gap)
+                parts.append(pal.part(rng, "gravel", warm, layer=Layer.GROUND, heat_k=exhaust_k * 0.8,
+                                      optical=False))
+                sources.append((end + sign * 1.5, cb))
+            placed += k
+            b_end = b_start + k * cwid + (k - 1) * gap
+            block = box(ca - clen / 2, b_start, ca + clen / 2, b_end)
+            site.truth.append(Truth(block, "container_farm", "container_farm", n_containers=k, running=running))
+            # fans (roof or hood) along the exhaust end form one cooling array per block
+            end = ca + sign * clen / 2
+            if style == "roof":
+                fan_strip = _abox(end, end - sign * (fan_d + 0.7), b_start, b_end)
+            else:
+                fan_strip = _abox(end, end + sign * 1.0, b_start, b_end)
+            site.truth.append(Truth(fan_strip, "cooling_array", "container_farm", n_containers=k, running=running))
+            if walls:
+                intake = ca - sign * clen / 2
+                wall = _abox(intake, intake - sign * wall_depth, b_start, b_end)
+                parts.append(pal.part(rng, "pad_wet" if running else "pad_dry", wall, height_m=chgt - 0.2,
+                                      texture=Tex.PAD, period_m=0.25, angle=math.pi / 2, heat_k=evap_k))
+                site.truth.append(Truth(wall, "cooling_array", "container_farm", n_containers=k,
+                                        running=running))
+    bounds = _bounds(parts)
+    if rng.random() < cf.substation_probability:
+        tk = uni(rng, heat.transformer_k) * load if running else 0.0
+        parts.extend(substation(rng, pal, cf.transformers, tk, bounds))
+    parts.insert(0, _site_pad(rng, pal, parts, uni(rng, cf.pad_margin_m)))
+    site.parts = parts
+    if running:
+        site.plumes.append(Plume(np.array(sources), uni(rng, heat.plume_k) * load, uni(rng, heat.plume_length_m),
+                                 uni(rng, heat.plume_width_m)))
+    site.params = {
+        "n_containers": placed, "container_length_m": clen, "container_height_m": chgt, "blocks": n_a * n_b,
+        "per_block": per_block, "gap_m": round(gap, 2), "aisle_m": [round(aisle_a, 2), round(aisle_b, 2)],
+        "fan_style": style, "fans_per_container": n_fans, "cooling_walls": walls, "colour": colour_name,
+        "roof_k": round(roof_k, 2), "exhaust_k": round(exhaust_k, 2), "fan_k": round(fan_k, 2),
+    }
+    return site
+
+
+def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
+                   max_extent_m: float) -> Site:
+    """A hall with rows of roof fans, an evaporative wall along one long side and a substation."""
+    wf, heat = spec.warehouse_farm, spec.heat
+    if max_extent_m < 40:
+        raise TooSmall(f"{max_extent_m:.0f} m offered")
+    length = min(uni(rng, wf.length_m), max_extent_m - 25)
+    width = min(uni(rng, wf.width_m), max(8.0, length * 0.8))
+    height = uni(rng, wf.height_m)
+    roof = pick(rng, wf.roofs)
+    roof_k = uni(rng, heat.roof_k) * load if running else 0.0
+    fan_k = uni(rng, heat.fan_k) * load if running else 0.0
+    site = Site(kind="warehouse_farm", mining=True, running=running)
+    hall = rect(0, 0, length, width)
+    gable = rng.random() < 0.4
+    parts = [pal.part(rng, roof, hall, height_m=height, texture=Tex.GABLE if gable else Tex.RIBS,
+                      period_m=uni(rng, (0.8, 1.2)), angle=0.0 if gable else math.pi / 2, heat_k=roof_k,
+                      snow_free=running)]
+    rows = rint(rng, wf.fan_rows)
+    pitch, fan_d = uni(rng, wf.fan_spacing_m), uni(rng, wf.fan_diameter_m)
+    pitch = max(pitch, fan_d + 0.3)
+    n_along = max(2, int((length - 4) / pitch))
+    sources = []
+    for r in range(rows):
+        fb = -width / 2 + width * (r + 1) / (rows + 1)
+        a_start = -(n_along - 1) * pitch / 2
+        fans = []
+        for i in range(n_along):
+            fa = a_start + i * pitch
+            g = circle(fa, fb, fan_d / 2, 14)
+            fans.append(g)
+            parts.append(pal.part(rng, "fan", g, height_m=height + 0.4, layer=Layer.ROOF, texture=Tex.FAN,
+                                  heat_k=fan_k, snow_free=True))
+            if i % 3 == 0:
+                sources.append((fa, fb))
+        # housing frame under the fans (a raised curb), drawn as a hood strip
+        strip = box(a_start - fan_d / 2 - 0.3, fb - fan_d / 2 - 0.3, -a_start + fan_d / 2 + 0.3,
+                    fb + fan_d / 2 + 0.3)
+        parts.insert(1, pal.part(rng, "hood", strip, height_m=height + 0.2, layer=Layer.ROOF,
+                                 heat_k=fan_k * 0.6, snow_free=running))
+        site.truth.append(Truth(strip, "cooling_array", "warehouse_farm", running=running))
+    walls = rng.random() < wf.cooling_wall_probability
+    if walls:
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        wall = box(-length / 2 + 1, min(side * width / 2, side * (width / 2 + 1.2)), length / 2 - 1,
+                   max(side * width / 2, side * (width / 2 + 1.2)))
+        evap_k = uni(rng, heat.evaporative_k) if running else 0.0
+        parts.append(pal.part(rng, "pad_wet" if running else "pad_dry", wall, height_m=height * 0.6,
+                              texture=Tex.PAD, period_m=0.25, angle=0.0, heat_k=evap_k))
+        site.truth.append(Truth(wall, "cooling_array", "warehouse_farm", running=running))
+        # the exhaust side opposite the wall is warm
+        warm = box(-length / 2, min(-side * width / 2, -side * (width / 2 + 3)), length / 2,
+                   max(-side * width / 2, -side * (width / 2 + 3)))
+        parts.append(pal.part(rng, "gravel", warm, layer=Layer.GROUND, heat_k=uni(rng, heat.exhaust_k) * load * 0.6
+                              if running else 0.0, optical=False))
+    bounds = _bounds(parts)
+    if rng.random() < wf.substation_probability:
+        tk = uni(rng, heat.transformer_k) * load if running else 0.0
+        parts.extend(substation(rng, pal, (1, 3), tk, bounds))
+    parts.insert(0, _site_pad(rng, pal, parts, uni(rng, (3.0, 10.0))))
+    site.parts = parts
+    if running:
+        site.plumes.append(Plume(np.array(sources), uni(rng, heat.plume_k) * load, uni(rng, heat.plume_length_m),
+                                 uni(rng, heat.plume_width_m)))
+    site.params = {"hall_m": [round(length, 1), round(width, 1)], "height_m": round(height, 1), "roof": roof,
+                   "fan_rows": rows, "fans": rows * n_along, "cooling_wall": walls,
+                   "roof_k": round(roof_k, 2), "fan_k": round(fan_k, 2)}
+    return site
+
+
+def hidden_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
+                max_extent_m: float) -> Site:
+    """An ordinary shed or house that is warm: the roof and a vent or two are the only clues."""
+    hf, heat = spec.hidden_farm, spec.heat
+    length, width = uni(rng, hf.length_m), uni(rng, hf.width_m)
+    height = uni(rng, hf.height_m)
+    roof = pick(rng, hf.roofs)
+    roof_k = uni(rng, hf.roof_k) * load if running else 0.0
+    site = Site(kind="hidden_farm", mining=True, running=running)
+    house = rect(0, 0, length, width)
+    gable = roof.startswith("roof_tile") or roof == "roof_slate" or rng.random() < 0.5
+    parts = [pal.part(rng, "garden" if rng.random() < 0.5 else "gravel",
+                      rect(0, 0, length + uni(rng, (6, 16)), width + uni(rng, (6, 14))), layer=Layer.GROUND),
+             pal.part(rng, roof, house, height_m=height, texture=Tex.GABLE if gable else Tex.RIBS,
+                      period_m=0.9, angle=0.0 if gable else math.pi / 2, heat_k=roof_k, snow_free=running)]
+    vents = rint(rng, hf.vents)
+    fan_k = uni(rng, heat.fan_k) * load if running else 0.0
+    sources = []
+    for _ in range(vents):
+        va, vb = uni(rng, (-length / 2 + 1, length / 2 - 1)), uni(rng, (-width / 2 + 1, width / 2 - 1))
+        parts.append(pal.part(rng, "fan", circle(va, vb, uni(rng, (0.25, 0.45)), 10), height_m=height + 0.3,
+                              layer=Layer.ROOF, texture=Tex.FAN, heat_k=fan_k, snow_free=True))
+        sources.append((va, vb))
+    # a wall exhaust warms the ground on one side
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    warm = box(-length / 2, min(side * width / 2, side * (width / 2 + 2.5)), length / 2,
+               max(side * width / 2, side * (width / 2 + 2.5)))
+    parts.append(pal.part(rng, "gravel", warm, layer=Layer.GROUND, heat_k=roof_k * 0.7, optical=False))
+    sources.append((0.0, side * (width / 2 + 1)))
+    site.parts = parts
+    if running:
+        site.plumes.append(Plume(np.array(sources), uni(rng, heat.plume_k) * load * 0.6,
+                                 uni(rng, heat.plume_length_m) * 0.5, uni(rng, heat.plume_width_m) * 0.7))
+    site.params = {"building_m": [round(length, 1), round(width, 1)], "roof": roof, "vents": vents,
+                   "roof_k": round(roof_k, 2)}
+    return site
+
+
+BUILDERS = {"container_farm": container_farm, "warehouse_farm": warehouse_farm, "hidden_farm": hidden_farm}
+
+
+def build_mining_site(rng: np.random.Generator, kind: str, spec: MiningSpec, pal: Palette,
+                      max_extent_m: float) -> Site:
+    """A mining site of ``kind`` with its running state and load drawn from the recipe."""
+    running = kind == "hidden_farm" or rng.random() < spec.running_probability
+    load = uni(rng, spec.heat.load) if running else 0.0
+    site = BUILDERS[kind](rng, spec, pal, running=running, load=load, max_extent_m=max_extent_m)
+    site.params["load"] = round(load, 3)
+    return site
+
+
+def heat_footprint(site: Site, wind: tuple[float, float]) -> Polygon | None:
+    """The warm area of a running site: hull of its heated parts and the core of its plumes."""
+    geoms = [p.geom for p in site.heated_parts(1.0)]
+    geoms += [plume_core(pl, wind) for pl in site.plumes if len(pl.sources)]
+    if not geoms:
+        return None
+    return shapely.convex_hull(shapely.union_all(geoms)).buffer(1.0, quad_segs=4)
+

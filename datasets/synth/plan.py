@@ -1,0 +1,393 @@
+"""The scene plan: every random choice of a scene, made before any pixel is drawn.
+
+Where and when, sun and wind, atmosphere, the thermal grid, the landscape, the sites and their
+placement. Rendering only reads the plan, so tests can inspect what a seed produces without
+rendering (and a seed always produces the same plan).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import shapely
+from shapely.geometry import Polygon, box
+
+import minewatch
+from minewatch.datasets.profiles import SensorProfile
+from minewatch.datasets.synth.background import Background, open_background
+from minewatch.datasets.synth.geo import Frame, When, pick_region, pick_time, utm_frame
+from minewatch.datasets.synth.landcover import LandcoverPlan, make_landcover
+from minewatch.datasets.synth.lookalikes import build_lookalike
+from minewatch.datasets.synth.mining import build_mining_site, heat_footprint
+from minewatch.datasets.synth.noise import CoarseField, fractal_field
+from minewatch.datasets.synth.objects import Layer, Palette, Part, Site, TooSmall, Truth, place_site, uni
+from minewatch.datasets.synth.recipe import SensorLook, SynthRecipe
+
+GENERATOR_VERSION = f"{minewatch.__version__}+synth.1"
+
+
+@dataclass(frozen=True)
+class ThermalGrid:
+    """Delivered thermal grid and the finer simulation grid, both in local metres."""
+
+    gsd_m: float
+    footprint_m: float
+    origin_u: float  # top-left corner of the delivered grid (negative: it starts before the optical)
+    origin_v: float
+    width: int
+    height: int
+    sim_gsd_m: float
+    sim_u0: float
+    sim_v0: float
+    sim_width: int
+    sim_height: int
+
+
+@dataclass
+class Atmos:
+    haze: float
+    haze_colour: np.ndarray
+    clouds: CoarseField | None  # > 0 where cloudy (opacity ramps over ``cloud_soft``)
+    cloud_soft: float
+    cloud_shift: tuple[float, float]  # ground -> cloud offset towards the sun, metres
+    cloud_cover: float
+    cloud_shadow_light: float
+    cloud_refl: float
+    cloud_temperature_k: float
+
+    def opacity(self, us: np.ndarray, vs: np.ndarray, shifted: bool) -> np.ndarray | None:
+        if self.clouds is None:
+            return None
+        du, dv = self.cloud_shift if shifted else (0.0, 0.0)
+        f = self.clouds.sample(us + du, vs + dv)
+        return np.clip(f / self.cloud_soft, 0, 1)
+
+
+@dataclass
+class ScenePlan:
+    scene_id: str
+    seed: int
+    profile: SensorProfile
+    recipe: SynthRecipe
+    look: SensorLook
+    width: int
+    height: int
+    gsd_m: float
+    frame: Frame
+    region: str
+    when: When
+    snow: bool
+    air_k: float
+    solar_load: float
+    sun_uv: tuple[float, float]  # unit vector towards the sun in the local frame (u east, v south)
+    shadow_per_m: tuple[float, float]  # shadow offset per metre of height
+    wind_uv: tuple[float, float]
+    exposure: float
+    atmos: Atmos
+    thermal: ThermalGrid
+    landcover: LandcoverPlan
+    sites: list[Site]
+    parts: list[Part]  # draw order (furniture and sites), ids are index + 1
+    valid: Polygon | None  # None = every pixel valid
+    background: Background | None
+    render_seed: np.random.SeedSequence
+    collar: bool = False
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def optical_transform(self):
+        return self.frame.grid_transform(0.0, 0.0, self.gsd_m)
+
+    @property
+    def thermal_transform(self):
+        t = self.thermal
+        return self.frame.grid_transform(t.origin_u, t.origin_v, t.gsd_m)
+
+    @property
+    def extent_m(self) -> tuple[float, float]:
+        return self.width * self.gsd_m, self.height * self.gsd_m
+
+    def truth(self) -> list[tuple[Site, Truth]]:
+        return [(s, t) for s in self.sites for t in s.truth]
+
+
+def _count(rng: np.random.Generator, pair: tuple[int, int], scale: float, minimum: int) -> int:
+    raw = rng.integers(pair[0], pair[1] + 1) * scale
+    n = int(math.floor(raw) + (rng.random() < raw - math.floor(raw)))
+    return max(n, minimum)
+
+
+def _kinds(rng: np.random.Generator, weights: dict[str, float], n: int, distinct: bool) -> list[str]:
+    names = sorted(k for k, w in weights.items() if w > 0)
+    if not names or n <= 0:
+        return []
+    w = np.array([weights[k] for k in names], float)
+    if distinct and n <= len(names):
+        idx = rng.choice(len(names), size=n, replace=False, p=w / w.sum())
+    else:
+        idx = rng.choice(len(names), size=n, replace=True, p=w / w.sum())
+    return [names[int(i)] for i in idx]
+
+
+def _thermal_grid(rng: np.random.Generator, profile: SensorProfile, look: SensorLook, gsd: float,
+                  width_m: float, height_m: float) -> ThermalGrid:
+    spec = profile.thermal
+    g = spec.gsd_m if spec else gsd * 4
+    fp = max(spec.footprint_m if spec else g, g)
+    # offset by a fraction of an optical pixel so no thermal edge lands on an optical edge
+    steps = max(1, int(g / gsd))
+    ou = (int(rng.integers(0, steps)) + uni(rng, (0.25, 0.75))) * gsd
+    ov = (int(rng.integers(0, steps)) + uni(rng, (0.25, 0.75))) * gsd
+    ou, ov = ou % g, ov % g
+    tw = math.ceil((width_m + ou) / g)
+    th = math.ceil((height_m + ov) / g)
+    sim = min(fp / look.thermal_supersample, look.thermal_max_sim_gsd_m)
+    sim = max(gsd, round(sim / gsd) * gsd)
+    pad = (fp - g) / 2 + 2 * sim
+    su0 = math.floor((-ou - pad) / sim) * sim
+    sv0 = math.floor((-ov - pad) / sim) * sim
+    sw = math.ceil((tw * g - ou + pad - su0) / sim) + 1
+    sh = math.ceil((th * g - ov + pad - sv0) / sim) + 1
+    return ThermalGrid(g, fp, -ou, -ov, tw, th, sim, su0, sv0, sw, sh)
+
+
+def _collar(rng: np.random.Generator, recipe: SynthRecipe, w_m: float, h_m: float) -> Polygon | None:
+    if rng.random() >= recipe.scene.nodata_collar_probability:
+        return None
+    f = uni(rng, recipe.scene.collar_fraction)
+    ins = rng.uniform(0, f, 8) * np.array([w_m, h_m] * 4)
+    ins[int(rng.integers(8))] = f * (w_m if rng.integers(2) else h_m)  # at least one deep side
+    pts = [(ins[0], ins[1]), (w_m - ins[2], ins[3]), (w_m - ins[4], h_m - ins[5]), (ins[6], h_m - ins[7])]
+    return Polygon(pts)
+
+
+def _sample_points(poly: Polygon) -> np.ndarray:
+    a0, b0, a1, b1 = poly.bounds
+    gu, gv = np.meshgrid(np.linspace(a0, a1, 6), np.linspace(b0, b1, 6))
+    pts = np.column_stack([gu.ravel(), gv.ravel()])
+    inside = shapely.contains_xy(poly, pts[:, 0], pts[:, 1])
+    return np.vstack([pts[inside], np.asarray(poly.exterior.coords)])
+
+
+def _union(geoms: list[Polygon]):
+    if not geoms:
+        return None
+    u = shapely.union_all(geoms)
+    shapely.prepare(u)
+    return u
+
+
+def _place(rng: np.random.Generator, site: Site, allowed: Polygon, keepout: list[Polygon],
+           others: list[Polygon], lc: LandcoverPlan, spacing: float, tries: int) -> bool:
+    """Try random positions and angles; move the site there when its footprint fits.
+
+    The footprint must lie inside ``allowed``, off ``keepout`` (roads, villages) and at least
+    ``spacing`` from the ``others`` (sites placed before), and not on water.
+    """
+    fp = site.footprint(0.0)
+    a0, b0, a1, b1 = allowed.bounds
+    if a1 - a0 < 2 or b1 - b0 < 2:
+        return False
+    blocked, near = _union(keepout), _union(others)
+    shapely.prepare(allowed)
+    for _ in range(tries):
+        ang = uni(rng, (0, 2 * math.pi))
+        cu, cv = uni(rng, (a0, a1)), uni(rng, (b0, b1))
+        c, s = math.cos(ang), math.sin(ang)
+        cand = shapely.transform(fp, lambda xy, c=c, s=s, cu=cu, cv=cv: np.column_stack(
+            [cu + xy[:, 0] * c - xy[:, 1] * s, cv + xy[:, 0] * s + xy[:, 1] * c]))
+        if not allowed.contains(cand):
+            continue
+        if blocked is not None and blocked.intersects(cand):
+            continue
+        if near is not None and near.intersects(cand.buffer(spacing)):
+            continue
+        if lc.water_at(_sample_points(cand)).any():
+            continue
+        place_site(site, cu, cv, ang)
+        return True
+    return False
+
+
+def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: int | None = None,
+              background: Path | None = None) -> ScenePlan:
+    """Every random choice of scene ``seed``: pure, no I/O except reading a background's header."""
+    ss = np.random.SeedSequence(seed)
+    children = ss.spawn(5)
+    r_where, r_land, r_sites, r_bg = (np.random.default_rng(s) for s in children[:4])
+    render_seed = children[4]
+    scene_id = f"synth-{seed:06d}"
+    gsd = profile.optical.gsd_m
+    look = recipe.sensor(profile.name)
+    pal = Palette(recipe.materials)
+    size = size or recipe.scene.size_px
+
+    bg: Background | None = None
+    if background is not None:
+        bg = open_background(Path(background), gsd, size, r_bg)
+        frame, width, height = bg.frame, bg.width, bg.height
+        region_name, region = "background", recipe.scene.regions[0]
+        lon, lat = frame.lon, frame.lat
+    else:
+        width = height = size
+        region = pick_region(r_where, recipe.scene.regions)
+        region_name = region.name
+        lon, lat = uni(r_where, region.lon), uni(r_where, region.lat)
+        frame = utm_frame(lon, lat, width * gsd, height * gsd)
+    w_m, h_m = width * gsd, height * gsd
+    when = pick_time(r_where, recipe.scene, recipe.landcover.seasons, lon, lat)
+    season = recipe.landcover.seasons[when.season]
+    snow = when.season == "winter" and r_where.random() < region.snow_probability and bg is None
+    air_k = uni(r_where, season.air_temperature_k)
+    if snow:
+        air_k = min(air_k, 272.0)
+    elev = math.radians(when.sun_elevation_deg)
+    az = math.radians(when.sun_azimuth_deg)
+    sun_uv = (math.sin(az), -math.cos(az))
+    shadow_len = 1.0 / math.tan(max(elev, math.radians(5)))
+    shadow_per_m = (-sun_uv[0] * shadow_len, -sun_uv[1] * shadow_len)
+    wind_ang = uni(r_where, (0, 2 * math.pi))
+    wind_uv = (math.cos(wind_ang), math.sin(wind_ang))
+    exposure = uni(r_where, look.exposure) if bg is None else 1.0  # a real background keeps its tones
+
+    atm = recipe.atmosphere
+    haze = uni(r_where, atm.haze)
+    cloudy = r_where.random() < atm.cloud_probability
+    thermal = _thermal_grid(r_where, profile, look, gsd, w_m, h_m)
+    ext = (min(thermal.sim_u0, 0.0), min(thermal.sim_v0, 0.0),
+           max(thermal.sim_u0 + thermal.sim_width * thermal.sim_gsd_m, w_m),
+           max(thermal.sim_v0 + thermal.sim_height * thermal.sim_gsd_m, h_m))
+    clouds, cover, shift = None, 0.0, (0.0, 0.0)
+    cloud_soft = 0.35
+    if cloudy:
+        cover = uni(r_where, atm.cloud_cover)
+        scale = uni(r_where, atm.cloud_scale_m)
+        reach = min(uni(r_where, atm.cloud_height_m) / math.tan(max(elev, math.radians(10))), 3000.0)
+        shift = (sun_uv[0] * reach, sun_uv[1] * reach)
+        cu0, cv0 = ext[0] + min(0.0, shift[0]), ext[1] + min(0.0, shift[1])
+        cw = ext[2] - ext[0] + abs(shift[0])
+        chh = ext[3] - ext[1] + abs(shift[1])
+        f = fractal_field(r_where, cu0, cv0, cw, chh, max(scale / 10, 4.0), scale)
+        thr = float(np.quantile(f.data, 1 - cover))
+        clouds = CoarseField(f.data - thr, f.u0, f.v0, f.cell_m)
+    solar_load = float(np.clip(math.sin(elev) / math.sin(math.radians(60)), 0.2, 1.1)) * (1 - 0.5 * cover)
+    atmos = Atmos(haze, np.asarray(atm.haze_colour, np.float32), clouds, cloud_soft, shift, cover,
+                  uni(r_where, atm.cloud_shadow_light), uni(r_where, atm.cloud_reflectance),
+                  uni(r_where, atm.cloud_temperature_k))
+
+    area_km2 = w_m * h_m / 1e6
+    pl = recipe.placement
+    scale = min(area_km2 / pl.reference_area_km2, pl.max_count_scale)
+    if bg is None:
+        lc = make_landcover(r_land, recipe.landcover, region, pal, season=when.season, snow=snow, extent=ext,
+                            scene=(0.0, 0.0, w_m, h_m), count_scale=scale)
+    else:
+        lc = make_landcover(r_land, recipe.landcover.model_copy(update={
+            "roads": (0, 0), "village_probability": 0.0, "hedgerow_probability": 0.0, "scattered_trees": (0, 0),
+            "forest_cover": (0.0, 0.0), "water_probability": 0.0}), region, pal, season=when.season,
+            snow=False, extent=ext, scene=(0.0, 0.0, w_m, h_m), count_scale=scale)
+        lc.cover.geoms.clear()
+    valid = bg.valid_poly if bg is not None else _collar(r_where, recipe, w_m, h_m)
+
+    # sites
+    n_mining = _count(r_sites, recipe.mining.count, scale, pl.min_mining)
+    n_look = _count(r_sites, recipe.lookalikes.count, scale, pl.min_lookalikes)
+    todo = [(k, True) for k in _kinds(r_sites, recipe.mining.kind_weights, n_mining, False)]
+    todo += [(k, False) for k in _kinds(r_sites, recipe.lookalikes.kind_weights, n_look, True)]
+    order = r_sites.permutation(len(todo))
+    todo = sorted((todo[int(i)] for i in order), key=lambda kv: not kv[1])  # mining first: they need room
+    area = box(0, 0, w_m, h_m) if valid is None else valid.intersection(box(0, 0, w_m, h_m))
+    placed_fp: list[Polygon] = []
+    sites: list[Site] = []
+    spacing = min(pl.spacing_m, 0.04 * min(w_m, h_m))
+    max_ext = min(w_m, h_m) * pl.max_extent_fraction
+    counters = {True: 0, False: 0}
+    for kind, mining in todo:
+        ext_m = max_ext
+        for _attempt in range(4):
+            try:
+                if mining:
+                    site = build_mining_site(r_sites, kind, recipe.mining, pal, ext_m)
+                else:
+                    site = build_lookalike(r_sites, kind, recipe.lookalikes, pal, ext_m)
+            except TooSmall:
+                break
+            allowed = area.buffer(-pl.edge_margin_m)
+            if not allowed.is_empty and _place(r_sites, site, allowed, lc.keepout, placed_fp, lc, spacing,
+                                               pl.tries):
+                counters[mining] += 1
+                site.site_id = f"{scene_id}-{'m' if mining else 'l'}{counters[mining]:02d}"
+                sites.append(site)
+                placed_fp.append(site.footprint(0.0))
+                break
+            ext_m *= 0.65
+
+    # heat footprints (need the wind) and access tracks
+    for site in sites:
+        if site.mining and site.running:
+            hp = heat_footprint(site, wind_uv)
+            if hp is not None:
+                site.truth.append(Truth(hp, "heat_signature", site.kind,
+                                        n_containers=int(site.params.get("n_containers", 0)), running=True))
+        if lc.road_lines and r_sites.random() < pl.access_track_probability:
+            fp = site.footprint(0.0)
+            c = fp.centroid
+            road = min(lc.road_lines, key=lambda ln: ln.distance(c))
+            target = road.interpolate(road.project(c))
+            track = shapely.LineString([(c.x, c.y), (target.x, target.y)]).buffer(
+                uni(r_sites, recipe.landcover.track_width_m) / 2, cap_style="flat")
+            refl = pal.refl(r_sites, "dirt")
+            if snow:
+                refl = 0.6 * pal.refl(r_sites, "snow") + 0.4 * refl
+            lc.cover.add(track, refl, pal.solar("dirt"), exempt=True, grain=2.5, snowy=snow)
+
+    # labels stop at the scene edge
+    scene_box = box(0, 0, w_m, h_m)
+    for site in sites:
+        kept = []
+        for tr in site.truth:
+            g = tr.geom.intersection(scene_box)
+            if g.is_empty or g.area < 0.5:
+                continue
+            if g.geom_type != "Polygon":
+                g = max(getattr(g, "geoms", [g]), key=lambda x: x.area)
+            tr.geom = g
+            kept.append(tr)
+        site.truth = kept
+
+    # trees and houses give way to sites
+    taken = [s.footprint(3.0) for s in sites]
+    if taken:
+        taken_u = shapely.union_all(taken)
+        shapely.prepare(taken_u)
+        lc.furniture = [f for f in lc.furniture if not taken_u.intersects(f.geom)]
+
+    parts: list[Part] = list(lc.furniture) + [p for s in sites for p in s.parts]
+    if snow:
+        snow_refl = np.asarray(recipe.materials["snow"].reflectance, np.float32)
+        for p in parts:
+            if p.snow_free or not p.optical:
+                continue
+            k = 0.75 if p.layer >= Layer.STRUCTURE else 0.5
+            p.refl = ((1 - k) * p.refl + k * snow_refl).astype(np.float32)
+            p.solar_k = recipe.materials["snow"].solar_k
+    parts.sort(key=lambda p: (int(p.layer), p.height_m if p.layer >= Layer.STRUCTURE else 0.0))
+    if len(parts) > 65000:
+        parts = parts[:65000]
+
+    return ScenePlan(
+        scene_id=scene_id, seed=seed, profile=profile, recipe=recipe, look=look, width=width, height=height,
+        gsd_m=gsd, frame=frame, region=region_name, when=when, snow=snow, air_k=air_k, solar_load=solar_load,
+        sun_uv=sun_uv, shadow_per_m=shadow_per_m, wind_uv=wind_uv, exposure=exposure, atmos=atmos,
+        thermal=thermal, landcover=lc, sites=sites, parts=parts, valid=valid, background=bg,
+        render_seed=render_seed, collar=valid is not None and bg is None,
+    )
+
+
+def truth_kinds(plan: ScenePlan) -> set[tuple[str, str]]:
+    """(class, kind) pairs the plan will label."""
+    return {(t.cls, t.kind) for _, t in plan.truth()}
+

@@ -1,0 +1,337 @@
+"""Optical rendering: land cover, objects with surface patterns, cast shadows, atmosphere, sensor.
+
+Id maps (cover, part, shadow) are rasterised once for the whole scene in compact integer types;
+everything in floating point happens in strips of rows (float32), so memory stays bounded and the
+arithmetic stays in cache. Output is DNs in the profile's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.features import rasterize
+
+from minewatch.datasets.synth.noise import Textures, make_textures
+from minewatch.datasets.synth.objects import Part, Tex
+from minewatch.datasets.synth.plan import ScenePlan
+
+BAND_INDEX = {"red": 0, "green": 1, "blue": 2, "nir": 3}
+STRIP_ROWS = 256
+
+
+@dataclass
+class PartTable:
+    """Per-part attributes indexed by part id (0 = no part)."""
+
+    refl: np.ndarray  # (n+1, 4)
+    height: np.ndarray
+    qheight: np.ndarray  # int16, height in quarter metres (shadow tests)
+    tex: np.ndarray
+    cos: np.ndarray
+    sin: np.ndarray
+    cu: np.ndarray
+    cv: np.ndarray
+    hl: np.ndarray
+    hw: np.ndarray
+    period: np.ndarray
+    solar: np.ndarray
+    heat: np.ndarray
+    snow_free: np.ndarray
+
+
+def part_table(parts: list[Part]) -> PartTable:
+    n = len(parts) + 1
+    refl = np.zeros((n, 4), np.float32)
+    f = {k: np.zeros(n, np.float32) for k in ("height", "cos", "sin", "cu", "cv", "hl", "hw", "period", "solar",
+                                                "heat")}
+    tex = np.zeros(n, np.uint8)
+    snow_free = np.zeros(n, bool)
+    f["cos"][0] = 1.0
+    for i, p in enumerate(parts, start=1):
+        refl[i] = p.refl
+        c, s = math.cos(p.angle), math.sin(p.angle)
+        xy = shapely.get_coordinates(p.geom.exterior)
+        cen = xy[:-1].mean(axis=0)
+        d = xy - cen
+        a = d[:, 0] * c + d[:, 1] * s
+        b = -d[:, 0] * s + d[:, 1] * c
+        f["height"][i], f["cos"][i], f["sin"][i] = p.height_m, c, s
+        f["cu"][i], f["cv"][i] = cen
+        f["hl"][i], f["hw"][i] = max(np.abs(a).max(), 1e-3), max(np.abs(b).max(), 1e-3)
+        f["period"][i], f["solar"][i], f["heat"][i] = p.period_m, p.solar_k, p.heat_k
+        tex[i] = int(p.texture)
+        snow_free[i] = p.snow_free
+    qh = np.clip(np.round(f["height"] * 4), 0, 255).astype(np.int16)
+    return PartTable(refl, f["height"], qh, tex, f["cos"], f["sin"], f["cu"], f["cv"], f["hl"], f["hw"],
+                     f["period"], f["solar"], f["heat"], snow_free)
+
+
+def rasterize_parts(parts: list[Part], transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    """Ids (index + 1) of the top visible part per pixel; later parts cover earlier ones."""
+    shapes = [(p.geom, i + 1) for i, p in enumerate(parts) if p.optical]
+    if not shapes:
+        return np.zeros(shape, np.uint16)
+    return rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint16")
+
+
+def shadow_shapes(parts: list[Part], shadow_per_m: tuple[float, float]) -> list[tuple[object, int]]:
+    """Shadow polygons (caster footprint swept away from the sun) valued by caster height (1/4 m)."""
+    out = []
+    step = np.array(shadow_per_m)
+    for p in parts:
+        if not p.optical or p.height_m < 0.3:
+            continue
+        xy = shapely.get_coordinates(p.geom.exterior)
+        if p.texture == Tex.CROWN:
+            # a crown from ~40 % of the height up casts a detached disc, joined by a thin trunk shadow
+            base = xy.mean(axis=0)
+            low, high = step * p.height_m * 0.4, step * p.height_m * 0.95
+            crown = shapely.convex_hull(shapely.multipoints(np.vstack([xy + low, xy + high])))
+            trunk = shapely.LineString([base, base + low]).buffer(0.15)
+            hull = shapely.union(crown, trunk)
+        else:
+            hull = shapely.convex_hull(shapely.multipoints(np.vstack([xy, xy + step * p.height_m])))
+        out.append((p.height_m, hull))
+    out.sort(key=lambda t: t[0])
+    return [(g, int(min(255, round(h * 4)))) for h, g in out]
+
+
+def rasterize_shadows(shapes: list, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
+    if not shapes:
+        return np.zeros(shape, np.uint8)
+    return rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8")
+
+
+def _object_factor(t: np.ndarray, a: np.ndarray, b: np.ndarray, p: np.ndarray, pt: PartTable, plan: ScenePlan,
+                   grain: np.ndarray, mid: np.ndarray, crown: np.ndarray) -> np.ndarray:
+    """Brightness factor of object pixels from their surface pattern (vectorised per texture)."""
+    f = np.ones(len(t), np.float32)
+    su, sv = plan.sun_uv
+    elev = math.radians(plan.when.sun_elevation_deg)
+    hl, hw, per = pt.hl[p], pt.hw[p], pt.period[p]
+    gsd = plan.gsd_m
+    for code in np.unique(t):
+        s = t == code
+        aa, bb = a[s], b[s]
+        if code == Tex.RIBS:
+            v = 1 + 0.07 * np.sin(2 * np.pi * aa / np.maximum(per[s], 2.5 * gsd))
+            rim = (np.abs(aa) > hl[s] - 0.15) | (np.abs(bb) > hw[s] - 0.15)
+            f[s] = np.where(rim, 0.82, v) * (1 + 0.03 * grain[s])
+        elif code == Tex.GABLE:
+            face = np.sign(bb)
+            c, si = pt.cos[p[s]], pt.sin[p[s]]
+            lit = face * (-si * su + c * sv)
+            v = 1 + plan.recipe.illumination.roof_shading * 2 * lit
+            v = np.where(np.abs(bb) < 0.15, v * 1.1, v)
+            v = np.where(np.abs(bb) > hw[s] - 0.2, v * 0.85, v)
+            f[s] = v * (1 + 0.05 * grain[s])
+        elif code == Tex.FAN:
+            rr = np.hypot(aa, bb) / np.maximum(hl[s], 1e-3)
+            blades = 0.8 + 0.4 * np.cos(5 * np.arctan2(bb, aa))
+            f[s] = np.where(rr > 0.75, 3.5, np.where(rr < 0.25, 2.6, blades))
+        elif code == Tex.GLASS:
+            ph = aa / per[s]
+            frac = ph - np.floor(ph)
+            tri = np.abs(frac - 0.5) * 2
+            c, si = pt.cos[p[s]], pt.sin[p[s]]
+            facing = np.where(frac < 0.5, 1.0, -1.0) * (c * su + si * sv)
+            v = (0.85 + 0.25 * tri) * (1 + 0.2 * facing)
+            bars = (np.abs(bb) % 3.0) < max(0.12, gsd * 0.6)
+            f[s] = np.where(bars, v * 1.25, v) * (1 + 0.04 * grain[s])
+        elif code == Tex.SOLAR:
+            ph = aa / per[s]
+            frame = (ph - np.floor(ph) < max(0.05, 0.5 * gsd / 1.0)) | (np.abs(bb) > hw[s] - 0.06) | (
+                np.abs(bb) < 0.04)
+            f[s] = np.where(frame, 3.5, 1.0 + 0.05 * grain[s])
+        elif code == Tex.GRAVEL:
+            f[s] = 1 + 0.07 * mid[s] + 0.09 * grain[s]
+        elif code == Tex.PAD:
+            v = 0.85 + 0.15 * np.sin(2 * np.pi * aa / max(3 * gsd, 0.6))
+            edge = (np.abs(bb) > hw[s] - 0.12) | (np.abs(aa) > hl[s] - 0.12)
+            f[s] = np.where(edge, 1.6, v) * (1 + 0.1 * mid[s])
+        elif code == Tex.CROWN:
+            r = np.maximum(hl[s], 0.3)
+            nx, ny = aa / r, bb / r
+            rr2 = np.minimum(nx * nx + ny * ny, 1.0)
+            nz = np.sqrt(1 - rr2)
+            lam = (nx * su + ny * sv) * math.cos(elev) + nz * math.sin(elev)
+            v = 0.35 + 0.9 * np.clip(lam, 0, 1)
+            f[s] = v * (0.55 + 0.45 * crown[s])
+        elif code == Tex.FINS:
+            f[s] = 1 + 0.18 * np.sin(2 * np.pi * aa / np.maximum(per[s], 2.5 * gsd))
+        elif code == Tex.CAR:
+            rel = aa / np.maximum(hl[s], 1e-3)
+            glass = ((rel > 0.15) & (rel < 0.42)) | ((rel < -0.5) & (rel > -0.72))
+            v = np.where(glass, 0.25, 1.0)
+            f[s] = np.where(np.abs(bb) > hw[s] - 0.12, v * 0.8, v)
+        else:
+            f[s] = 1 + 0.03 * grain[s]
+    return f
+
+
+class OpticalRenderer:
+    """Renders strips of the optical raster of a plan."""
+
+    def __init__(self, plan: ScenePlan) -> None:
+        self.plan = plan
+        h, w, gsd = plan.height, plan.width, plan.gsd_m
+        self.bands = [BAND_INDEX[b] for b in plan.profile.optical.bands]
+        local = Affine(gsd, 0, 0, 0, gsd, 0)
+        self.cover = plan.landcover.cover.arrays()
+        self.cover_ids = plan.landcover.cover_map(local, (h, w)) if plan.background is None else None
+        self.pt = part_table(plan.parts)
+        self.part_ids = rasterize_parts(plan.parts, local, (h, w))
+        self.shadow = rasterize_shadows(shadow_shapes(plan.parts, plan.shadow_per_m), local, (h, w))
+        rng = np.random.default_rng([plan.seed, 11])
+        illum = plan.recipe.illumination
+        self.tex: Textures = make_textures(rng, gsd, plan.recipe.landcover.crown_size_m, plan.sun_uv,
+                                           illum.tree_relief, n=1024 if max(h, w) > 512 else 512)
+        self.valid = None
+        self.bg = None
+        if plan.background is not None:
+            self.bg, self.valid = plan.background.read(gsd, 0.0, 0.0, w, h)
+        elif plan.valid is not None:
+            self.valid = rasterize([(plan.valid, 1)], out_shape=(h, w), transform=local, fill=0,
+                                   dtype="uint8").astype(bool)
+
+    def strips(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, DN array (bands, rows, width)) for each strip of STRIP_ROWS rows."""
+        for i, r0 in enumerate(range(0, self.plan.height, STRIP_ROWS)):
+            r1 = min(self.plan.height, r0 + STRIP_ROWS)
+            yield r0, self.strip(r0, r1, i)
+
+    def ground(self, rows: np.ndarray, cols: np.ndarray, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
+        """Land-cover reflectance (4, h, w)."""
+        plan, lc, ct, tx = self.plan, self.plan.landcover, self.cover, self.tex
+        rr0, rr1 = rows[0], rows[-1] + 1
+        if self.bg is not None:
+            return self.bg[:, rr0:rr1].copy()
+        cid = self.cover_ids[rr0:rr1]
+        spec = plan.recipe.landcover
+        grain = tx.take(tx.grain, rows, cols)
+        mod = 1 + spec.mottle_amplitude * lc.mottle.sample(us, vs)
+        mod += spec.grain_amplitude * ct["grain"][cid] * grain
+        ramp = ct["ramp"][cid]
+        proj = us[None, :] * ct["rcos"][cid] + vs[:, None] * ct["rsin"][cid]
+        per = np.maximum(ct["rper"][cid], 2.2 * plan.gsd_m)
+        fade = np.clip(ct["rper"][cid] / (3 * plan.gsd_m), 0, 1)
+        mod *= 1 + ramp * fade * np.sin(2 * np.pi * proj / per)
+        tper = ct["tper"][cid]
+        tph = proj / tper
+        tfrac = (tph - np.floor(tph)) * tper
+        mod *= 1 - ct["tamp"][cid] * ((tfrac < 0.45) | ((tfrac > 1.9) & (tfrac < 2.35)))
+        refl = np.empty((4, len(rows), len(cols)), np.float32)
+        for b in range(4):
+            refl[b] = ct["refl"][:, b][cid] * mod
+        exempt = ct["exempt"][cid]
+        fs = lc.forest_strength(us, vs)
+        if fs is not None:
+            crown_raw = tx.take(tx.crown_raw, rows, cols)
+            forest = (fs + 0.12 * crown_raw > 0) & ~exempt
+            if forest.any():
+                shade = tx.take(tx.crown, rows, cols)[forest]
+                gap = np.where(crown_raw[forest] < -1.0, 0.45, 1.0)
+                for b in range(4):
+                    refl[b][forest] = lc.forest_refl[b] * shade * gap * (1 + 0.1 * grain[forest])
+        ws = lc.water_strength(us, vs)
+        if ws is not None:
+            water = (ws > 0) & ~exempt
+            shore = (ws > -0.12) & ~water & ~exempt
+            for b in range(4):
+                refl[b][shore] *= 0.75
+                refl[b][water] = lc.water_refl[b] * (1 + 0.04 * grain[water])
+        return refl
+
+    def strip(self, r0: int, r1: int, index: int) -> np.ndarray:
+        plan, look = self.plan, self.plan.look
+        gsd, w = plan.gsd_m, plan.width
+        rr0, rr1 = max(0, r0 - 1), min(plan.height, r1 + 1)
+        rows = np.arange(rr0, rr1)
+        cols = np.arange(w)
+        us = ((cols + 0.5) * gsd).astype(np.float32)
+        vs = ((rows + 0.5) * gsd).astype(np.float32)
+        refl = self.ground(rows, cols, us, vs)
+        pt, tx = self.pt, self.tex
+        pid = self.part_ids[rr0:rr1]
+        iy, ix = np.nonzero(pid)
+        if len(iy):
+            p = pid[iy, ix]
+            du = us[ix] - pt.cu[p]
+            dv = vs[iy] - pt.cv[p]
+            a = du * pt.cos[p] + dv * pt.sin[p]
+            b = -du * pt.sin[p] + dv * pt.cos[p]
+            n = tx.grain.shape[0]
+            grain = tx.grain[(iy + rr0) % n, ix % n]
+            mid = tx.mid[(iy + rr0) % n, ix % n]
+            crown = tx.crown[(iy + rr0) % n, ix % n]
+            fac = _object_factor(pt.tex[p], a, b, p, pt, plan, grain, mid, crown)
+            for band in range(4):
+                refl[band][iy, ix] = pt.refl[p, band] * fac
+        # cast shadows: a pixel is shaded when a taller caster's shadow covers it
+        sh = self.shadow[rr0:rr1]
+        shaded = sh > pt.qheight[pid] + 2  # half a metre: roof items do not shade their own roof
+        light = plan.recipe.illumination.shadow_light
+        if shaded.any():
+            for band in range(4):
+                refl[band][shaded] *= light[band]
+        atm = plan.atmos
+        op_shadow = atm.opacity(us, vs, shifted=True)
+        if op_shadow is not None:
+            refl *= 1 - (1 - atm.cloud_shadow_light) * op_shadow
+        refl += atm.haze * atm.haze_colour[:, None, None]
+        if look.clouds_in_view:
+            op = atm.opacity(us, vs, shifted=False)
+            if op is not None:
+                mid_s = tx.take(tx.mid, rows, cols)
+                refl = refl * (1 - op) + (atm.cloud_refl * (1 + 0.06 * mid_s)) * op
+        refl = refl[self.bands]
+        if look.blur > 0:
+            refl = _blur(refl, look.blur)
+        refl = refl[:, r0 - rr0: r0 - rr0 + (r1 - r0)]
+        rng = np.random.default_rng([plan.seed, 23, index])
+        if look.noise > 0:
+            noise = rng.standard_normal(refl.shape, dtype=np.float32)
+            refl += look.noise * noise * (0.5 + np.sqrt(np.maximum(refl, 0)))
+        disp = _knee(refl * np.float32(plan.exposure))
+        if look.gamma != 1.0:
+            disp = disp ** np.float32(1 / look.gamma)
+        return self._to_dn(disp, r0, r1)
+
+    def _to_dn(self, disp: np.ndarray, r0: int, r1: int) -> np.ndarray:
+        opt = self.plan.profile.optical
+        dtype = np.dtype(opt.dtype)
+        hi = np.iinfo(dtype).max if dtype.kind in "ui" else np.inf
+        dn = (disp - opt.offset) / opt.scale
+        lo = 1 if opt.nodata is not None and opt.nodata == 0 else 0
+        if dtype.kind in "ui":
+            dn = np.clip(np.rint(dn), lo, hi).astype(dtype)
+        else:
+            dn = dn.astype(dtype)
+        if self.valid is not None and opt.nodata is not None:
+            inval = ~self.valid[r0:r1]
+            dn[:, inval] = opt.nodata
+        return dn
+
+
+def _knee(x: np.ndarray, start: float = 0.8) -> np.ndarray:
+    """Linear up to ``start``, then a soft shoulder towards 1 (highlights keep some texture)."""
+    x = np.maximum(x, 0)
+    room = np.float32(1 - start)
+    over = np.maximum(x - np.float32(start), 0)
+    return np.where(x < start, x, np.float32(start) + room * (1 - np.exp(-over / room))).astype(np.float32)
+
+
+def _blur(x: np.ndarray, wgt: float) -> np.ndarray:
+    """3-tap separable blur [w, 1-2w, w] (edges kept)."""
+    c = np.float32(1 - 2 * wgt)
+    e = np.float32(wgt)
+    y = x.copy()
+    y[:, 1:-1] = c * x[:, 1:-1] + e * (x[:, :-2] + x[:, 2:])
+    z = y.copy()
+    z[:, :, 1:-1] = c * y[:, :, 1:-1] + e * (y[:, :, :-2] + y[:, :, 2:])
+    return z
