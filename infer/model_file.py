@@ -50,7 +50,7 @@ def read_model_meta(path: str | Path) -> ModelMeta:
     """Metadata of a .onnx model (torch-free) or a training checkpoint (needs torch)."""
     p = Path(path)
     if p.suffix.lower() in CHECKPOINT_SUFFIXES:
-        from minewatch.train.checkpoint import read_checkpoint_meta
+        from minewatch.train.checkpoint import checkpoint_meta
 
-        return read_checkpoint_meta(p)
+        return checkpoint_meta(p)
     return meta_from_session(onnx_session(p), p)
