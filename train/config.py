@@ -71,6 +71,9 @@ class DataConfig(StrictModel):
         True, description="keep assembled windows in memory after the first read (small data sets only)"
     )
     cache_max_mb: float = Field(2048, gt=0, description="memory limit of that cache per process, MB")
+    read_processes: int = Field(
+        2, ge=1, description="processes that read all windows into the cache before training (when they fit)"
+    )
 
     @model_validator(mode="after")
     def _disjoint(self) -> DataConfig:

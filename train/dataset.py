@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 OPTICAL_NAMES = ("optical.tif", "optical.tiff")
 THERMAL_NAMES = ("thermal.tif", "thermal.tiff")
 TRUTH_NAMES = ("truth.geojson", "labels.geojson", "truth.gpkg", "labels.gpkg")
+PARALLEL_MIN_PX = 200 * 128 * 128
+"""Reading fewer pixels than this (~200 windows of 128 px, ~20 s) is not worth starting reader processes."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride
         check_bands(scene.band_names, bands, files.optical)
         plan = plan_tiles(scene, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px)
         tiles = [t for t in plan.tiles if scene.nodata_fraction(t) <= max_nodata]
-        if files.truth is not None and tiles:
+        if files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
             targets = tile_targets(gdf, read_truth(files.truth), classes, rule)
         else:
@@ -177,6 +179,16 @@ def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride
                 log.warning("%s: no truth.geojson; all windows are negatives", files.folder)
             targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
         return SceneWindows(files, tuple(tiles), targets, tuple(scene.band_names))
+
+
+def _has_features(path: Path) -> bool:
+    """False for a truth file without polygons (a scene with nothing to find: all windows negative)."""
+    import pyogrio
+
+    try:
+        return int(pyogrio.read_info(path).get("features", 1)) != 0
+    except Exception:  # noqa: BLE001 - let read_truth report an unreadable file properly
+        return True
 
 
 def index_scenes(scenes: Sequence[SceneFiles], reader: SceneReader, *, desc: str = "indexing",
@@ -269,11 +281,54 @@ class TileDataset(Dataset):
             return cached
         i, j = self.items[k]
         x = tile_input(self._scene(i), self.index[i].tiles[j], self.spec)
+        self._store(k, x)
+        return x
+
+    def _store(self, k: int, x: np.ndarray) -> None:
         if self._cache_bytes + x.nbytes <= self.cache_mb * 1e6:
             x.setflags(write=False)
             self._cache[k] = x
             self._cache_bytes += x.nbytes
-        return x
+
+    def prefill(self, processes: int = 1, *, desc: str = "reading windows",
+                parallel_min_px: int = PARALLEL_MIN_PX) -> bool:
+        """Read every window into the cache up front, ``processes`` scenes at a time.
+
+        Reading a window through the scene warp costs far more than a training step, so when the whole
+        set fits in the cache it is read once, in parallel, before the first epoch. Values are those of
+        :meth:`read` (same :func:`tile_input`), so results do not depend on whether this ran.
+        """
+        if not self.items or self.cache_mb <= 0:
+            return False
+        c = len(self.channels)
+        need = len(self.items) * c * self.spec.tile_px**2 * 4
+        if self._cache_bytes + need > self.cache_mb * 1e6:
+            log.info("%d windows (%.0f MB) exceed the cache (%.0f MB): read on demand", len(self.items), need / 1e6,
+                     self.cache_mb)
+            return False
+        by_scene: dict[int, list[int]] = {}
+        for k, (i, _) in enumerate(self.items):
+            if k not in self._cache:
+                by_scene.setdefault(i, []).append(k)
+        tasks = [(self.index[i].files, [self.index[i].tiles[self.items[k][1]] for k in ks], self.spec, self.reader)
+                 for i, ks in by_scene.items()]
+        pending_px = sum(len(ks) for ks in by_scene.values()) * self.spec.tile_px**2
+        if processes > 1 and len(tasks) > 1 and pending_px >= parallel_min_px:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(min(processes, len(tasks)), mp_context=mp.get_context("spawn")) as pool:
+                results = pool.map(_read_windows, tasks)
+                for ks, arr in progress(zip(by_scene.values(), results, strict=True), total=len(tasks), desc=desc,
+                                        unit="scene"):
+                    for k, x in zip(ks, arr, strict=True):
+                        self._store(k, x)
+        else:
+            for ks, task in progress(zip(by_scene.values(), tasks, strict=True), total=len(tasks), desc=desc,
+                                     unit="scene"):
+                for k, x in zip(ks, _read_windows(task), strict=True):
+                    self._store(k, x)
+        return True
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         k, seed = (key, None) if isinstance(key, int | np.integer) else key
@@ -295,6 +350,13 @@ class TileDataset(Dataset):
                 self.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def _read_windows(task: tuple[SceneFiles, list[Tile], InputSpec, SceneReader]) -> list[np.ndarray]:
+    """Model inputs of some windows of one scene (run in a worker process by :meth:`TileDataset.prefill`)."""
+    files, tiles, spec, reader = task
+    with reader.open(files) as scene:
+        return [tile_input(scene, t, spec) for t in tiles]
 
 
 def _close_scene(scene: Scene) -> None:

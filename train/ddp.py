@@ -46,6 +46,8 @@ def init(info: DistInfo, device: torch.device) -> bool:
     if not info.enabled or (dist.is_available() and dist.is_initialized()):
         return False
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
     log.info("DDP: rank %d of %d (%s)", info.rank, info.world_size, backend)
     return True

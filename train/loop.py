@@ -320,8 +320,16 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
     drop_last = len(sampler) > batch  # a batch of one breaks BatchNorm
     loader_kw: dict[str, Any] = dict(num_workers=cfg.num_workers, pin_memory=use_cuda,
                                      persistent_workers=cfg.num_workers > 0)
+    if cfg.num_workers > 0:
+        # Fresh worker processes: a fork of a process holding GDAL/OpenMP locks can deadlock, and spawned
+        # workers open their own raster handles anyway.
+        loader_kw["multiprocessing_context"] = "spawn"
     train_loader = DataLoader(train_ds, batch_size=batch, sampler=sampler, drop_last=drop_last, **loader_kw)
     val_loader = DataLoader(val_ds, batch_size=batch * 2, shuffle=False, **loader_kw)
+    if cache_mb and cfg.num_workers == 0:  # the cache lives in this process: fill it in parallel first
+        train_ds.prefill(cfg.data.read_processes, desc="reading training windows")
+        if info.is_main:
+            val_ds.prefill(cfg.data.read_processes, desc="reading validation windows")
     steps_per_epoch = len(train_loader)
     _log_data(train_ds, val_ds, n_samples, steps_per_epoch, info)
 
@@ -350,7 +358,8 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
         model.load_state_dict(ckpt["model_state"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         scheduler.load_state_dict(ckpt["scheduler_state"])
-        scaler.load_state_dict(ckpt["scaler_state"])
+        if scaler.is_enabled() and ckpt.get("scaler_state"):  # empty when saved on CPU
+            scaler.load_state_dict(ckpt["scaler_state"])
         state = RunState(**ckpt["run_state"])
         log.info("resuming after epoch %d (step %d, best mAP %.4f)", state.epoch, state.step, state.best_map)
     net: nn.Module = model

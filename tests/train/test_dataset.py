@@ -117,3 +117,17 @@ def test_sampler_is_epoch_seeded_and_shards_one_sequence():
     assert len(a) == len(b) == 20
     merged = [x for pair in zip(a, b, strict=True) for x in pair]
     assert merged == first
+
+
+def test_prefill_reads_the_same_windows_in_parallel(tiny_scenes):
+    index = _index(tiny_scenes / "val")
+    spec = InputSpec(BANDS, (0.4,) * 3, (0.1,) * 3, THERMAL, 32)
+    filled = TileDataset(index, spec, _reader(), cache_mb=50)
+    assert filled.prefill(2, parallel_min_px=0)
+    assert len(filled._cache) == len(filled)
+    lazy = TileDataset(index, spec, _reader())
+    for k in (0, 17, len(lazy) - 1):
+        assert np.array_equal(filled[k][0].numpy(), lazy[k][0].numpy())
+    tiny_cache = TileDataset(index, spec, _reader(), cache_mb=0.1)
+    assert not tiny_cache.prefill(2, parallel_min_px=0)  # does not fit: read on demand
+    lazy.close()

@@ -88,3 +88,15 @@ def test_lr_schedule_warms_up_then_decays():
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(b <= a + 1e-12 for a, b in zip(values[10:], values[11:], strict=False))
     assert values[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_dataloader_workers_give_the_same_run_as_the_main_process(tmp_path, make_config):
+    cfg = make_config(epochs=1)
+    text = cfg.read_text().replace("  norm_tiles: 64\n", "  norm_tiles: 64\n  samples_per_epoch: 32\n")
+    cfg.write_text(text.replace("batch_size: 16", "batch_size: 8"))
+    train_from_config(cfg, out=tmp_path / "main", device="cpu")
+    cfg.write_text(cfg.read_text() + "num_workers: 1\n")
+    train_from_config(cfg, out=tmp_path / "worker", device="cpu")  # spawned worker, its own raster handles
+    a = load_checkpoint(tmp_path / "main" / "last.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "worker" / "last.pt")["model_state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
