@@ -14,6 +14,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from pydantic import Field
 
@@ -43,8 +44,10 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
     except Exception as exc:
         raise UserError(f"cannot read the labels ({str(exc).splitlines()[0][:120]})", path=p,
                         fix="give a GeoJSON with a 'class' property per polygon") from None
-    if gdf.crs is None:
+    if gdf.crs is None and not gdf.empty:
         raise UserError("labels file has no CRS", path=p, fix="save it as GeoJSON in lon/lat or with a CRS")
+    if gdf.empty:  # a scene with nothing to label: every tile is negative
+        return gpd.GeoDataFrame({"class": pd.Series([], dtype=object)}, geometry=[], crs=gdf.crs or "EPSG:4326")
     if "class" not in gdf.columns:
         raise UserError("labels lack a 'class' property", path=p,
                         fix=f"give each polygon class = one of {', '.join(CLASSES)} or {LOOKALIKE}")

@@ -26,14 +26,12 @@ MAX_PIXELS = 100_000_000_000
 GDAL_CACHE_MB = 256
 
 
-def gdal_env() -> rasterio.Env:
-    """A rasterio environment with a sensible block cache and threads for warping."""
-    return rasterio.Env(
-        GDAL_CACHEMAX=GDAL_CACHE_MB,
-        GDAL_NUM_THREADS=str(min(4, os.cpu_count() or 1)),
-        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
-        VSI_CACHE="TRUE",
-    )
+def configure_gdal() -> None:
+    """A sensible block cache and warp threads for every thread and process, set once (as environment
+    variables, so no ``rasterio.Env`` has to stay open for a scene's lifetime); users' own settings win."""
+    os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHE_MB))
+    os.environ.setdefault("GDAL_NUM_THREADS", str(min(4, os.cpu_count() or 1)))
+    os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 
 
 def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True) -> rasterio.DatasetReader:

@@ -69,3 +69,11 @@ def test_read_truth_checks_classes(tmp_path):
     gpd.GeoDataFrame({"name": ["x"]}, geometry=[box(0, 0, 1, 1)], crs=4326).to_file(q)
     with pytest.raises(UserError, match="'class'"):
         read_truth(q)
+
+
+def test_empty_truth_means_all_negative(tmp_path):
+    p = tmp_path / "empty.geojson"
+    p.write_text('{"type": "FeatureCollection", "features": []}')
+    t = read_truth(p)
+    assert len(t) == 0 and "class" in t.columns
+    assert tile_targets(tiles(), t).sum() == 0
