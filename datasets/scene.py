@@ -20,8 +20,8 @@ from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 from rasterio.warp import calculate_default_transform, transform_bounds
+from rasterio.windows import Window
 
 from minewatch.datasets import thermal as th
 from minewatch.datasets.profiles import SensorProfile, load_profile
