@@ -341,7 +341,7 @@ class TileDataset(Dataset):
 
     def close(self) -> None:
         for scene in reversed(list(self._scenes.values())):
-            _close_scene(scene)
+            scene.close()
         self._scenes.clear()
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
@@ -357,18 +357,6 @@ def _read_windows(task: tuple[SceneFiles, list[Tile], InputSpec, SceneReader]) -
     files, tiles, spec, reader = task
     with reader.open(files) as scene:
         return [tile_input(scene, t, spec) for t in tiles]
-
-
-def _close_scene(scene: Scene) -> None:
-    """Close a scene's rasters. Each Scene holds a rasterio.Env for its lifetime and rasterio keeps one
-    environment per thread, so scenes closed in another order than opened find it already gone: the
-    files are closed by then, only the environment bookkeeping complains."""
-    from rasterio.errors import EnvError
-
-    try:
-        scene.close()
-    except EnvError:
-        log.debug("GDAL environment already gone when closing %s", scene.optical_path)
 
 
 # ---------------------------------------------------------------------------------------- sampling
