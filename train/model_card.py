@@ -67,7 +67,7 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
         f"- training-config sha256: `{meta.config_sha256}`",
         f"- sensor profile: `{meta.profile}`; thermal as excess over a {meta.thermal.background_m:g} m robust "
         "background, optional (trained with thermal dropout)",
-        f"- thresholds (calibrated on validation): "
+        "- thresholds (calibrated on validation): "
         + ", ".join(f"{k} {v:.3f}" for k, v in meta.thresholds.items()),
         "",
         "## Data",
@@ -86,7 +86,8 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
     for name, s in heldout.items():
         lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} | "
                      f"{s['positives']} / {s['windows']} |")
-    lines += ["", "## Validation figures (best epoch)", "", "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|"]
+    lines += ["", "## Validation figures (best epoch)", "",
+              "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|"]
     for name, s in metrics.get("classes", {}).items():
         lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} |")
     lines += [
