@@ -26,7 +26,8 @@ def setup_logging(verbosity: int = 0, *, quiet: bool = False) -> None:
     handler._minewatch = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("rasterio").setLevel(logging.WARNING)
+    for noisy in ("rasterio", "pyogrio", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def progress_enabled() -> bool:
