@@ -88,7 +88,7 @@ def write_quicklook(
     ax.set_title(f"{title}\n{subtitle}", fontsize=14, loc="left")
     with atomic_path(target) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-    log.info("wrote quicklook %s", target)
+    log.debug("wrote quicklook %s", target)
     return target
 
 

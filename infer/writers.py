@@ -59,7 +59,7 @@ def write_sites_geojson(sites: gpd.GeoDataFrame, path: str | Path) -> Path:
             out, tmp, driver="GeoJSON", layer="sites", geometry_type=geometry_type,
             layer_options=GEOJSON_OPTIONS,
         )
-    log.info("wrote %d sites to %s", len(out), target)
+    log.debug("wrote %d sites to %s", len(out), target)
     return target
 
 
@@ -70,7 +70,7 @@ def write_tiles_gpkg(tiles: gpd.GeoDataFrame, path: str | Path, *, layer: str = 
         raise ValueError("tiles have no CRS")
     with atomic_path(target) as tmp:
         pyogrio.write_dataframe(tiles, tmp, driver="GPKG", layer=layer, geometry_type="Polygon")
-    log.info("wrote %d tiles to %s", len(tiles), target)
+    log.debug("wrote %d tiles to %s", len(tiles), target)
     return target
 
 
@@ -178,5 +178,5 @@ def write_heatmap_cog(
             for i, name in enumerate(classes, start=1):
                 dst.set_band_description(i, name)
             dst.update_tags(MINEWATCH_CLASSES=",".join(classes), MINEWATCH_CONTENT="tile probability")
-    log.info("wrote %d x %d heatmap to %s", width, height, target)
+    log.debug("wrote %d x %d heatmap to %s", width, height, target)
     return target

@@ -36,6 +36,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def _training_config(checkpoint: Path) -> str:
+    """The validated training config stored in the checkpoint, as YAML."""
+    import yaml
+
+    from minewatch.train.checkpoint import load_checkpoint
+
+    return yaml.safe_dump(load_checkpoint(checkpoint).get("config", {}), sort_keys=False)
+
+
 def heldout_report(model: Path, folder: Path, seed: int, count: int) -> dict:
     from minewatch.datasets.synth import generate_scenes
 
@@ -50,7 +59,7 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
     with open(run / "log.csv", newline="") as fh:
         epochs = list(csv.DictReader(fh))
     train_s = sum(float(e.get("train_s") or 0) for e in epochs)
-    config = (run / "config.yaml").read_text() if (run / "config.yaml").exists() else ""
+    config = _training_config(run / "best.pt")
     heldout = heldout_report(model, run / "heldout", seed, count)
     (run / "heldout.json").write_text(json.dumps(heldout, indent=2))
     predictor = OnnxPredictor(model)
