@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from minewatch.errors import UserError
@@ -42,7 +43,10 @@ def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True
     if p.is_dir():
         raise UserError(f"{what} is a folder, not a raster file", path=p, fix="give the .tif file inside it")
     try:
-        ds = rasterio.open(p)
+        with warnings.catch_warnings():
+            # A raster without georeferencing is refused below with a message that says how to fix it.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(p)
     except RasterioIOError as exc:
         raise UserError(
             f"cannot read the {what} ({_first_line(exc)})",
