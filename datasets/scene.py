@@ -151,13 +151,6 @@ class GridReader:
             valid[dr0:dr1, dc0:dc1] = True
         return out, valid
 
-    def mask(self, tile: Tile, decimation: int) -> np.ndarray:
-        """Validity of a window at 1/``decimation`` resolution (cheap nodata estimates)."""
-        shape = (max(1, tile.height // decimation), max(1, tile.width // decimation))
-        if not self.direct:
-            return self.vrt.dataset_mask(window=tile.window, out_shape=shape) > 0
-        return self.read([1], tile)[1][::decimation, ::decimation][: shape[0], : shape[1]]
-
     def close(self) -> None:
         if self.vrt is not None:
             self.vrt.close()
@@ -287,10 +280,6 @@ class Scene:
         out = data.astype(np.float32) * np.float32(self._scale) + np.float32(self._offset)
         out[:, ~valid] = np.nan
         return out
-
-    def nodata_fraction(self, tile: Tile, decimation: int = 8) -> float:
-        """Share of a window without optical data, from the mask read at 1/``decimation`` resolution."""
-        return float(np.mean(~self._optical.mask(tile, decimation)))
 
     def read_thermal(self, tile: Tile) -> np.ndarray | None:
         """(h, w) float32 kelvin, NaN where nodata; None without thermal."""

@@ -13,6 +13,7 @@ import geopandas as gpd
 import numpy as np
 
 from minewatch.atomic import atomic_path, check_writable
+from minewatch.datasets.features import cloud_fraction, nodata_fraction
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.scene import Scene
 from minewatch.datasets.tiling import Tile, grid_tiles, metres_to_pixels, tile_polygons, tiles_to_gdf
@@ -23,6 +24,14 @@ log = logging.getLogger(__name__)
 DEFAULT_TILE_M = 64.0
 DEFAULT_MAX_NODATA = 0.5
 """Windows with more than half their pixels without data are skipped."""
+DEFAULT_MAX_CLOUD = 0.6
+"""Windows that look more than 60 % cloud are skipped."""
+
+
+def _window_fractions(scene: Scene, tile: Tile) -> tuple[float, float]:
+    """(nodata, cloud) shares of one window, judged on its optical read."""
+    optical = scene.read_optical(tile)
+    return nodata_fraction(optical), cloud_fraction(optical, scene.band_names)
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def plan_tiles(scene: Scene, *, tile_m: float, stride_m: float | None = None, fe
 def write_tiles(raster: Path, out: Path, *, thermal: Path | None = None, geofence: Path | None = None,
                 exclude: Path | None = None, model: Path | None = None, profile: str | None = None,
                 tile_m: float | None = None, stride_m: float | None = None, gsd_m: float | None = None,
-                max_nodata: float | None = None) -> int:
+                max_nodata: float | None = None, max_cloud: float = DEFAULT_MAX_CLOUD) -> int:
     """Write the windows a scan would read (id, row, col, nodata fraction, fence shares) to a GeoPackage."""
     check_writable(out)
     meta = None
@@ -75,14 +84,13 @@ def write_tiles(raster: Path, out: Path, *, thermal: Path | None = None, geofenc
             fence = Geofence.load(geofence, exclude, crs=scene.grid.crs, scene_bounds=scene.grid.bounds)
         plan = plan_tiles(scene, tile_m=tile_m, stride_m=stride_m, fence=fence)
         gdf = plan.to_gdf(scene)
-        gdf["nodata_fraction"] = np.array(
-            [scene.nodata_fraction(t) for t in progress(plan.tiles, total=len(plan.tiles), desc="nodata")],
-            dtype=float,
-        )
+        fractions = [_window_fractions(scene, t) for t in progress(plan.tiles, total=len(plan.tiles), desc="tiles")]
+        gdf["nodata_fraction"] = np.array([f[0] for f in fractions], dtype=float)
+        gdf["cloud_fraction"] = np.array([f[1] for f in fractions], dtype=float)
         if fence is not None:
             inside, excluded = fence.coverage(gdf.geometry.values)
             gdf["inside_share"], gdf["excluded_share"] = inside, excluded
-        gdf = gdf[gdf["nodata_fraction"] <= max_nodata]
+        gdf = gdf[(gdf["nodata_fraction"] <= max_nodata) & (gdf["cloud_fraction"] <= max_cloud)]
         with atomic_path(out) as tmp:
             gdf.to_file(tmp, driver="GPKG", layer="tiles", engine="pyogrio")
     log.info("%d of %d windows kept (%.0f m tiles, stride %.0f m, %.2f m/px)", len(gdf), plan.n_total,

@@ -17,7 +17,7 @@ from minewatch.classes import CLASSES
 from minewatch.datasets.features import InputSpec
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.scene import Scene
-from minewatch.datasets.tiles_job import DEFAULT_MAX_NODATA, plan_tiles
+from minewatch.datasets.tiles_job import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, plan_tiles
 from minewatch.datasets.tiling import tiles_to_gdf
 from minewatch.errors import UserError
 from minewatch.infer.journal import Journal, journal_path
@@ -26,10 +26,6 @@ from minewatch.infer.reader import prefetch, read_tiles
 from minewatch.progress import progress
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_CLOUD = 0.6
-"""Windows that look more than 60 % cloud are skipped."""
-
 
 @dataclass
 class ScanRequest:

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from minewatch.classes import CLASSES
-from minewatch.datasets.features import InputSpec, channel_names, tile_input
+from minewatch.datasets.features import InputSpec, channel_names, nodata_fraction, tile_input
 from minewatch.datasets.labels import LabelRule, read_truth, tile_targets
 from minewatch.datasets.profiles import SensorProfile
 from minewatch.datasets.scene import Scene
@@ -170,7 +170,7 @@ def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride
     with reader.open(files, thermal=False) as scene:  # the thermal background is not needed to index
         check_bands(scene.band_names, bands, files.optical)
         plan = plan_tiles(scene, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px)
-        tiles = [t for t in plan.tiles if scene.nodata_fraction(t) <= max_nodata]
+        tiles = [t for t in plan.tiles if nodata_fraction(scene.read_optical(t)) <= max_nodata]
         if files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
             targets = tile_targets(gdf, read_truth(files.truth), classes, rule)

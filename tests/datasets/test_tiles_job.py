@@ -34,3 +34,16 @@ def test_tiles_skip_windows_that_are_mostly_nodata(tmp_path):
     assert result.exit_code == 0, result.output
     gdf = gpd.read_file(out, engine="pyogrio")
     assert len(gdf) == 2 and (gdf["nodata_fraction"] == 0).all()
+
+
+def test_tiles_skip_cloudy_windows(tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.integers(30, 120, size=(3, 128, 128), dtype=np.uint8)
+    data[:, :64, :64] = 235  # a bright, colourless cloud over the top-left window
+    path = write_raster(tmp_path / "cloud.tif", data, nodata=0, descriptions=["red", "green", "blue"])
+    out = tmp_path / "t.gpkg"
+    result = CliRunner().invoke(cli, ["tiles", str(path), "--tile-m", "32", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    gdf = gpd.read_file(out, engine="pyogrio")
+    assert len(gdf) == 3 and "r000000c000000" not in set(gdf["tile_id"])
+    assert (gdf["cloud_fraction"] < 0.1).all()
