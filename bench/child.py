@@ -1,0 +1,253 @@
+"""One measured minewatch configuration per process; prints one JSON line (figures + peak RSS) last.
+
+Modes:
+  scan     the product's full scan (``run_scan``: model load, scene open, streaming read, model, sites)
+  ceiling  pure model throughput on pre-loaded batches of real tiles (the ceiling for a scan)
+  floor    pure windowed reading of the scene files, block-aligned strips, no warp (the I/O floor)
+  read     the data module's reading as the scan does it (strip reads, warp, thermal anomaly, features)
+
+Usage: python bench/child.py MODE --optical O --thermal T [--model M] [--batch 32] [--tiles N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minewatch.progress import setup_logging
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit  # noqa: E402
+
+
+def _reader(name: str):
+    """The product's ``read_tiles`` or the prototype in ``bench/fast_reader.py``."""
+    if name == "proto":
+        from fast_reader import read_tiles
+
+        return read_tiles
+    if name == "proto2":
+        from fast_reader import read_tiles_v2
+
+        return read_tiles_v2
+    from minewatch.infer.reader import read_tiles
+
+    return read_tiles
+
+
+def _throttle_fsync(seconds: float | None) -> None:
+    """Prototype: the scan journal flushes every batch but fsyncs at most every ``seconds``."""
+    if seconds is None:
+        return
+    import json
+
+    from minewatch.infer.journal import Journal
+
+    last = [0.0]
+
+    def _write(self, obj) -> None:
+        self._fh.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        now = time.monotonic()
+        if now - last[0] >= seconds:
+            os.fsync(self._fh.fileno())
+            last[0] = now
+
+    Journal._write = _write  # type: ignore[method-assign]
+
+
+def _no_spin(enabled: bool) -> None:
+    """Prototype: onnxruntime sessions whose idle intra-op threads sleep instead of spinning."""
+    if not enabled:
+        return
+    import onnxruntime as ort
+
+    import minewatch.infer.predictor as predictor_module
+
+    def session(path, *, threads: int | None = None):
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            opts.intra_op_num_threads = threads
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+    predictor_module.onnx_session = session  # type: ignore[attr-defined]
+
+
+def scan(args: argparse.Namespace) -> dict:
+    """Time ``run_scan`` on the scene, writing only the sites GeoJSON."""
+    import minewatch.infer.scan as scan_module
+    from minewatch.infer.scan import ScanRequest, run_scan
+
+    scan_module.read_tiles = _reader(args.reader)  # type: ignore[attr-defined]
+    _throttle_fsync(args.fsync_every)
+    _no_spin(args.ort_no_spin)
+    with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
+        req = ScanRequest(raster=args.optical, thermal=args.thermal, model=args.model,
+                          out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m)
+        t0 = time.perf_counter()
+        result = run_scan(req)
+        seconds = time.perf_counter() - t0
+        if args.save_tiles:
+            result.tiles.drop(columns="geometry").to_csv(args.save_tiles, index=False)
+    return {"seconds": seconds, "n_tiles": len(result.tiles), "n_scanned": result.n_scanned,
+            "n_sites": len(result.sites)}
+
+
+def _real_tiles(args: argparse.Namespace, spec, n: int) -> np.ndarray:
+    """Up to ``n`` real model inputs from the scene (read once, before any timing)."""
+    from minewatch.datasets.scene import Scene
+    from minewatch.datasets.tiles_job import plan_tiles
+    from minewatch.infer.reader import read_tiles
+
+    meta = args.meta
+    with Scene(args.optical, args.thermal, profile=meta.profile, gsd_m=meta.gsd_m,
+               background_m=meta.thermal.background_m, background_step_m=meta.thermal.background_gsd_m) as sc:
+        plan = plan_tiles(sc, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
+        xs = [r.x for r in read_tiles(sc, plan.tiles[:n], spec, max_nodata=1.0, max_cloud=1.0)
+              if r.x is not None]
+    return np.stack(xs)
+
+
+def ceiling(args: argparse.Namespace) -> dict:
+    """Tiles per second of ``predictor.predict`` alone, on batches already in memory."""
+    from minewatch.datasets.features import InputSpec
+    from minewatch.infer.predictor import load_predictor
+
+    predictor = load_predictor(args.model, "cpu")
+    args.meta = predictor.meta
+    spec = InputSpec.from_meta(predictor.meta)
+    pool = _real_tiles(args, spec, 4 * args.batch)
+    reps = -(-args.tiles // len(pool))
+    data = np.concatenate([pool] * reps)[: args.tiles]
+    batches = [np.ascontiguousarray(data[i : i + args.batch]) for i in range(0, len(data), args.batch)]
+    predictor.predict(batches[0])  # warm-up: first call allocates and picks kernels
+    t0 = time.perf_counter()
+    for b in batches:
+        predictor.predict(b)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "n_tiles": len(data), "tiles_per_s": len(data) / seconds}
+
+
+def floor(args: argparse.Namespace) -> dict:
+    """Read every pixel of optical and thermal once, in block-aligned full-width strips (decode only).
+
+    ``--level overview``: read the optical overview GDAL resamples from for the model grid (the finest
+    overview no coarser than the grid), as a direct decimated read does; thermal at full resolution.
+    """
+    import rasterio
+
+    from minewatch.datasets.raster_io import configure_gdal
+
+    configure_gdal()
+    gsd = read_meta(args.model).gsd_m if args.model else 0.5
+    t0 = time.perf_counter()
+    pixels = level_px = 0
+    for path in (args.optical, args.thermal):
+        kwargs = {}
+        if args.level == "overview" and path == args.optical:
+            with rasterio.open(path) as src:
+                usable = [i for i, f in enumerate(src.overviews(1)) if src.res[0] * f <= gsd + 1e-9]
+                pixels = src.width * src.height
+            if usable:
+                kwargs["overview_level"] = usable[-1]
+        with rasterio.open(path, **kwargs) as src:
+            bh = src.block_shapes[0][0]
+            for r0 in range(0, src.height, bh):
+                src.read(window=rasterio.windows.Window(0, r0, src.width, min(bh, src.height - r0)))
+            if path == args.optical:
+                pixels = pixels or src.width * src.height
+                level_px = src.width * src.height
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "optical_mpix": pixels / 1e6, "level_mpix": level_px / 1e6, "level": args.level}
+
+
+def read_meta(model: Path):
+    from minewatch.infer.model_file import read_model_meta
+
+    return read_model_meta(model)
+
+
+def read(args: argparse.Namespace) -> dict:
+    """The scan's reader alone: every planned tile through strip reads and feature assembly."""
+    from minewatch.datasets.features import InputSpec
+    from minewatch.datasets.scene import Scene
+    from minewatch.datasets.tiles_job import plan_tiles
+    read_tiles = _reader(args.reader)
+    meta = read_meta(args.model)
+    spec = InputSpec.from_meta(meta)
+    t0 = time.perf_counter()
+    n = 0
+    with Scene(args.optical, args.thermal, profile=meta.profile, gsd_m=meta.gsd_m,
+               background_m=meta.thermal.background_m, background_step_m=meta.thermal.background_gsd_m) as sc:
+        plan = plan_tiles(sc, tile_m=meta.tile_m, stride_m=args.stride_m or meta.stride_m, tile_px=meta.tile_px)
+        for r in read_tiles(sc, plan.tiles, spec, max_nodata=1.0, max_cloud=1.0):
+            n += r.x is not None
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "n_tiles": n, "tiles_per_s": n / seconds}
+
+
+PROFILE_PARTS = {
+    "model": ("predictor.py", "predict"),
+    "waiting for the reader thread": ("reader.py", "prefetch"),
+    "journal fsync": ("~", "<built-in method posix.fsync>"),
+    "outputs (sites, GeoJSON)": ("scan.py", "_write_outputs"),
+    "scene open + thermal background": ("scene.py", "__init__"),
+    "model load": ("predictor.py", "load_predictor"),
+}
+
+
+def profile(args: argparse.Namespace) -> dict:
+    """A scan under cProfile: where the main thread's time goes (the reader runs on its own thread)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    result = scan(args)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    parts = {}
+    for name, (file, func) in PROFILE_PARTS.items():
+        parts[name] = sum(v[3] for (f, _, fn), v in stats.items() if fn == func and f.endswith(file))
+    return result | {"parts": parts}
+
+
+MODES = {"profile": profile, "scan": scan, "ceiling": ceiling, "floor": floor, "read": read}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mode", choices=sorted(MODES))
+    ap.add_argument("--optical", type=Path, required=True)
+    ap.add_argument("--thermal", type=Path, default=None)
+    ap.add_argument("--model", type=Path, default=None, help=".onnx (onnxruntime) or .pt (torch)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--tiles", type=int, default=640, help="ceiling: tiles to run")
+    ap.add_argument("--stride-m", type=float, default=None)
+    ap.add_argument("--reader", choices=["product", "proto", "proto2"], default="product",
+                    help="scan/read: the product's reader or bench/fast_reader.py")
+    ap.add_argument("--level", choices=["native", "overview"], default="native", help="floor: which level")
+    ap.add_argument("--fsync-every", type=float, default=None,
+                    help="prototype: fsync the scan journal at most every S seconds (product: every batch)")
+    ap.add_argument("--ort-no-spin", action="store_true",
+                    help="prototype: onnxruntime intra-op threads sleep when idle (session.intra_op.allow_spinning=0)")
+    ap.add_argument("--save-tiles", type=Path, default=None, help="scan: also write tile scores (CSV)")
+    args = ap.parse_args(argv)
+    setup_logging(quiet=True)
+    result = MODES[args.mode](args)
+    result.update(mode=args.mode, model=str(args.model), reader=args.reader, batch=args.batch,
+                  threads=os.environ.get("MINEWATCH_THREADS", ""), gdal_threads=os.environ.get("GDAL_NUM_THREADS"))
+    emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
