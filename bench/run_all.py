@@ -35,6 +35,7 @@ PROTO_ARGS = ["--reader", "proto2", "--fsync-every", "2", "--ort-no-spin"]
 PROTO_ENV = {"GDAL_CACHEMAX": "64"}
 PROTO_TEXT = ("reader v2 of `bench/fast_reader.py`, journal fsync at most every 2 s, onnxruntime threads that "
               "sleep instead of spinning, GDAL_CACHEMAX=64")
+TG_NAME = "TorchGeo, DataLoader workers="
 TUNE_BASE = "unchanged scan (baseline)"
 TUNE_TORCH = "unchanged torch (eager) scan (baseline)"
 SLOW_S = 240.0
@@ -123,22 +124,6 @@ def tg(mode: str, optical: Path, thermal: Path, checkpoint: Path, workers: int, 
             "--checkpoint", str(checkpoint), "--workers", str(workers), "--threads", str(threads)]
 
 
-def pilot_torchgeo(bench: Bench, size: int, opt: Path, th: Path, workers: list[int],
-                   threads: list[int]) -> tuple[int, int]:
-    """One run of each DataLoader-workers x torch-threads setting; TorchGeo is then measured at its best."""
-    results = {}
-    for w in workers:
-        for t in threads:
-            run = run_child(tg("scan", opt, th, bench.models.checkpoint, w, t), python=bench.tg_python)
-            results[(w, t)] = run["seconds"]
-            log.info("pilot     TorchGeo workers=%d threads=%d  %6d px  %8.2f s", w, t, size, run["seconds"])
-    best = min(results, key=results.__getitem__)
-    bench.extra["tg_pilot"] = (f"TorchGeo settings tried once on the {size} px scene (seconds): "
-                               + ", ".join(f"workers={w} threads={t}: {s:.1f}" for (w, t), s in results.items())
-                               + f"; measured below with workers={best[0]}, torch threads={best[1]}.")
-    return best
-
-
 def ensure_torchgeo(python: str | None) -> str:
     """The TorchGeo venv's python, creating ``.venv-bench`` with ``bench/setup_torchgeo.sh`` if needed."""
     if python:
@@ -161,8 +146,6 @@ def run(args: argparse.Namespace) -> Bench:
     for size in sizes:
         opt, th = scene_files(size)
         first = size == sizes[0]
-        if tg_setting is None:
-            tg_setting = pilot_torchgeo(bench, size, opt, th, args.tg_workers, args.tg_threads)
         saved = {"product": BENCH_OUT / "tiles-product.csv", "proto": BENCH_OUT / "tiles-proto.csv"}
         configs = []
         for name, model in engines(models).items():
@@ -170,9 +153,10 @@ def run(args: argparse.Namespace) -> Bench:
             configs.append(Config("scan", name, size, child("scan", opt, th, "--model", str(model), *extra)))
         extra = ["--save-tiles", str(saved["proto"])] if first else []
         configs.append(Config("scan", PROTO, size, child("scan", opt, th, *onnx, *PROTO_ARGS, *extra), env=PROTO_ENV))
-        w, t = tg_setting
-        configs.append(Config("scan", f"TorchGeo, DataLoader workers={w}, torch threads={t}", size,
-                              tg("scan", opt, th, models.checkpoint, w, t), python=bench.tg_python))
+        settings = [tg_setting] if tg_setting else [(w, t) for w in args.tg_workers for t in args.tg_threads]
+        for w, t in settings:
+            configs.append(Config("scan", f"{TG_NAME}{w}, torch threads={t}", size,
+                                  tg("scan", opt, th, models.checkpoint, w, t), python=bench.tg_python))
         for name, model in engines(models).items():
             if first or model == models.onnx:
                 configs.append(Config("ceiling", name, size, child("ceiling", opt, th, "--model", str(model),
@@ -186,9 +170,17 @@ def run(args: argparse.Namespace) -> Bench:
                                  ("proto", "prototype reader v1 (unmasked reads, rows read once)"),
                                  ("proto2", "prototype reader v2 (v1 + separable background, strip features)")):
                 configs.append(Config("read", name, size, child("read", opt, th, *onnx, "--reader", reader)))
-            configs.append(Config("read", f"TorchGeo sampler + DataLoader, workers={w}", size,
-                                  tg("read", opt, th, models.checkpoint, w, t), python=bench.tg_python))
-        bench.measure_all(configs)
+            for w in sorted({w for w, _ in settings}):
+                configs.append(Config("read", f"TorchGeo sampler + DataLoader, workers={w}", size,
+                                      tg("read", opt, th, models.checkpoint, w, 1), python=bench.tg_python))
+        rows = bench.measure_all(configs)
+        if tg_setting is None:  # larger scenes: TorchGeo's best setting on the first scene only
+            best = min((r for r in rows if r.name.startswith(TG_NAME)), key=lambda r: r.seconds)
+            w_text, t_text = best.name[len(TG_NAME):].split(", torch threads=")
+            tg_setting = (int(w_text), int(t_text))
+            bench.extra["tg_pilot"] = (f"TorchGeo's DataLoader workers x torch threads settings were all measured "
+                                       f"on the {size} px scene; the larger scenes use the fastest, "
+                                       f"workers={tg_setting[0]}, torch threads={tg_setting[1]}.")
         if first:
             bench.extra["parity"] = parity(saved["product"], saved["proto"])
         prof = Row("profile", "minewatch onnxruntime fp32 under cProfile", size)
