@@ -41,54 +41,12 @@ def _reader(name: str):
     return read_tiles
 
 
-def _throttle_fsync(seconds: float | None) -> None:
-    """Prototype: the scan journal flushes every batch but fsyncs at most every ``seconds``."""
-    if seconds is None:
-        return
-    import json
-
-    from minewatch.infer.journal import Journal
-
-    last = [0.0]
-
-    def _write(self, obj) -> None:
-        self._fh.write(json.dumps(obj, separators=(",", ":")) + "\n")
-        self._fh.flush()
-        now = time.monotonic()
-        if now - last[0] >= seconds:
-            os.fsync(self._fh.fileno())
-            last[0] = now
-
-    Journal._write = _write  # type: ignore[method-assign]
-
-
-def _no_spin(enabled: bool) -> None:
-    """Prototype: onnxruntime sessions whose idle intra-op threads sleep instead of spinning."""
-    if not enabled:
-        return
-    import onnxruntime as ort
-
-    import minewatch.infer.predictor as predictor_module
-
-    def session(path, *, threads: int | None = None):
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if threads:
-            opts.intra_op_num_threads = threads
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-    predictor_module.onnx_session = session  # type: ignore[attr-defined]
-
-
 def scan(args: argparse.Namespace) -> dict:
     """Time ``run_scan`` on the scene, writing only the sites GeoJSON."""
     import minewatch.infer.scan as scan_module
     from minewatch.infer.scan import ScanRequest, run_scan
 
     scan_module.read_tiles = _reader(args.reader)  # type: ignore[attr-defined]
-    _throttle_fsync(args.fsync_every)
-    _no_spin(args.ort_no_spin)
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         req = ScanRequest(raster=args.optical, thermal=args.thermal, model=args.model,
                           out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m)
@@ -117,10 +75,12 @@ def _real_tiles(args: argparse.Namespace, spec, n: int) -> np.ndarray:
 
 
 def ceiling(args: argparse.Namespace) -> dict:
-    """Tiles per second of ``predictor.predict`` alone, on batches already in memory."""
+    """Tiles per second of ``predictor.predict`` alone, on batches already in memory, on every core
+    (a scan's onnxruntime session leaves one core to its reader thread)."""
     from minewatch.datasets.features import InputSpec
     from minewatch.infer.predictor import load_predictor
 
+    os.environ.setdefault("MINEWATCH_THREADS", str(os.cpu_count() or 1))  # the ceiling uses every core
     predictor = load_predictor(args.model, "cpu")
     args.meta = predictor.meta
     spec = InputSpec.from_meta(predictor.meta)
@@ -235,10 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reader", choices=["product", "proto", "proto2"], default="product",
                     help="scan/read: the product's reader or bench/fast_reader.py")
     ap.add_argument("--level", choices=["native", "overview"], default="native", help="floor: which level")
-    ap.add_argument("--fsync-every", type=float, default=None,
-                    help="prototype: fsync the scan journal at most every S seconds (product: every batch)")
-    ap.add_argument("--ort-no-spin", action="store_true",
-                    help="prototype: onnxruntime intra-op threads sleep when idle (session.intra_op.allow_spinning=0)")
     ap.add_argument("--save-tiles", type=Path, default=None, help="scan: also write tile scores (CSV)")
     args = ap.parse_args(argv)
     setup_logging(quiet=True)
