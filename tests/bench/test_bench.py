@@ -99,11 +99,15 @@ def test_prototype_reader_v2_matches_up_to_float_rounding(scenes) -> None:
         np.testing.assert_allclose([a.dt_max_k, a.z_max], [b.dt_max_k, b.z_max], rtol=1e-5, atol=1e-5)
 
 
-def test_rewriting_the_report_keeps_the_model_figures(tmp_path):
+def test_rewriting_the_report_keeps_the_hand_written_sections(tmp_path):
     import run_all
 
     old = tmp_path / "BENCHMARKS.md"
-    old.write_text("# old\n\n## Model quality\n\nF1 0.78\n\n## Commands\nold\n")
-    new = "# new\n\n## Model quality\n\n(filled in by the lead)\n\n## Commands\nnew\n"
-    out = run_all.keep_section(new, old, "## Model quality")
+    old.write_text("# old\n\n## Model quality\n\nF1 0.78\n\n## Tiled vs striped\n\nx10\n\n"
+                   "## Synthetic generator\n\n4.4 s\n\n## Commands\nold\n")
+    new = ("# new\n\n## Synthetic generator\n\n4.5 s\n\n## Model quality\n\n(filled in by the lead)\n\n"
+           "## Commands\nnew\n")
+    out = run_all.keep_sections(new, old)
     assert "F1 0.78" in out and "filled in" not in out and out.startswith("# new") and out.endswith("new\n")
+    assert out.index("## Tiled vs striped") < out.index("## Synthetic generator") and "x10" in out
+    assert "4.5 s" in out and "4.4 s" not in out
