@@ -80,19 +80,23 @@ def nodata_fraction(optical: np.ndarray) -> float:
     return float(np.isnan(optical).any(axis=0).mean()) if optical.size else 1.0
 
 
-def cloud_fraction(optical: np.ndarray, bands: tuple[str, ...]) -> float:
-    """Share of bright, colourless pixels (the classic whiteness test on the visible bands).
+def cloud_mask(optical: np.ndarray, bands: tuple[str, ...]) -> np.ndarray:
+    """(h, w) bool: bright, colourless pixels (the classic whiteness test on the visible bands).
 
     Thick cloud is bright (all visible reflectances > 0.5) and grey (spread < 15 % of the mean); a white
     roof is bright too, but a 64 m window of roof alone is rare, so a window is only skipped when most of
-    it looks like cloud.
+    it looks like cloud. Without red, green and blue nothing is called cloud.
     """
     vis = [bands.index(b) for b in ("red", "green", "blue") if b in bands]
     if len(vis) < 3:
-        return 0.0
+        return np.zeros(optical.shape[1:], dtype=bool)
     v = optical[vis]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi, mean = np.nanmin(v, axis=0), np.nanmax(v, axis=0), np.nanmean(v, axis=0)
-        cloudy = (lo > 0.5) & ((hi - lo) < 0.15 * mean)
-    return float(np.mean(cloudy))
+        return (lo > 0.5) & ((hi - lo) < 0.15 * mean)
+
+
+def cloud_fraction(optical: np.ndarray, bands: tuple[str, ...]) -> float:
+    """Share of cloud-like pixels in a window (see :func:`cloud_mask`)."""
+    return float(np.mean(cloud_mask(optical, bands)))

@@ -113,16 +113,30 @@ class GridReader:
         t = src.transform
         self.direct = src.crs == grid.crs and t.b == 0 and t.d == 0 and t.e < 0
         self.vrt = None if self.direct else _warp(src, grid, resampling=resampling)
-        has_mask = src.nodata is not None or any(
-            rasterio.enums.MaskFlags.all_valid not in flags for flags in src.mask_flag_enums)
-        self.has_mask = has_mask or not self.direct
+        self.nodata = src.nodata
+        # With a nodata value, validity is ``value != nodata`` (GDAL's resampling already skips nodata
+        # pixels); only an internal mask or alpha band (or a warp without nodata, which adds alpha) needs
+        # GDAL's mask pass: a second resampled read.
+        internal_mask = any(rasterio.enums.MaskFlags.all_valid not in flags
+                            and rasterio.enums.MaskFlags.nodata not in flags for flags in src.mask_flag_enums)
+        self.mask_pass = internal_mask or (self.nodata is None and not self.direct)
+
+    def _valid(self, data: np.ndarray) -> np.ndarray:
+        """Validity of unmasked values: not nodata (nor NaN) in any band."""
+        bad = data == self.nodata
+        if data.dtype.kind == "f":
+            bad |= np.isnan(data)
+        return ~bad.any(axis=0)
 
     def read(self, indexes: list[int], tile: Tile) -> tuple[np.ndarray, np.ndarray]:
         """(bands, h, w) values and an (h, w) bool validity mask for one window of the grid."""
         h, w = tile.height, tile.width
         if not self.direct:
-            data = self.vrt.read(indexes, window=tile.window, masked=True)
-            return data.data, ~np.ma.getmaskarray(data).any(axis=0)
+            if self.mask_pass:
+                data = self.vrt.read(indexes, window=tile.window, masked=True)
+                return data.data, ~np.ma.getmaskarray(data).any(axis=0)
+            data = self.vrt.read(indexes, window=tile.window)
+            return data, self._valid(data)
         g, t = self.grid.transform, self.src.transform
         # The window's edges in source pixel coordinates (fractional).
         x0 = g.c + tile.col_off * g.a
@@ -140,15 +154,15 @@ class GridReader:
             return out, valid
         window = Window(c0 + dc0 * sx, r0 + dr0 * sy, (dc1 - dc0) * sx, (dr1 - dr0) * sy)
         shape = (len(indexes), dr1 - dr0, dc1 - dc0)
-        if self.has_mask:
+        if self.mask_pass:
             data = self.src.read(indexes, window=window, out_shape=shape, resampling=self.resampling,
                                  masked=True)
             out[:, dr0:dr1, dc0:dc1] = data.data
             valid[dr0:dr1, dc0:dc1] = ~np.ma.getmaskarray(data).any(axis=0)
         else:
-            out[:, dr0:dr1, dc0:dc1] = self.src.read(indexes, window=window, out_shape=shape,
-                                                     resampling=self.resampling)
-            valid[dr0:dr1, dc0:dc1] = True
+            data = self.src.read(indexes, window=window, out_shape=shape, resampling=self.resampling)
+            out[:, dr0:dr1, dc0:dc1] = data
+            valid[dr0:dr1, dc0:dc1] = True if self.nodata is None else self._valid(data)
         return out, valid
 
     def close(self) -> None:
@@ -262,6 +276,13 @@ class Scene:
 
     # ------------------------------------------------------------------ reads
     @property
+    def striped(self) -> bool:
+        """True when the optical file stores whole scanlines per block: reading it in column swaths would
+        decode every scanline once per swath, so it is read in full-width strips."""
+        src = self._optical.src
+        return src.block_shapes[0][1] >= src.width
+
+    @property
     def has_thermal(self) -> bool:
         return self._thermal is not None
 
@@ -297,9 +318,8 @@ class Scene:
         ratio = self.grid.gsd_m / self.background.step_m
         rows = (np.arange(tile.row_off, tile.row_off + tile.height) + 0.5) * ratio
         cols = (np.arange(tile.col_off, tile.col_off + tile.width) + 0.5) * ratio
-        rr, cc = np.meshgrid(rows, cols, indexing="ij")
-        median = th.sample_grid(self.background.median, rr, cc)
-        sigma = th.sample_grid(self.background.sigma, rr, cc)
+        median = th.sample_grid(self.background.median, rows, cols)
+        sigma = th.sample_grid(self.background.sigma, rows, cols)
         return th.anomaly(kelvin, median, sigma)
 
     def close(self) -> None:

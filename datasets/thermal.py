@@ -170,7 +170,21 @@ def anomaly(kelvin: np.ndarray, bg_median: np.ndarray, bg_sigma: np.ndarray) -> 
     return dt, (dt / bg_sigma).astype(np.float32)
 
 
+def _linear_axis(n: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbour indices and weight along one axis for linear interpolation, edges held."""
+    x = x - 0.5  # cell centres at .5
+    i0 = np.floor(x).astype(np.intp)
+    return np.clip(i0, 0, n - 1), np.clip(i0 + 1, 0, n - 1), x - i0
+
+
 def sample_grid(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Bilinear sample of a small grid at fractional (row, col) cell coordinates (cell centres at .5)."""
-    coords = np.stack([rows - 0.5, cols - 0.5])
-    return ndimage.map_coordinates(values, coords, order=1, mode="nearest").astype(np.float32)
+    """Bilinear sample of a small grid on the lattice ``rows x cols`` (1-D fractional cell coordinates).
+
+    The lattice is regular, so the interpolation is separable: two 1-D passes, no coordinate meshgrid
+    (about five times cheaper than ``ndimage.map_coordinates`` on a strip).
+    """
+    r0, r1, fr = _linear_axis(values.shape[0], np.asarray(rows, dtype=np.float64))
+    c0, c1, fc = _linear_axis(values.shape[1], np.asarray(cols, dtype=np.float64))
+    v = values.astype(np.float64)
+    along_rows = v[r0] * (1 - fr)[:, None] + v[r1] * fr[:, None]
+    return (along_rows[:, c0] * (1 - fc) + along_rows[:, c1] * fc).astype(np.float32)
