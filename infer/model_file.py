@@ -21,6 +21,15 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def model_threads(threads: int | None = None) -> int:
+    """Threads for the model while a scan reads: ``threads``, else $MINEWATCH_THREADS, else cores - 1.
+
+    The reader thread needs a core of its own; on 2 cores one model thread is 1.3-1.7x faster than two
+    (BENCHMARKS.md, "One change at a time").
+    """
+    return threads or int(os.environ.get("MINEWATCH_THREADS", "0") or 0) or max(1, (os.cpu_count() or 2) - 1)
+
+
 def onnx_session(path: str | Path, *, threads: int | None = None):
     """An onnxruntime CPU session, with a clear error for files that are not ONNX models."""
     import onnxruntime as ort
@@ -30,9 +39,8 @@ def onnx_session(path: str | Path, *, threads: int | None = None):
         raise UserError("model file not found", path=p, fix="check the path, or run 'make model'")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Leave a core to the reader thread and do not spin-wait between batches: on 2 cores this alone
-    # makes a scan 1.7x faster (BENCHMARKS.md, "Prototype settings").
-    opts.intra_op_num_threads = threads or max(1, (os.cpu_count() or 2) - 1)
+    # Leave a core to the reader thread and do not spin-wait between batches.
+    opts.intra_op_num_threads = model_threads(threads)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +14,7 @@ from minewatch.infer.model_file import (
     CHECKPOINT_SUFFIXES,
     file_sha256,
     meta_from_session,
+    model_threads,
     onnx_session,
 )
 from minewatch.model_meta import ModelMeta
@@ -65,6 +65,8 @@ class TorchPredictor:
         self._torch = torch
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+        else:
+            torch.set_num_threads(model_threads())  # the process's intra-op pool: leave the reader a core
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         torch = self._torch
@@ -101,4 +103,4 @@ def load_predictor(path: str | Path | None = None, device: str = "cpu") -> Predi
         return TorchPredictor(p, device)
     if device == "cuda":
         log.warning("ONNX models run on the CPU here; give a checkpoint (.pt) to use the GPU")
-    return OnnxPredictor(p, threads=int(os.environ.get("MINEWATCH_THREADS", "0")) or None)
+    return OnnxPredictor(p)
