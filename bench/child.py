@@ -26,27 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
 
 
-def _reader(name: str):
-    """The product's ``read_tiles`` or the prototype in ``bench/fast_reader.py``."""
-    if name == "proto":
-        from fast_reader import read_tiles
-
-        return read_tiles
-    if name == "proto2":
-        from fast_reader import read_tiles_v2
-
-        return read_tiles_v2
-    from minewatch.infer.reader import read_tiles
-
-    return read_tiles
-
-
 def scan(args: argparse.Namespace) -> dict:
     """Time ``run_scan`` on the scene, writing only the sites GeoJSON."""
-    import minewatch.infer.scan as scan_module
     from minewatch.infer.scan import ScanRequest, run_scan
 
-    scan_module.read_tiles = _reader(args.reader)  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
         req = ScanRequest(raster=args.optical, thermal=args.thermal, model=args.model,
                           out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m)
@@ -140,7 +123,8 @@ def read(args: argparse.Namespace) -> dict:
     from minewatch.datasets.features import InputSpec
     from minewatch.datasets.scene import Scene
     from minewatch.datasets.tiles_job import plan_tiles
-    read_tiles = _reader(args.reader)
+    from minewatch.infer.reader import read_tiles
+
     meta = read_meta(args.model)
     spec = InputSpec.from_meta(meta)
     t0 = time.perf_counter()
@@ -192,14 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--tiles", type=int, default=640, help="ceiling: tiles to run")
     ap.add_argument("--stride-m", type=float, default=None)
-    ap.add_argument("--reader", choices=["product", "proto", "proto2"], default="product",
-                    help="scan/read: the product's reader or bench/fast_reader.py")
     ap.add_argument("--level", choices=["native", "overview"], default="native", help="floor: which level")
     ap.add_argument("--save-tiles", type=Path, default=None, help="scan: also write tile scores (CSV)")
     args = ap.parse_args(argv)
     setup_logging(quiet=True)
     result = MODES[args.mode](args)
-    result.update(mode=args.mode, model=str(args.model), reader=args.reader, batch=args.batch,
+    result.update(mode=args.mode, model=str(args.model), batch=args.batch,
                   threads=os.environ.get("MINEWATCH_THREADS", ""), gdal_threads=os.environ.get("GDAL_NUM_THREADS"))
     emit(result)
     return 0

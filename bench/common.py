@@ -1,7 +1,7 @@
 """Shared helpers of the benchmark scripts: paths, model files, child processes, medians, machine facts.
 
 Every measured configuration runs in its own child process that prints one JSON line last; peak memory is
-the child's own ``ru_maxrss``, so one run never inherits another's allocations.
+the child's own high-water mark (``VmHWM``), so one run never inherits another's allocations.
 """
 
 from __future__ import annotations
@@ -35,7 +35,18 @@ class ChildError(RuntimeError):
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    """Peak resident memory of this process's own address space, MiB.
+
+    ``VmHWM`` from /proc (Linux), not ``ru_maxrss``: the latter keeps the high-water mark of the address
+    space replaced by ``exec``, i.e. of the parent that spawned the child (vfork), which inflated every
+    figure by the parent's peak. Elsewhere ``ru_maxrss`` is the fallback.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

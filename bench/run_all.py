@@ -30,10 +30,6 @@ from scenes import scene_files  # noqa: E402
 log = logging.getLogger("bench")
 TG_VENV = REPO / ".venv-bench"
 BENCH_OUT = REPO / ".bench" / "out"
-PROTO = "minewatch fp32 + prototype reader v2"
-PROTO_ARGS = ["--reader", "proto2"]
-PROTO_TEXT = ("the product's scan with reader v2 of `bench/fast_reader.py` (unmasked reads, each grid row read "
-              "once, separable background sampling, features computed once per strip)")
 TG_NAME = "TorchGeo, DataLoader workers="
 TUNE_BASE = "unchanged scan (baseline)"
 TUNE_TORCH = "unchanged torch (eager) scan (baseline)"
@@ -145,13 +141,8 @@ def run(args: argparse.Namespace) -> Bench:
     for size in sizes:
         opt, th = scene_files(size)
         first = size == sizes[0]
-        saved = {"product": BENCH_OUT / "tiles-product.csv", "proto": BENCH_OUT / "tiles-proto.csv"}
-        configs = []
-        for name, model in engines(models).items():
-            extra = ["--save-tiles", str(saved["product"])] if first and model == models.onnx else []
-            configs.append(Config("scan", name, size, child("scan", opt, th, "--model", str(model), *extra)))
-        extra = ["--save-tiles", str(saved["proto"])] if first else []
-        configs.append(Config("scan", PROTO, size, child("scan", opt, th, *onnx, *PROTO_ARGS, *extra)))
+        configs = [Config("scan", name, size, child("scan", opt, th, "--model", str(model)))
+                   for name, model in engines(models).items()]
         settings = [tg_setting] if tg_setting else [(w, t) for w in args.tg_workers for t in args.tg_threads]
         for w, t in settings:
             configs.append(Config("scan", f"{TG_NAME}{w}, torch threads={t}", size,
@@ -165,10 +156,7 @@ def run(args: argparse.Namespace) -> Bench:
             configs.append(Config("floor", f"I/O floor: {name}", size,
                                   child("floor", opt, th, *onnx, "--level", level)))
         if size <= args.max_read_size:
-            for reader, name in (("product", "minewatch data module (scan reader)"),
-                                 ("proto", "prototype reader v1 (unmasked reads, rows read once)"),
-                                 ("proto2", "prototype reader v2 (v1 + separable background, strip features)")):
-                configs.append(Config("read", name, size, child("read", opt, th, *onnx, "--reader", reader)))
+            configs.append(Config("read", "minewatch data module (scan reader)", size, child("read", opt, th, *onnx)))
             for w in sorted({w for w, _ in settings}):
                 configs.append(Config("read", f"TorchGeo sampler + DataLoader, workers={w}", size,
                                       tg("read", opt, th, models.checkpoint, w, 1), python=bench.tg_python))
@@ -180,8 +168,6 @@ def run(args: argparse.Namespace) -> Bench:
             bench.extra["tg_pilot"] = (f"TorchGeo's DataLoader workers x torch threads settings were all measured "
                                        f"on the {size} px scene; the larger scenes use the fastest, "
                                        f"workers={tg_setting[0]}, torch threads={tg_setting[1]}.")
-        if first:
-            bench.extra["parity"] = parity(saved["product"], saved["proto"])
         prof = Row("profile", "minewatch onnxruntime fp32 under cProfile", size)
         prof.runs.append(run_child(child("profile", opt, th, *onnx)))
         bench.rows.append(prof)
@@ -216,28 +202,12 @@ def tune(bench: Bench, size: int, opt: Path, th: Path) -> None:
         ("batch 128", [*onnx, "--batch", "128"], {}),
         ("GDAL_NUM_THREADS=1", onnx, {"GDAL_NUM_THREADS": "1"}),
         ("GDAL_CACHEMAX=256 (the former default)", onnx, {"GDAL_CACHEMAX": "256"}),
-        ("prototype reader v1 (exact)", [*onnx, "--reader", "proto"], {}),
-        ("prototype reader v2", [*onnx, "--reader", "proto2"], {}),
         (TUNE_TORCH, ["--model", str(m.checkpoint)], {}),
-        ("torch (eager), OMP_NUM_THREADS=1", ["--model", str(m.checkpoint)], {"OMP_NUM_THREADS": "1"}),
+        ("torch (eager) on both cores (MINEWATCH_THREADS=2, the former default)", ["--model", str(m.checkpoint)],
+         {"MINEWATCH_THREADS": "2"}),
     ]
     bench.measure_all([Config("tune", name, size, child("scan", opt, th, *extra), env=env or None)
                        for name, extra, env in variants])
-
-
-def parity(a: Path, b: Path) -> str:
-    """Largest difference between two scans' tile scores (same tiles, same order)."""
-    import numpy as np
-    import pandas as pd
-
-    x, y = pd.read_csv(a), pd.read_csv(b)
-    if list(x["tile_id"]) != list(y["tile_id"]):
-        return "different tiles"
-    cols = [c for c in x.columns if x[c].dtype.kind == "f"]
-    diff = max(float(np.nanmax(np.abs(x[c] - y[c]))) if x[c].notna().any() else 0.0 for c in cols)
-    same_nan = all((x[c].isna() == y[c].isna()).all() for c in cols)
-    return (f"largest difference over {len(x)} tiles and all score/evidence columns: {diff:.3g}"
-            f"{'' if same_nan else ' (NaN patterns differ)'}")
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -374,8 +344,9 @@ def report(bench: Bench, args: argparse.Namespace, elapsed: float) -> str:
         f"Written by `bench/run_all.py {'--full' if args.full else '--quick'}` in {elapsed / 60:.0f} min "
         f"({time.strftime('%Y-%m-%d %H:%M %Z')}). Medians of {bench.repeats} runs (one where a run took over "
         f"{SLOW_S:.0f} s), each configuration in its "
-        "own process; peak RSS = the largest `ru_maxrss` of those processes (TorchGeo with workers: main "
-        "process + largest worker).", "",
+        "own process; peak RSS = the largest high-water mark (`VmHWM`) of those processes (TorchGeo with "
+        "workers: main process + largest worker's `ru_maxrss`, which counts pages shared with the main "
+        "process twice).", "",
         "## Machine", "",
         f"- {info['cores']} cores, {info['cpu']}, {info['ram_gib']} GiB RAM; {info['os']}; load average "
         f"(1/5/15 min) {bench.extra.get('load_start')} at the start, {loadavg()} at the end (a shared machine)",
@@ -403,8 +374,6 @@ def report(bench: Bench, args: argparse.Namespace, elapsed: float) -> str:
         *read_table(bench), "",
         "## Growth with scene size", "", *growth_table(bench), "",
         "## Where the time goes", "", *breakdown(bench), "",
-        f"\"{PROTO}\" = {PROTO_TEXT}. Its tile scores against the product's, same scene and model: "
-        f"{bench.extra.get('parity', 'not compared in this run')}.", "",
         *(["### One change at a time", "", *tune_table(bench), ""]
           if any(r.section == "tune" for r in bench.rows) else []),
         "## Block inference experiment (bench/block_inference.py)", "",
@@ -479,8 +448,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ceiling-tiles", type=int, default=None)
     ap.add_argument("--max-read-size", type=int, default=4096, help="largest scene for the reading table")
-    ap.add_argument("--tune", action="store_true", help="also measure the prototype settings (always in --full)")
-    ap.add_argument("--tune-only", action="store_true", help="only the default scans and the prototype settings")
+    ap.add_argument("--tune", action="store_true", help="also measure one change at a time (always in --full)")
+    ap.add_argument("--tune-only", action="store_true", help="only the one-change-at-a-time table")
     ap.add_argument("--block-px", type=int, default=512)
     args = ap.parse_args(argv)
     args.ceiling_tiles = args.ceiling_tiles or (320 if args.quick else 1280)

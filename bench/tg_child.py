@@ -26,6 +26,9 @@ from torch.utils.data import DataLoader
 from torchgeo.datasets import IntersectionDataset, RasterDataset, stack_samples
 from torchgeo.samplers import GridGeoSampler, Units
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import peak_rss_mb  # noqa: E402  (standard library only: importable from the TorchGeo venv)
+
 
 class Optical(RasterDataset):
     """The optical GeoTIFF of a scene folder (uint8 RGB, nodata 0)."""
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.mode == "scan":
                 torch.sigmoid(model(model_input(image, meta, scale)))
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     if args.workers:
         peak += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     import torchgeo
