@@ -88,3 +88,23 @@ def tile_targets(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, classes: Sequ
         positive |= (per_tile > 0) & (per_tile >= rule.min_area_m2.get(name, 0.0) - 1e-9)
         out[positive, k] = 1
     return out
+
+
+def confuser_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, targets: np.ndarray, *,
+                     min_area_m2: float, classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """Negative windows worth showing more often: they hold a look-alike, or a class below the label rule.
+
+    Random negatives are mostly bare land a model learns in a few steps; the errors left are container
+    yards, hot industry and windows that graze a farm. ``min_area_m2`` of such polygons inside a window
+    makes it a confuser. ``tiles`` must be in a metric CRS; ``targets`` are those of :func:`tile_targets`.
+    """
+    out = np.zeros(len(tiles), dtype=bool)
+    if truth.empty or tiles.empty:
+        return out
+    truth = truth.to_crs(tiles.crs)
+    polys = truth[truth["class"].isin([*classes, LOOKALIKE])].geometry.values
+    poly_idx, tile_idx = tiles.sindex.query(polys, predicate="intersects")
+    if len(poly_idx):
+        inter = shapely.area(shapely.intersection(polys[poly_idx], tiles.geometry.values[tile_idx]))
+        out = np.bincount(tile_idx, weights=inter, minlength=len(tiles)) >= min_area_m2
+    return out & ~np.asarray(targets, dtype=bool).any(axis=1)

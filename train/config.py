@@ -67,6 +67,11 @@ class DataConfig(StrictModel):
         description="sampler balancing: window weight = 1 / count(group)^balance, group = rarest positive "
                     "class or 'none'; 0 = natural frequencies, 1 = every group equally often",
     )
+    confuser_m2: float | None = Field(
+        None, gt=0,
+        description="negative windows holding this much look-alike (or sub-threshold class) area, m2, are "
+                    "their own sampling group, drawn as often as a class: hard negatives (None: off)",
+    )
     cache: bool = Field(
         True, description="keep assembled windows in memory after the first read (small data sets only)"
     )
@@ -109,6 +114,11 @@ class OptimConfig(StrictModel):
     warmup_epochs: float = Field(0.5, ge=0, description="linear warm-up length, epochs")
     min_lr_ratio: float = Field(0.02, ge=0, le=1, description="final learning rate as a share of the peak")
     grad_clip: float | None = Field(5.0, gt=0, description="clip the gradient norm to this (None: off)")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1,
+        description="validate, checkpoint and export an exponential moving average of the weights with this "
+                    "decay per step, e.g. 0.998 (None: the raw weights)",
+    )
 
 
 class LossConfig(StrictModel):
@@ -123,6 +133,12 @@ class LossConfig(StrictModel):
     max_pos_weight: float = Field(20.0, ge=1, description="upper bound of an automatic pos_weight")
     focal_gamma: float = Field(2.0, ge=0, description="focal loss focusing exponent")
     focal_alpha: float | None = Field(0.25, ge=0, le=1, description="focal weight of positives (None: off)")
+    heat_needs_thermal: bool = Field(
+        False,
+        description="ignore the heat_signature target of training windows without thermal (dropped or "
+                    "missing): heat cannot be seen there, and learning it from optical cues alone teaches "
+                    "the model to call every farm hot",
+    )
 
 
 class AugmentConfig(StrictModel):

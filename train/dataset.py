@@ -25,7 +25,7 @@ from torch.utils.data import Dataset, Sampler
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.features import InputSpec, channel_names, nodata_fraction, tile_input
-from minewatch.datasets.labels import LabelRule, read_truth, tile_targets
+from minewatch.datasets.labels import LabelRule, confuser_windows, read_truth, tile_targets
 from minewatch.datasets.profiles import SensorProfile
 from minewatch.datasets.scene import Scene
 from minewatch.datasets.tiles_job import plan_tiles
@@ -125,6 +125,7 @@ class SceneWindows:
     tiles: tuple[Tile, ...]
     targets: np.ndarray
     band_names: tuple[str, ...]
+    confusers: np.ndarray | None = None  # negative windows holding look-alikes (see confuser_windows)
 
 
 def check_bands(found: Sequence[str], expected: Sequence[str], where: Path | str, *,
@@ -165,7 +166,7 @@ class SceneReader:
 
 def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride_m: float, tile_px: int,
                 bands: Sequence[str], rule: LabelRule, classes: Sequence[str] = CLASSES,
-                max_nodata: float = 0.5) -> SceneWindows:
+                max_nodata: float = 0.5, confuser_m2: float | None = None) -> SceneWindows:
     """Windows of one scene (nodata-filtered) and their targets, computed once."""
     with reader.open(files, thermal=False) as scene:  # the thermal background is not needed to index
         check_bands(scene.band_names, bands, files.optical)
@@ -173,12 +174,16 @@ def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride
         tiles = [t for t in plan.tiles if nodata_fraction(scene.read_optical(t)) <= max_nodata]
         if files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
-            targets = tile_targets(gdf, read_truth(files.truth), classes, rule)
+            truth = read_truth(files.truth)
+            targets = tile_targets(gdf, truth, classes, rule)
+            confusers = (None if confuser_m2 is None else
+                         confuser_windows(gdf, truth, targets, min_area_m2=confuser_m2, classes=classes))
         else:
             if files.truth is None:
                 log.warning("%s: no truth.geojson; all windows are negatives", files.folder)
             targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
-        return SceneWindows(files, tuple(tiles), targets, tuple(scene.band_names))
+            confusers = None if confuser_m2 is None else np.zeros(len(tiles), dtype=bool)
+        return SceneWindows(files, tuple(tiles), targets, tuple(scene.band_names), confusers)
 
 
 def _has_features(path: Path) -> bool:
@@ -242,7 +247,8 @@ class TileDataset(Dataset):
     """
 
     def __init__(self, index: Sequence[SceneWindows], spec: InputSpec, reader: SceneReader, *,
-                 augmenter: TileAugmenter | None = None, cache_mb: float = 0.0) -> None:
+                 augmenter: TileAugmenter | None = None, cache_mb: float = 0.0,
+                 heat_needs_thermal: bool = False) -> None:
         self.index = list(index)
         self.spec = spec
         self.reader = reader
@@ -250,7 +256,12 @@ class TileDataset(Dataset):
         self.items = [(i, j) for i, s in enumerate(self.index) for j in range(len(s.tiles))]
         self.targets = (np.concatenate([s.targets for s in self.index], axis=0) if self.index
                         else np.zeros((0, len(CLASSES)), np.uint8))
+        self.confusers = (np.concatenate([s.confusers for s in self.index])
+                          if self.index and all(s.confusers is not None for s in self.index) else None)
         self.channels = channel_names(spec.optical_bands)
+        # Where heat is ignored without thermal: (class index, thermal_valid channel index).
+        self._heat_mask = ((CLASSES.index("heat_signature"), self.channels.index("thermal_valid"))
+                           if heat_needs_thermal else None)
         self.cache_mb = cache_mb
         self._scenes: dict[int, Scene] = {}
         self._cache: dict[int, np.ndarray] = {}
@@ -336,8 +347,10 @@ class TileDataset(Dataset):
         if self.augmenter is not None and seed is not None:
             x = self.augmenter(x.transpose(1, 2, 0), int(seed)).transpose(2, 0, 1)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        return torch.from_numpy(x.copy() if not x.flags.writeable else x), torch.from_numpy(
-            self.targets[int(k)].astype(np.float32))
+        y = self.targets[int(k)].astype(np.float32)
+        if self._heat_mask is not None and seed is not None and not x[self._heat_mask[1]].any():
+            y[self._heat_mask[0]] = -1.0  # no thermal in this window: heat is not known, not absent
+        return torch.from_numpy(x.copy() if not x.flags.writeable else x), torch.from_numpy(y)
 
     def close(self) -> None:
         for scene in reversed(list(self._scenes.values())):
@@ -360,18 +373,21 @@ def _read_windows(task: tuple[SceneFiles, list[Tile], InputSpec, SceneReader]) -
 
 
 # ---------------------------------------------------------------------------------------- sampling
-def sample_weights(targets: np.ndarray, balance: float) -> np.ndarray:
-    """Per-window sampling weight: 1 / count(group)^balance, group = rarest positive class or 'none'.
+def sample_weights(targets: np.ndarray, balance: float, confusers: np.ndarray | None = None) -> np.ndarray:
+    """Per-window sampling weight: 1 / count(group)^balance.
 
-    With ``balance`` = 1 every group is drawn equally often, so a class seen in 1 % of windows is not
-    drowned by the other 99 %; 0 keeps natural frequencies.
+    The group is the window's rarest positive class, else 'confuser' (a negative holding a look-alike,
+    when ``confusers`` is given), else 'none'. With ``balance`` = 1 every group is drawn equally often,
+    so a class seen in 1 % of windows is not drowned by the other 99 %; 0 keeps natural frequencies.
     """
     t = np.asarray(targets, dtype=bool)
     n, k = t.shape
     counts = t.sum(axis=0).astype(float)
     rank = np.where(t, counts[None, :], np.inf)
-    group = np.where(t.any(axis=1), np.argmin(rank, axis=1), k)
-    group_counts = np.bincount(group, minlength=k + 1).astype(float)
+    group = np.where(t.any(axis=1), np.argmin(rank, axis=1), k + 1)
+    if confusers is not None:
+        group[np.asarray(confusers, dtype=bool) & ~t.any(axis=1)] = k
+    group_counts = np.bincount(group, minlength=k + 2).astype(float)
     return (group_counts[group] ** -balance).astype(np.float64) if n else np.zeros(0)
 
 

@@ -53,6 +53,7 @@ from minewatch.train.dataset import (
     normalisation_stats,
     sample_weights,
 )
+from minewatch.train.ema import WeightAverage
 from minewatch.train.models import build_model
 
 log = logging.getLogger(__name__)
@@ -89,15 +90,23 @@ class MultiLabelLoss(nn.Module):
         self.register_buffer("pos_weight", pos_weight if pos_weight is not None else None)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Targets < 0 are ignored (see ``loss.heat_needs_thermal``)."""
+        known = target >= 0
+        if bool(known.all()):
+            return self._loss(logits, target).mean()
+        loss = self._loss(logits, target.clamp(min=0)) * known
+        return loss.sum() / known.sum().clamp(min=1)
+
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind == "bce":
-            return F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight)
+            return F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight, reduction="none")
         p = torch.sigmoid(logits)
         ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         p_t = p * target + (1 - p) * (1 - target)
         loss = ce * (1 - p_t) ** self.gamma
         if self.alpha is not None:
             loss = loss * (self.alpha * target + (1 - self.alpha) * (1 - target))
-        return loss.mean()
+        return loss
 
 
 def auto_pos_weight(targets: np.ndarray, weights: np.ndarray, max_weight: float) -> np.ndarray:
@@ -234,7 +243,7 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     background_gsd = cfg.thermal.background_gsd_m or cfg.thermal.background_m / 4
     reader = SceneReader(profile, gsd, cfg.thermal.background_m, background_gsd)
     common = dict(tile_m=tile_m, tile_px=tile_px, bands=bands, rule=cfg.labels, classes=CLASSES,
-                  max_nodata=cfg.data.max_nodata)
+                  max_nodata=cfg.data.max_nodata, confuser_m2=cfg.data.confuser_m2)
     train_index = index_scenes(train_scenes, reader, desc="indexing training scenes", stride_m=train_stride_m,
                                **common)
     val_index = index_scenes(val_scenes, reader, desc="indexing validation scenes", stride_m=stride_m, **common)
@@ -310,9 +319,10 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
     augmenter = (TileAugmenter(cfg.augmentation, prep.meta.channels, prep.spec.mean, prep.spec.std)
                  if cfg.augmentation.enabled else None)
     cache_mb = cfg.data.cache_max_mb if cfg.data.cache else 0.0
-    train_ds = TileDataset(prep.train_index, prep.spec, prep.reader, augmenter=augmenter, cache_mb=cache_mb)
+    train_ds = TileDataset(prep.train_index, prep.spec, prep.reader, augmenter=augmenter, cache_mb=cache_mb,
+                           heat_needs_thermal=cfg.loss.heat_needs_thermal)
     val_ds = TileDataset(prep.val_index, prep.spec, prep.reader, cache_mb=cache_mb)
-    weights_np = sample_weights(train_ds.targets, cfg.data.balance)
+    weights_np = sample_weights(train_ds.targets, cfg.data.balance, train_ds.confusers)
     n_samples = cfg.data.samples_per_epoch or len(train_ds)
     sampler = BalancedSampler(weights_np, num_samples=n_samples, seed=cfg.seed, rank=info.rank,
                               world_size=info.world_size)
@@ -354,8 +364,12 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
         optimizer, lr_lambda(warmup, total_steps, cfg.optim.min_lr_ratio))
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     state = RunState()
+    ema = WeightAverage(model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model_state"])
+        model.load_state_dict(ckpt.get("train_state") or ckpt["model_state"])
+        if ema is not None:
+            ema.model.load_state_dict(ckpt["model_state"])
+            ema.updates = int(ckpt["ema_updates"])
         optimizer.load_state_dict(ckpt["optimizer_state"])
         scheduler.load_state_dict(ckpt["scheduler_state"])
         if scaler.is_enabled() and ckpt.get("scaler_state"):  # empty when saved on CPU
@@ -371,7 +385,7 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
     try:
         _run_epochs(cfg, state, prep, model, net, train_loader, val_loader, sampler, loss_fn, optimizer, scheduler,
                     scaler, dev, info, out, stop_after=stop_after, amp=amp, channels_last=channels_last,
-                    steps_per_epoch=steps_per_epoch, batch=batch)
+                    steps_per_epoch=steps_per_epoch, batch=batch, ema=ema)
     finally:
         train_ds.close()
         val_ds.close()
@@ -382,7 +396,7 @@ def _run_epochs(cfg: TrainConfig, state: RunState, prep: Prepared, model: nn.Mod
                 train_loader: DataLoader, val_loader: DataLoader, sampler: BalancedSampler, loss_fn: nn.Module,
                 optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler, dev: torch.device,
                 info: ddp.DistInfo, out: Path, *, stop_after: int | None, amp: bool, channels_last: bool,
-                steps_per_epoch: int, batch: int) -> None:
+                steps_per_epoch: int, batch: int, ema: WeightAverage | None = None) -> None:
     ran = 0
     while state.epoch < cfg.optim.epochs and not state.stopped_early:
         if stop_after is not None and ran >= stop_after:
@@ -391,27 +405,29 @@ def _run_epochs(cfg: TrainConfig, state: RunState, prep: Prepared, model: nn.Mod
         sampler.set_epoch(epoch)
         t0 = time.perf_counter()
         train_loss = _train_epoch(net, train_loader, loss_fn, optimizer, scheduler, scaler, dev, cfg,
-                                  channels_last=channels_last, amp=amp, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}")
+                                  channels_last=channels_last, amp=amp, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+                                  ema=ema)
         train_s = time.perf_counter() - t0
         state.step += steps_per_epoch
         state.epoch += 1
         ran += 1
         summary = None
         if info.is_main:
-            probs, targets = evaluate(model, val_loader, dev, channels_last=channels_last, amp=amp)
+            probs, targets = evaluate(ema.model if ema else model, val_loader, dev, channels_last=channels_last,
+                                      amp=amp)
             summary = class_metrics(probs, targets, CLASSES)
             summary["loss"] = float(F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7),
                                                            torch.from_numpy(targets)).item()) if len(probs) else 0.0
             _after_epoch(state, summary, cfg, prep, model, optimizer, scheduler, scaler, info, out,
                          train_loss=train_loss, train_s=train_s, lr=optimizer.param_groups[0]["lr"],
-                         n_train=steps_per_epoch * batch * info.world_size)
+                         n_train=steps_per_epoch * batch * info.world_size, ema=ema)
         state.stopped_early = bool(ddp.broadcast(info, state.stopped_early))
         ddp.barrier(info)
 
 
 def _train_epoch(net: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
                  scheduler: Any, scaler: torch.amp.GradScaler, dev: torch.device, cfg: TrainConfig, *,
-                 channels_last: bool, amp: bool, desc: str) -> float:
+                 channels_last: bool, amp: bool, desc: str, ema: WeightAverage | None = None) -> float:
     net.train()
     total, n = 0.0, 0
     for x, y in progress(loader, total=len(loader), desc=desc, unit="batch"):
@@ -430,6 +446,8 @@ def _train_epoch(net: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimiz
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update(net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net)
         total += float(loss.detach()) * len(x)
         n += len(x)
     return total / max(n, 1)
@@ -438,7 +456,7 @@ def _train_epoch(net: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimiz
 def _after_epoch(state: RunState, summary: dict[str, Any], cfg: TrainConfig, prep: Prepared, model: nn.Module,
                  optimizer: torch.optim.Optimizer, scheduler: Any, scaler: torch.amp.GradScaler,
                  info: ddp.DistInfo, out: Path, *, train_loss: float, train_s: float, lr: float,
-                 n_train: int) -> None:
+                 n_train: int, ema: WeightAverage | None = None) -> None:
     """Rank 0: log the epoch, update early stopping, write last.pt/best.pt, log.csv and metrics.json."""
     m_ap = summary["map"]
     row: dict[str, Any] = {"epoch": state.epoch, "step": state.step, "lr": lr, "train_loss": train_loss,
@@ -467,7 +485,7 @@ def _after_epoch(state: RunState, summary: dict[str, Any], cfg: TrainConfig, pre
     payload = {
         "meta": meta.to_json(),
         "config": cfg.model_dump(mode="json"),
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model_state": _cpu_state(ema.model if ema else model),
         "optimizer_state": optimizer.state_dict(),
         "scheduler_state": scheduler.state_dict(),
         "scaler_state": scaler.state_dict(),
@@ -477,6 +495,7 @@ def _after_epoch(state: RunState, summary: dict[str, Any], cfg: TrainConfig, pre
         "world_size": info.world_size,
         "run_state": {k: v for k, v in state.__dict__.items()},
         "rng_state": rng_state(),
+        **({"train_state": _cpu_state(model), "ema_updates": ema.updates} if ema else {}),
         "validation": _jsonable(summary),
     }
     save_checkpoint(out / "last.pt", payload)
@@ -491,6 +510,10 @@ def _after_epoch(state: RunState, summary: dict[str, Any], cfg: TrainConfig, pre
     else:
         _update_json(out / "metrics.json", {"epochs_run": state.epoch, "stopped_early": state.stopped_early})
     _write_csv(out / "log.csv", state.history)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def _jsonable(obj: Any) -> Any:
@@ -531,8 +554,9 @@ def _log_data(train_ds: TileDataset, val_ds: TileDataset, n_samples: int, steps:
         return
     for name, ds in (("training", train_ds), ("validation", val_ds)):
         pos = ds.targets.sum(axis=0).tolist() if len(ds) else [0] * len(CLASSES)
-        log.info("%s: %d windows from %d scenes; positives %s", name, len(ds), len(ds.index),
-                 dict(zip(CLASSES, pos, strict=True)))
+        log.info("%s: %d windows from %d scenes; positives %s%s", name, len(ds), len(ds.index),
+                 dict(zip(CLASSES, pos, strict=True)),
+                 "" if ds.confusers is None else f"; {int(ds.confusers.sum())} look-alike negatives")
     log.info("%d windows drawn per epoch, %d steps per epoch per process", n_samples, steps)
 
 

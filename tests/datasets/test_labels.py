@@ -77,3 +77,17 @@ def test_empty_truth_means_all_negative(tmp_path):
     t = read_truth(p)
     assert len(t) == 0 and "class" in t.columns
     assert tile_targets(tiles(), t).sum() == 0
+
+
+def test_confusers_are_negative_windows_over_lookalikes_or_grazed_objects():
+    from minewatch.datasets.labels import confuser_windows
+
+    grid = tiles()
+    yard = truth([("lookalike", box(500010, 3999970, 500030, 3999950), None)])  # 400 m2 in tile 0
+    assert confuser_windows(grid, yard, tile_targets(grid, yard), min_area_m2=15).tolist() == [True, False]
+    # A farm grazing tile 0 with 20 m2 (below the rule's 25 m2) and filling tile 1 with 160 m2.
+    grazed = truth([("container_farm", box(500062, 3999970, 500080, 3999960), None)])
+    targets = tile_targets(grid, grazed)
+    assert targets[:, 0].tolist() == [0, 1]
+    assert confuser_windows(grid, grazed, targets, min_area_m2=15).tolist() == [True, False]  # positives never
+    assert confuser_windows(grid, grazed, targets, min_area_m2=25).tolist() == [False, False]

@@ -131,3 +131,31 @@ def test_prefill_reads_the_same_windows_in_parallel(tiny_scenes):
     tiny_cache = TileDataset(index, spec, _reader(), cache_mb=0.1)
     assert not tiny_cache.prefill(2, parallel_min_px=0)  # does not fit: read on demand
     lazy.close()
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_heat_is_unknown_where_thermal_was_dropped(tiny_scenes, dropout):
+    from minewatch.train.augment import TileAugmenter
+    from minewatch.train.config import AugmentConfig
+
+    index = _index(tiny_scenes / "train")
+    spec = InputSpec(BANDS, (0.3,) * 3, (0.1,) * 3, THERMAL, 32)
+    aug = TileAugmenter(AugmentConfig(thermal_dropout_p=dropout), spec.channels, spec.mean, spec.std)
+    ds = TileDataset(index, spec, _reader(), augmenter=aug, heat_needs_thermal=True)
+    hot = [int(k) for k in np.flatnonzero(ds.targets[:, 2])[:3]]
+    for k in hot:
+        x, y = ds[(k, 7)]
+        assert y[0] == ds.targets[k, 0] and y[1] == ds.targets[k, 1]  # other classes untouched
+        assert y[2] == (-1.0 if dropout else 1.0)
+        assert float(x[4].max()) == (0.0 if dropout else 1.0)
+    assert ds[hot[0]][1][2] == 1.0  # validation items (no augmentation seed) keep their target
+    ds.close()
+
+
+def test_index_marks_lookalike_windows_as_confusers(tiny_scenes):
+    index = index_scenes(find_scenes([tiny_scenes / "train"]), _reader(), tile_m=16, stride_m=16, tile_px=32,
+                         bands=BANDS, rule=LabelRule(), confuser_m2=5.0)
+    confusers = np.concatenate([s.confusers for s in index])
+    targets = np.concatenate([s.targets for s in index])
+    assert confusers.any() and not (confusers & targets.any(axis=1)).any()
+    assert _index(tiny_scenes / "train")[0].confusers is None  # off unless asked for

@@ -43,9 +43,14 @@ def test_smoke_training_learns_and_beats_chance(tmp_path, make_config):
     assert not meta.thermal.required  # trained with thermal dropout
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, make_config):
+@pytest.mark.parametrize("extras", ["", "hard"], ids=["plain", "ema+confusers+heat-mask"])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, make_config, extras):
     cfg = make_config(epochs=2)
     text = cfg.read_text().replace("  norm_tiles: 64\n", "  norm_tiles: 64\n  samples_per_epoch: 32\n")
+    if extras:  # the weight average, look-alike sampling and the heat mask must resume exactly too
+        text = (text.replace("  norm_tiles: 64\n", "  norm_tiles: 64\n  confuser_m2: 5\n")
+                .replace("warmup_epochs: 0.2}", "warmup_epochs: 0.2, ema_decay: 0.9}")
+                + "loss: {heat_needs_thermal: true}\n")
     cfg.write_text(text.replace("batch_size: 16", "batch_size: 8"))
     train_from_config(cfg, out=tmp_path / "a", device="cpu")
     train_from_config(cfg, out=tmp_path / "b", device="cpu", stop_after_epochs=1)
@@ -56,6 +61,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path, make_co
     assert a["epoch"] == b["epoch"] == 2 and a["step"] == b["step"]
     for key, value in a["model_state"].items():
         assert torch.equal(value, b["model_state"][key]), key
+    if extras:  # the exported weights are the average, the raw ones are kept to resume from
+        assert a["ema_updates"] == b["ema_updates"] == a["step"]
+        assert all(torch.equal(v, b["train_state"][k]) for k, v in a["train_state"].items())
+        first = next(k for k, v in a["model_state"].items() if v.is_floating_point())
+        assert not torch.equal(a["model_state"][first], a["train_state"][first])
     assert _rows(tmp_path / "a" / "log.csv")[-1]["val_map"] == _rows(tmp_path / "b" / "log.csv")[-1]["val_map"]
     # and a different seed really gives different weights (the comparison above can fail)
     cfg.write_text(cfg.read_text() + "seed: 5\n")
