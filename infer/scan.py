@@ -126,9 +126,23 @@ def _score(scene: Scene, todo, spec: InputSpec, predictor, journal: Journal, req
         journal.append(_run_batch(pending, predictor, classes))
 
 
+def heat_where_seen(probs: np.ndarray, dt_max_k: np.ndarray, classes) -> np.ndarray:
+    """``probs`` with heat_signature set to NaN for windows without thermal data.
+
+    A heat signature is a thermal observation: without thermal the model could only guess it from how a
+    farm looks, and a guess is not reported (the window's other classes still are).
+    """
+    if "heat_signature" not in classes:
+        return probs
+    out = np.array(probs, dtype=np.float32, copy=True)
+    out[~np.isfinite(np.asarray(dt_max_k, dtype=float)), list(classes).index("heat_signature")] = np.nan
+    return out
+
+
 def _run_batch(reads, predictor, classes) -> list[dict]:
     scored = [r for r in reads if r.x is not None]
     probs = predictor.predict(np.stack([r.x for r in scored])) if scored else np.zeros((0, len(classes)))
+    probs = heat_where_seen(probs, np.array([r.dt_max_k for r in scored], dtype=float), classes)
     by_id = {r.tile.tile_id: p for r, p in zip(scored, probs, strict=True)}
     records = []
     for r in reads:

@@ -17,6 +17,7 @@ from minewatch.datasets.scene import Scene
 from minewatch.datasets.tiles_job import plan_tiles
 from minewatch.infer.predictor import Predictor
 from minewatch.infer.reader import read_tiles
+from minewatch.infer.scan import heat_where_seen
 from minewatch.metrics import average_precision, binary_scores
 
 
@@ -34,7 +35,11 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
         targets = tile_targets(plan.to_gdf(scene).set_index("tile_id").loc[[t.tile_id for t in kept]]
                                .reset_index(), read_truth(folder / "truth.geojson"), meta.classes)
     probs = [predictor.predict(np.stack([r.x for r in reads[i:i + batch]])) for i in range(0, len(reads), batch)]
-    return (np.concatenate(probs) if probs else np.zeros((0, len(meta.classes)))), targets
+    if not probs:
+        return np.zeros((0, len(meta.classes))), targets
+    dt_max = np.array([r.dt_max_k for r in reads], dtype=float)
+    # As the scan reports it (no heat without thermal), a NaN heat score counted as a negative decision.
+    return np.nan_to_num(heat_where_seen(np.concatenate(probs), dt_max, meta.classes), nan=0.0), targets
 
 
 def evaluate_tiles(predictor: Predictor, folders: Sequence[Path]) -> dict[str, dict[str, float]]:

@@ -222,3 +222,22 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(case, tmp_path, scen
     assert not out.exists()
     if out.parent.exists():
         assert list(out.parent.iterdir()) == []  # not even a journal or a temporary file
+
+
+def test_without_thermal_no_heat_is_reported(scene, model, tmp_path):
+    result = run_scan(ScanRequest(raster=scene / "optical.tif", model=model, out=tmp_path / "s.geojson"))
+    scanned = result.tiles[result.tiles["scanned"]]
+    assert len(scanned) > 100 and scanned["p_heat_signature"].isna().all()
+    assert scanned["p_container_farm"].notna().all()
+    assert not any("heat_signature" in s["classes"] for s in json.loads((tmp_path / "s.geojson").read_text())
+                   ["features"] for s in [s["properties"]])
+
+
+def test_heat_is_masked_only_where_thermal_is_missing():
+    from minewatch.infer.scan import heat_where_seen
+
+    probs = np.array([[0.1, 0.2, 0.9], [0.3, 0.4, 0.8]], dtype=np.float32)
+    out = heat_where_seen(probs, np.array([np.nan, 4.0]), ("container_farm", "cooling_array", "heat_signature"))
+    assert np.isnan(out[0, 2]) and out[1, 2] == pytest.approx(0.8)
+    np.testing.assert_array_equal(out[:, :2], probs[:, :2])
+    assert probs[0, 2] == pytest.approx(0.9)  # the input is not modified
