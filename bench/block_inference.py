@@ -36,7 +36,6 @@ from minewatch.train.checkpoint import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit  # noqa: E402
-from fast_reader import _anomaly, _optical  # noqa: E402
 
 TRUNK_STRIDE = 32
 
@@ -71,8 +70,8 @@ def split_model(model: nn.Module) -> tuple[nn.Module, nn.Module]:
 
 
 def _read_input(scene: Scene, tile: Tile, spec: InputSpec) -> np.ndarray:
-    anomaly = _anomaly(scene, tile)
-    return assemble(_optical(scene, tile, spec.optical_bands), None if anomaly is None else anomaly[0], spec)
+    anomaly = scene.thermal_anomaly(tile)
+    return assemble(scene.read_optical(tile, spec.optical_bands), None if anomaly is None else anomaly[0], spec)
 
 
 def run(args: argparse.Namespace) -> dict:

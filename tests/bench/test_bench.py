@@ -65,3 +65,16 @@ def test_child_peak_memory_is_its_own(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert ballast.sum() == ballast.size
     assert float(out) < 200, f"child reported {out.strip()} MiB while its parent held 400 MiB"
+
+
+@pytest.mark.parametrize("script", ["run_all.py", "child.py", "block_inference.py", "bench_layout.py",
+                                    "bench_synth.py"])
+def test_bench_scripts_start(script) -> None:
+    """Every benchmark script imports and parses its arguments (an import error would only show at
+    ``make bench`` time otherwise)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "bench" / script), "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage" in done.stdout.lower()
