@@ -46,32 +46,34 @@ class TileRead:
 
 @dataclass
 class Strip:
-    """Rows [row_off, row_off + h) of the scene over the tiles' columns, with everything windows need."""
+    """A band of the scene over a swath's columns: its model input and, per column, what windows report.
+
+    Windows cover whole bands in height, so a window's nodata and cloud shares and thermal maxima are
+    sums and maxima of these per-column figures over its columns: the full masks are not kept.
+    """
 
     x: np.ndarray  # (C, h, w) model input
-    nodata: np.ndarray  # (h, w) bool, no optical value in some band
-    cloud: np.ndarray  # (h, w) bool, see features.cloud_mask
-    dt_k: np.ndarray | None  # (h, w) thermal excess, K (None: no thermal)
-    z: np.ndarray | None  # (h, w) robust z-score of the excess
+    nodata: np.ndarray  # (w,) pixels per column without an optical value in some band
+    cloud: np.ndarray  # (w,) cloud-like pixels per column (features.cloud_mask)
+    dt_max: np.ndarray | None  # (w,) hottest thermal excess per column, K (NaN: none; None: no thermal)
+    z_max: np.ndarray | None  # (w,) largest robust z-score per column
 
     @classmethod
     def read(cls, scene: Scene, window: Tile, spec: InputSpec) -> Strip:
         optical = scene.read_optical(window, spec.optical_bands)
         anomaly = scene.thermal_anomaly(window)
         dt, z = anomaly if anomaly is not None else (None, None)
-        return cls(assemble(optical, dt, spec), np.isnan(optical).any(axis=0),
-                   cloud_mask(optical, spec.optical_bands), dt, z)
+        return cls(assemble(optical, dt, spec), np.isnan(optical).any(axis=0).sum(axis=0),
+                   cloud_mask(optical, spec.optical_bands).sum(axis=0), _column_max(dt), _column_max(z))
 
-    @classmethod
-    def stack(cls, parts: Sequence[Strip]) -> Strip:
-        if len(parts) == 1:
-            return parts[0]
+    @property
+    def height(self) -> int:
+        return self.x.shape[1]
 
-        def cat(name: str, axis: int) -> np.ndarray | None:
-            arrays = [getattr(p, name) for p in parts]
-            return None if arrays[0] is None else np.concatenate(arrays, axis=axis)
 
-        return cls(cat("x", 1), cat("nodata", 0), cat("cloud", 0), cat("dt_k", 0), cat("z", 0))
+def _column_max(a: np.ndarray | None) -> np.ndarray | None:
+    """Max per column, NaN ignored (NaN where a column has no value)."""
+    return None if a is None else np.fmax.reduce(a, axis=0)
 
 
 def row_bands(tiles: Sequence[Tile]) -> dict[int, list[tuple[int, int, bool]]]:
@@ -142,12 +144,7 @@ def _read_swath(scene: Scene, tiles: Sequence[Tile], spec: InputSpec, *, max_nod
                 if shared:
                     kept[b0] = strip
             parts.append(strip)
-        yield from cut_row(list(group), c0, Strip.stack(parts), spec, max_nodata=max_nodata, max_cloud=max_cloud)
-
-
-def _column_max(a: np.ndarray | None, h: int) -> np.ndarray | None:
-    """Max over the first ``h`` rows per column, NaN ignored (NaN where a column has none)."""
-    return None if a is None else np.fmax.reduce(a[:h], axis=0)
+        yield from cut_row(list(group), c0, parts, spec, max_nodata=max_nodata, max_cloud=max_cloud)
 
 
 def _window_max(col_max: np.ndarray | None, a: int, b: int) -> float:
@@ -156,25 +153,28 @@ def _window_max(col_max: np.ndarray | None, a: int, b: int) -> float:
     return float(np.fmax.reduce(col_max[a:b]))
 
 
-def cut_row(row: Sequence[Tile], c0: int, strip: Strip, spec: InputSpec, *, max_nodata: float,
+def cut_row(row: Sequence[Tile], c0: int, parts: Sequence[Strip], spec: InputSpec, *, max_nodata: float,
             max_cloud: float) -> Iterator[TileRead]:
-    """The windows of one row of tiles from their strip; windows over the limits carry no input."""
-    reductions: dict[int, tuple] = {}
+    """The windows of one row of tiles from the bands it spans; windows over the limits carry no input."""
+    height = sum(p.height for p in parts)
+    if any(t.height != height for t in row):
+        raise ValueError(f"windows of row {row[0].row} do not span its {height} px bands")
+    nod_cum = np.concatenate([[0], np.cumsum(sum(p.nodata for p in parts))])
+    cloud_cum = np.concatenate([[0], np.cumsum(sum(p.cloud for p in parts))])
+    thermal = parts[0].dt_max is not None
+    dt_col = np.fmax.reduce([p.dt_max for p in parts], axis=0) if thermal else None
+    z_col = np.fmax.reduce([p.z_max for p in parts], axis=0) if thermal else None
     for t in row:
-        h = t.height
-        if h not in reductions:  # every window of a row has the same height, but stay general
-            counts = [np.concatenate([[0], np.cumsum(m[:h].sum(axis=0))]) for m in (strip.nodata, strip.cloud)]
-            reductions[h] = (*counts, _column_max(strip.dt_k, h), _column_max(strip.z, h))
-        nod_cum, cloud_cum, dt_col, z_col = reductions[h]
         a, b = t.col_off - c0, t.col_off - c0 + t.width
-        n = h * t.width
+        n = height * t.width
         nod = float(nod_cum[b] - nod_cum[a]) / n
         cloud = float(cloud_cum[b] - cloud_cum[a]) / n
         dt_max, z_max = _window_max(dt_col, a, b), _window_max(z_col, a, b)
         if nod > max_nodata or cloud > max_cloud:
             yield TileRead(t, None, nod, cloud, dt_max, z_max)
             continue
-        x = np.ascontiguousarray(strip.x[:, :h, a:b])  # a copy: the strip is not kept alive by a window
+        # One copy per window, straight from the bands: a window never keeps a band alive.
+        x = np.concatenate([p.x[:, :, a:b] for p in parts], axis=1) if len(parts) > 1 else parts[0].x[:, :, a:b].copy()
         yield TileRead(t, pad_to(x, spec.tile_px), nod, cloud, dt_max, z_max)
 
 
