@@ -44,14 +44,29 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
 
 def evaluate_tiles(predictor: Predictor, folders: Sequence[Path]) -> dict[str, dict[str, float]]:
     """Per-class precision, recall, F1 (at the model's thresholds) and AP over all windows of the scenes."""
+    return evaluate_tiles_by_scene(predictor, folders)[0]
+
+
+def evaluate_tiles_by_scene(predictor: Predictor, folders: Sequence[Path]
+                            ) -> tuple[dict[str, dict[str, float]], list[dict]]:
+    """:func:`evaluate_tiles` plus, per scene, the windows each class missed and falsely flagged: a few
+    scenes holding most errors point at a condition (snow, haze, a site kind) rather than a general gap."""
     pairs = [score_scene(predictor, Path(f)) for f in folders]
+    meta = predictor.meta
     probs = np.concatenate([p for p, _ in pairs])
     targets = np.concatenate([t for _, t in pairs])
     report: dict[str, dict[str, float]] = {}
-    for k, name in enumerate(predictor.meta.classes):
-        scores = binary_scores(targets[:, k], probs[:, k], predictor.meta.thresholds[name])
+    for k, name in enumerate(meta.classes):
+        scores = binary_scores(targets[:, k], probs[:, k], meta.thresholds[name])
         scores["ap"] = average_precision(targets[:, k], probs[:, k])
         scores["positives"] = int(targets[:, k].sum())
         scores["windows"] = int(len(targets))
         report[name] = scores
-    return report
+    scenes = []
+    for folder, (p, t) in zip(folders, pairs, strict=True):
+        flagged = p >= np.array([meta.thresholds[c] for c in meta.classes])[None, :]
+        positive = t == 1
+        scenes.append({"scene": Path(folder).name,
+                       "missed": dict(zip(meta.classes, (positive & ~flagged).sum(axis=0).tolist(), strict=True)),
+                       "false": dict(zip(meta.classes, (~positive & flagged).sum(axis=0).tolist(), strict=True))})
+    return report, scenes

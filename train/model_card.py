@@ -18,7 +18,7 @@ from pathlib import Path
 
 from minewatch.atomic import atomic_path
 from minewatch.infer.predictor import OnnxPredictor
-from minewatch.infer.tile_eval import evaluate_tiles
+from minewatch.infer.tile_eval import evaluate_tiles_by_scene
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,36 @@ def _training_config(checkpoint: Path) -> str:
     return yaml.safe_dump(load_checkpoint(checkpoint).get("config", {}), sort_keys=False)
 
 
-def heldout_report(model: Path, folder: Path, seed: int, count: int) -> dict:
+def heldout_report(model: Path, folder: Path, seed: int, count: int) -> tuple[dict, list[dict]]:
+    """Tile figures per class over the held-out scenes, and each scene's misses and false alarms with the
+    conditions its ``scene.json`` records (season, snow, haze, cloud)."""
     from minewatch.datasets.synth import generate_scenes
 
     scenes = sorted(folder.glob("scene_*"))
     if len(scenes) != count:
         scenes = generate_scenes(folder, seed=seed, count=count)
-    return evaluate_tiles(OnnxPredictor(model), scenes)
+    report, per_scene = evaluate_tiles_by_scene(OnnxPredictor(model), scenes)
+    for row, path in zip(per_scene, scenes, strict=True):
+        info = json.loads((Path(path) / "scene.json").read_text()) if (Path(path) / "scene.json").is_file() else {}
+        row["conditions"] = ", ".join(
+            [str(info.get("season", "?"))] + (["snow"] if info.get("snow") else [])
+            + ([f"haze {info['haze']:.2f}"] if info.get("haze", 0) >= 0.1 else [])
+            + ([f"cloud {info['cloud_cover']:.0%}"] if info.get("cloud_cover", 0) >= 0.05 else []))
+    return report, per_scene
+
+
+def error_lines(per_scene: list[dict], classes: list[str]) -> list[str]:
+    """Markdown table of the held-out errors by scene (scenes without errors left out)."""
+    lines = ["| scene | conditions | " + " | ".join(f"{c} missed / false" for c in classes) + " |",
+             "|---|---|" + "---|" * len(classes)]
+    for row in per_scene:
+        if any(row["missed"].values()) or any(row["false"].values()):
+            cells = " | ".join(f"{row['missed'][c]} / {row['false'][c]}" for c in classes)
+            lines.append(f"| {row['scene']} | {row.get('conditions', '')} | {cells} |")
+    total = " | ".join(f"{sum(r['missed'][c] for r in per_scene)} / {sum(r['false'][c] for r in per_scene)}"
+                       for c in classes)
+    lines.append(f"| all {len(per_scene)} scenes | | {total} |")
+    return lines
 
 
 def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int = HELDOUT_COUNT) -> Path:
@@ -60,8 +83,8 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
         epochs = list(csv.DictReader(fh))
     train_s = sum(float(e.get("train_s") or 0) for e in epochs)
     config = _training_config(run / "best.pt")
-    heldout = heldout_report(model, run / "heldout", seed, count)
-    (run / "heldout.json").write_text(json.dumps(heldout, indent=2))
+    heldout, per_scene = heldout_report(model, run / "heldout", seed, count)
+    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene}, indent=2))
     predictor = OnnxPredictor(model)
     meta = predictor.meta
     lines = [
@@ -95,6 +118,8 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
     for name, s in heldout.items():
         lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} | "
                      f"{s['positives']} / {s['windows']} |")
+    lines += ["", "Windows missed and falsely flagged, by held-out scene:", "",
+              *error_lines(per_scene, list(meta.classes))]
     lines += ["", "## Validation figures (best epoch)", "",
               "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|"]
     for name, s in metrics.get("classes", {}).items():

@@ -1,0 +1,38 @@
+"""Tile-level evaluation (the model card's figures): totals agree with the per-scene error counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from minewatch.datasets.synth import generate_scenes
+from minewatch.infer.predictor import load_predictor
+from minewatch.infer.tile_eval import evaluate_tiles_by_scene
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return generate_scenes(tmp_path_factory.mktemp("held"), seed=930_000, count=2, size=1024)
+
+
+def test_per_scene_errors_add_up_to_the_class_figures(scenes) -> None:
+    predictor = load_predictor()  # the committed model
+    report, per_scene = evaluate_tiles_by_scene(predictor, scenes)
+    assert [r["scene"] for r in per_scene] == [s.name for s in scenes]
+    for name, s in report.items():
+        missed = sum(r["missed"][name] for r in per_scene)
+        false = sum(r["false"][name] for r in per_scene)
+        tp = s["positives"] - missed
+        assert s["windows"] > 50 and s["positives"] > 0, name
+        assert s["recall"] == pytest.approx(tp / s["positives"])
+        if tp + false:
+            assert s["precision"] == pytest.approx(tp / (tp + false))
+
+
+def test_error_table_lists_scenes_with_errors_and_the_total() -> None:
+    from minewatch.train.model_card import error_lines
+
+    rows = [{"scene": "scene_1", "conditions": "winter, snow", "missed": {"a": 2, "b": 0}, "false": {"a": 0, "b": 1}},
+            {"scene": "scene_2", "conditions": "summer", "missed": {"a": 0, "b": 0}, "false": {"a": 0, "b": 0}}]
+    lines = error_lines(rows, ["a", "b"])
+    assert lines[2] == "| scene_1 | winter, snow | 2 / 0 | 0 / 1 |"
+    assert lines[-1] == "| all 2 scenes | | 2 / 0 | 0 / 1 |" and len(lines) == 4  # scene_2 had no errors
