@@ -24,8 +24,8 @@ ALLOWED_DRIVERS = ("GTiff", "COG", "JP2OpenJPEG", "PNG", "JPEG", "ENVI", "HFA", 
 # bigger is a corrupt or hostile header, refused before a single byte is allocated.
 MAX_PIXELS = 100_000_000_000
 # GDAL block cache: a few block rows of one reading swath (infer/reader.py), so overlapping bands reuse
-# their blocks; more only grows memory with scene size once the cache fills (at 20k px, peak RSS of a scan
-# was 503 MB with 64 MB, 437 MB with 32 MB, 398 MB with 16 MB).
+# their blocks; more only grows memory with scene size once the cache fills. 20k px scan, medians of 5:
+# 64 MB -> 487 MB peak RSS; 32 MB -> 420 MB, 7.3 s; 16 MB -> 392 MB but 7.99 s (4k px: ~335-350 MB).
 GDAL_CACHE_MB = 32
 
 
