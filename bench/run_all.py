@@ -333,6 +333,7 @@ def breakdown(bench: Bench) -> list[str]:
         total = run["seconds"]
         parts = ", ".join(f"{name} {fmt(sec, 2)} s ({sec / total:.0%})" for name, sec in run["parts"].items())
         lines.append(f"- {p.size} px, one profiled scan of {fmt(total, 2)} s (main thread): {parts}.")
+    last = None
     for r in (r for r in bench.rows if r.section == "read" and r.name.startswith("minewatch")):
         scan = bench.get("scan", "minewatch onnxruntime fp32", r.size)
         ceil = bench.get("ceiling", "minewatch onnxruntime fp32", r.size)
@@ -340,6 +341,14 @@ def breakdown(bench: Bench) -> list[str]:
             model_s = scan.tiles / ceil.tiles_per_s
             lines.append(f"- {r.size} px: the reader alone takes {fmt(r.seconds, 2)} s and the model alone "
                          f"{fmt(model_s, 2)} s, against {fmt(scan.seconds, 2)} s for the whole scan.")
+            last = (r, scan)
+    if last is not None:
+        r, scan = last
+        lines += ["", f"In short: the scan runs the model on one thread while the reader thread uses the other core, "
+                  f"busy {r.seconds / scan.seconds:.0%} of the scan at {r.size} px; the main thread hardly waits for "
+                  "it, so the model on one core is what bounds the scan. The ceiling runs the model on every core and "
+                  "reads nothing, which is why a scan on 2 cores stays far from it; a second model thread "
+                  "(MINEWATCH_THREADS=2) competes with the reader and is slower (table below)."]
     return lines
 
 

@@ -78,3 +78,27 @@ def test_bench_scripts_start(script) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "usage" in done.stdout.lower()
+
+
+def test_report_goals_and_time_breakdown_from_rows() -> None:
+    """The goal lines and the time breakdown follow from the measured rows (no measuring here)."""
+    import run_all
+
+    bench = run_all.Bench(models=None, repeats=1, tg_python=None)  # type: ignore[arg-type]
+
+    def row(section: str, name: str, seconds: float, tiles: int = 1000, rss: float = 300) -> None:
+        r = run_all.Row(section, name, 4096)
+        r.runs.append({"seconds": seconds, "n_tiles": tiles, "n_scanned": tiles, "peak_rss_mb": rss,
+                       "tiles_per_s": tiles / seconds})
+        bench.rows.append(r)
+
+    row("scan", "minewatch onnxruntime fp32", 1.0)
+    row("scan", "TorchGeo, DataLoader workers=2, torch threads=1", 4.0)
+    row("ceiling", "minewatch onnxruntime fp32", 0.25)
+    row("read", "minewatch data module (scan reader)", 0.5)
+    lines, ratio = run_all.goals(bench)
+    assert ratio == pytest.approx(4.0)
+    assert "x4.00" in lines[0] and "goal x3: met" in lines[0]
+    assert "scan at 25% of the onnxruntime model ceiling" in lines[1] and "missed" in lines[1]
+    text = "\n".join(run_all.breakdown(bench))
+    assert "the reader alone takes 0.50 s" in text and "busy 50% of the scan" in text
