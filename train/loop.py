@@ -81,19 +81,22 @@ def pick_device(name: str, info: ddp.DistInfo | None = None) -> torch.device:
 
 # ------------------------------------------------------------------------------------------- loss
 class MultiLabelLoss(nn.Module):
-    """BCE with per-class ``pos_weight``, or sigmoid focal loss; mean over windows and classes."""
+    """BCE with per-class ``pos_weight``, or sigmoid focal loss; mean over windows and classes.
+
+    With ``ignore_negative`` targets < 0 are unknown (see ``loss.heat_needs_thermal``) and left out of the
+    mean; the mask is arithmetic, so no step waits for the GPU to say whether there are any.
+    """
 
     def __init__(self, kind: str, pos_weight: torch.Tensor | None = None, gamma: float = 2.0,
-                 alpha: float | None = 0.25) -> None:
+                 alpha: float | None = 0.25, *, ignore_negative: bool = False) -> None:
         super().__init__()
-        self.kind, self.gamma, self.alpha = kind, gamma, alpha
+        self.kind, self.gamma, self.alpha, self.ignore_negative = kind, gamma, alpha, ignore_negative
         self.register_buffer("pos_weight", pos_weight if pos_weight is not None else None)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Targets < 0 are ignored (see ``loss.heat_needs_thermal``)."""
-        known = target >= 0
-        if bool(known.all()):
+        if not self.ignore_negative:
             return self._loss(logits, target).mean()
+        known = target >= 0
         loss = self._loss(logits, target.clamp(min=0)) * known
         return loss.sum() / known.sum().clamp(min=1)
 
@@ -356,7 +359,8 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
                             fix=f"give one per class ({', '.join(CLASSES)}) or 'auto'")
         pos_weight = torch.tensor(pw, dtype=torch.float32, device=dev)
         log.info("pos_weight %s", dict(zip(CLASSES, np.round(pw, 2).tolist(), strict=True)))
-    loss_fn = MultiLabelLoss(cfg.loss.kind, pos_weight, cfg.loss.focal_gamma, cfg.loss.focal_alpha).to(dev)
+    loss_fn = MultiLabelLoss(cfg.loss.kind, pos_weight, cfg.loss.focal_gamma, cfg.loss.focal_alpha,
+                             ignore_negative=cfg.loss.heat_needs_thermal).to(dev)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
     total_steps = cfg.optim.epochs * steps_per_epoch
     warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))

@@ -33,7 +33,7 @@ def test_weight_average_follows_the_model_with_its_decay() -> None:
 def test_ignored_targets_do_not_count(kind: str) -> None:
     logits = torch.tensor([[2.0, -1.0, 0.5], [0.3, 0.2, -3.0]])
     target = torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
-    loss_fn = MultiLabelLoss(kind, torch.tensor([2.0, 1.0, 3.0]) if kind == "bce" else None)
+    loss_fn = MultiLabelLoss(kind, torch.tensor([2.0, 1.0, 3.0]) if kind == "bce" else None, ignore_negative=True)
     known = target >= 0
     every = loss_fn._loss(logits, target.clamp(min=0))
     assert loss_fn(logits, target).item() == pytest.approx(every[known].mean().item())
@@ -42,6 +42,8 @@ def test_ignored_targets_do_not_count(kind: str) -> None:
     assert loss_fn(changed, target).item() == pytest.approx(loss_fn(logits, target).item())
     full = target.clamp(min=0)
     assert loss_fn(logits, full).item() == pytest.approx(every.mean().item())
+    plain = MultiLabelLoss(kind, loss_fn.pos_weight)
+    assert plain(logits, full).item() == pytest.approx(loss_fn(logits, full).item())  # same loss when all known
 
 
 def test_confusers_are_a_sampling_group_of_their_own() -> None:
