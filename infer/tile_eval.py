@@ -42,15 +42,11 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
     return np.nan_to_num(heat_where_seen(np.concatenate(probs), dt_max, meta.classes), nan=0.0), targets
 
 
-def evaluate_tiles(predictor: Predictor, folders: Sequence[Path]) -> dict[str, dict[str, float]]:
-    """Per-class precision, recall, F1 (at the model's thresholds) and AP over all windows of the scenes."""
-    return evaluate_tiles_by_scene(predictor, folders)[0]
-
-
 def evaluate_tiles_by_scene(predictor: Predictor, folders: Sequence[Path]
                             ) -> tuple[dict[str, dict[str, float]], list[dict]]:
-    """:func:`evaluate_tiles` plus, per scene, the windows each class missed and falsely flagged: a few
-    scenes holding most errors point at a condition (snow, haze, a site kind) rather than a general gap."""
+    """Per-class precision, recall, F1 (at the model's thresholds) and AP over all windows of the scenes,
+    and per scene the windows each class missed and falsely flagged: a few scenes holding most errors point
+    at a condition (snow, haze, a site kind) rather than a general gap."""
     pairs = [score_scene(predictor, Path(f)) for f in folders]
     meta = predictor.meta
     probs = np.concatenate([p for p, _ in pairs])

@@ -45,7 +45,7 @@ def _training_config(checkpoint: Path) -> str:
     return yaml.safe_dump(load_checkpoint(checkpoint).get("config", {}), sort_keys=False)
 
 
-def heldout_report(model: Path, folder: Path, seed: int, count: int) -> tuple[dict, list[dict]]:
+def heldout_report(predictor: OnnxPredictor, folder: Path, seed: int, count: int) -> tuple[dict, list[dict]]:
     """Tile figures per class over the held-out scenes, and each scene's misses and false alarms with the
     conditions its ``scene.json`` records (season, snow, haze, cloud)."""
     from minewatch.datasets.synth import generate_scenes
@@ -53,7 +53,7 @@ def heldout_report(model: Path, folder: Path, seed: int, count: int) -> tuple[di
     scenes = sorted(folder.glob("scene_*"))
     if len(scenes) != count:
         scenes = generate_scenes(folder, seed=seed, count=count)
-    report, per_scene = evaluate_tiles_by_scene(OnnxPredictor(model), scenes)
+    report, per_scene = evaluate_tiles_by_scene(predictor, scenes)
     for row, path in zip(per_scene, scenes, strict=True):
         info = json.loads((Path(path) / "scene.json").read_text()) if (Path(path) / "scene.json").is_file() else {}
         row["conditions"] = ", ".join(
@@ -83,9 +83,9 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
         epochs = list(csv.DictReader(fh))
     train_s = sum(float(e.get("train_s") or 0) for e in epochs)
     config = _training_config(run / "best.pt")
-    heldout, per_scene = heldout_report(model, run / "heldout", seed, count)
-    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene}, indent=2))
     predictor = OnnxPredictor(model)
+    heldout, per_scene = heldout_report(predictor, run / "heldout", seed, count)
+    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene}, indent=2))
     meta = predictor.meta
     lines = [
         f"# Model card: {model.name}",
