@@ -43,13 +43,24 @@ class GeneratedScenes(StrictModel):
         return range(self.seed, self.seed + self.count)
 
 
-SceneSource = list[Path] | GeneratedScenes
+SceneSource = GeneratedScenes | list[Path | GeneratedScenes]
+"""One generated-scenes spec, or a list of scene folders and specs (e.g. the default recipe plus a set of
+rare conditions from another recipe)."""
+
+
+def scene_items(src: SceneSource) -> list[Path | GeneratedScenes]:
+    """The folders and generated-scene specs of a source, as one list."""
+    return [src] if isinstance(src, GeneratedScenes) else list(src)
+
+
+def generated_specs(src: SceneSource) -> list[GeneratedScenes]:
+    return [item for item in scene_items(src) if isinstance(item, GeneratedScenes)]
 
 
 class DataConfig(StrictModel):
     """Where training and validation scenes come from and how tiles are drawn from them."""
 
-    train_scenes: SceneSource = Field(description="scene folders, or a generated-scenes spec")
+    train_scenes: SceneSource = Field(description="a generated-scenes spec, or a list of scene folders and specs")
     val_scenes: SceneSource = Field(description="other scenes (or seeds) than training, for validation")
     data_dir: Path | None = Field(
         None, description="cache of generated scenes (default: <run folder>/data); reused when present"
@@ -82,15 +93,16 @@ class DataConfig(StrictModel):
 
     @model_validator(mode="after")
     def _disjoint(self) -> DataConfig:
-        tr, va = self.train_scenes, self.val_scenes
-        if isinstance(tr, GeneratedScenes) and isinstance(va, GeneratedScenes):
-            overlap = set(tr.seeds) & set(va.seeds)
-            if overlap and (tr.profile, tr.size, tr.recipe) == (va.profile, va.size, va.recipe):
-                raise ValueError(f"validation seeds overlap training seeds ({min(overlap)}...)")
-        elif isinstance(tr, list) and isinstance(va, list):
-            same = {p.resolve() for p in tr} & {p.resolve() for p in va}
-            if same:
-                raise ValueError(f"scene folder(s) in both training and validation: {sorted(map(str, same))}")
+        for tr in generated_specs(self.train_scenes):
+            for va in generated_specs(self.val_scenes):
+                overlap = set(tr.seeds) & set(va.seeds)
+                if overlap and (tr.profile, tr.size, tr.recipe) == (va.profile, va.size, va.recipe):
+                    raise ValueError(f"validation seeds overlap training seeds ({min(overlap)}...)")
+        folders = [{p.resolve() for p in scene_items(src) if isinstance(p, Path)}
+                   for src in (self.train_scenes, self.val_scenes)]
+        same = folders[0] & folders[1]
+        if same:
+            raise ValueError(f"scene folder(s) in both training and validation: {sorted(map(str, same))}")
         return self
 
 
@@ -210,7 +222,7 @@ class TrainConfig(StrictModel):
     @model_validator(mode="after")
     def _demo_seed(self) -> TrainConfig:
         for src in (self.data.train_scenes, self.data.val_scenes):
-            if isinstance(src, GeneratedScenes) and DEMO_SEED in src.seeds:
+            if any(DEMO_SEED in spec.seeds for spec in generated_specs(src)):
                 raise ValueError(f"generated scenes include the demo seed {DEMO_SEED}; pick other seeds")
         return self
 
@@ -223,8 +235,7 @@ def load_train_config(name_or_path: str | Path) -> tuple[TrainConfig, Path]:
     """
     path = resolve_config(name_or_path, "train")
     cfg = load_config(path, TrainConfig)
-    if isinstance(cfg.data.train_scenes, list) and not cfg.data.train_scenes:
-        raise UserError("data.train_scenes is empty", path=path, fix="list scene folders or a generated spec")
-    if isinstance(cfg.data.val_scenes, list) and not cfg.data.val_scenes:
-        raise UserError("data.val_scenes is empty", path=path, fix="list scene folders or a generated spec")
+    for key in ("train_scenes", "val_scenes"):
+        if not scene_items(getattr(cfg.data, key)):
+            raise UserError(f"data.{key} is empty", path=path, fix="list scene folders or generated specs")
     return cfg, path

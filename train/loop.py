@@ -39,7 +39,14 @@ from minewatch.progress import progress
 from minewatch.train import ddp
 from minewatch.train.augment import TileAugmenter
 from minewatch.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from minewatch.train.config import GeneratedScenes, SceneSource, TrainConfig, load_train_config
+from minewatch.train.config import (
+    GeneratedScenes,
+    SceneSource,
+    TrainConfig,
+    generated_specs,
+    load_train_config,
+    scene_items,
+)
 from minewatch.train.dataset import (
     BalancedSampler,
     SceneReader,
@@ -217,14 +224,17 @@ class Prepared:
 
 
 def _scene_folders(src: SceneSource, data_dir: Path, profile: str, info: ddp.DistInfo) -> list[Path]:
-    if isinstance(src, GeneratedScenes):
-        if info.is_main:
-            folders = ensure_generated(src, data_dir, profile)
+    """Folders of every item of a source; generated ones are made by the main process only."""
+    specs = generated_specs(src)
+    if info.is_main:
+        for spec in specs:
+            ensure_generated(spec, data_dir, profile)
+    if specs:
         ddp.barrier(info)
-        if not info.is_main:
-            folders = ensure_generated(src, data_dir, profile)  # all present by now: only resolves paths
-        return folders
-    return list(src)
+    folders: list[Path] = []
+    for item in scene_items(src):  # generated scenes are all present by now: this only resolves paths
+        folders.extend(ensure_generated(item, data_dir, profile) if isinstance(item, GeneratedScenes) else [item])
+    return folders
 
 
 def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: ModelMeta | None) -> Prepared:

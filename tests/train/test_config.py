@@ -1,0 +1,68 @@
+"""Training configs: several scene sets per split, and the checks that keep validation honest."""
+
+from __future__ import annotations
+
+import pytest
+
+from minewatch.errors import UserError
+from minewatch.train import ddp
+from minewatch.train.config import GeneratedScenes, load_train_config
+from minewatch.train.loop import _scene_folders
+
+
+def _write(tmp_path, data: str):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("data:\n" + data)
+    return path
+
+
+def test_a_split_may_list_several_generated_sets_and_folders(tmp_path):
+    cfg, _ = load_train_config(_write(tmp_path, f"""
+  train_scenes:
+    - {{seed: 1000, count: 4}}
+    - {{seed: 3000, count: 2, recipe: winter}}
+    - {tmp_path / 'mine'}
+  val_scenes: {{seed: 5000, count: 2}}
+"""))
+    first, second, folder = cfg.data.train_scenes
+    assert first == GeneratedScenes(seed=1000, count=4) and second.recipe == "winter"
+    assert folder == tmp_path / "mine"
+
+
+@pytest.mark.parametrize("val, ok", [
+    ("{seed: 1003, count: 2}", False),                # repeats seeds of the first training set
+    ("{seed: 3001, count: 1, recipe: winter}", False),  # ... of the second
+    ("{seed: 3001, count: 1}", True),                 # same seed, other recipe: another scene
+    ("{seed: 5000, count: 2}", True),
+])
+def test_validation_seeds_must_differ_from_every_training_set(tmp_path, val, ok):
+    path = _write(tmp_path, f"""
+  train_scenes: [{{seed: 1000, count: 4}}, {{seed: 3000, count: 2, recipe: winter}}]
+  val_scenes: {val}
+""")
+    if ok:
+        load_train_config(path)
+    else:
+        with pytest.raises(UserError, match="overlap training seeds"):
+            load_train_config(path)
+
+
+def test_the_demo_seed_and_empty_splits_are_refused_in_any_set(tmp_path):
+    with pytest.raises(UserError, match="demo seed"):
+        load_train_config(_write(tmp_path, """
+  train_scenes: [{seed: 1000, count: 4}, {seed: 2020, count: 10, recipe: winter}]
+  val_scenes: {seed: 5000, count: 2}
+"""))
+    with pytest.raises(UserError, match="data.val_scenes is empty"):
+        load_train_config(_write(tmp_path, "  train_scenes: [{seed: 1000, count: 4}]\n  val_scenes: []\n"))
+
+
+def test_scene_folders_of_a_mixed_split_keep_their_order(tmp_path):
+    own = tmp_path / "own_scene"
+    src = [GeneratedScenes(seed=40, count=2, size=128), own,
+           GeneratedScenes(seed=40, count=1, size=128, recipe="winter")]
+    folders = _scene_folders(src, tmp_path / "data", "drone", ddp.DistInfo())
+    assert folders[2] == own and [f.name for f in folders] == ["scene_000040", "scene_000041", "own_scene",
+                                                                "scene_000040"]
+    assert folders[0].parent != folders[3].parent  # one cache folder per recipe
+    assert all((f / "scene.json").is_file() for f in folders if f != own)
