@@ -370,3 +370,20 @@ def test_recipe_extends_merges_sections_and_replaces_tables(tmp_path):
     assert rec.materials["asphalt"] == base.materials["asphalt"] and len(rec.materials) == len(base.materials)
     plan = make_plan(0, rec, load_profile("drone"), size=1024)
     assert {s.kind for s in plan.sites if not s.mining} <= {"greenhouse"}
+
+
+def test_winter_recipe_draws_the_cold_scenes_the_default_rarely_does():
+    """The training set's cold-scene supplement: winter everywhere, mostly snow, more dormant farms."""
+    profile = load_profile("drone")
+    plans = {name: [make_plan(seed, load_recipe(name), profile) for seed in range(12)]
+             for name in ("default", "winter")}
+    winter = plans["winter"]
+    assert {p.when.season for p in winter} == {"winter"}
+    assert {p.region for p in winter} <= {"kazakhstan", "siberia", "quebec"}
+    assert sum(p.snow for p in winter) >= 8 > sum(p.snow for p in plans["default"])
+    assert min(p.when.sun_elevation_deg for p in winter) >= 5  # long shadows, not a dark scene
+
+    def dormant(ps):
+        return sum(1 for p in ps for s in p.sites if s.mining and not s.running)
+
+    assert dormant(winter) > dormant(plans["default"])
