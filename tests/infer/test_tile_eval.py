@@ -36,3 +36,17 @@ def test_error_table_lists_scenes_with_errors_and_the_total() -> None:
     lines = error_lines(rows, ["a", "b"])
     assert lines[2] == "| scene_1 | winter, snow | 2 / 0 | 0 / 1 |"
     assert lines[-1] == "| all 2 scenes | | 2 / 0 | 0 / 1 |" and len(lines) == 4  # scene_2 had no errors
+
+
+def test_heldout_report_generates_missing_scenes_from_its_recipe_and_reuses_them(tmp_path) -> None:
+    from minewatch.train.model_card import figure_lines, heldout_report
+
+    predictor = load_predictor()
+    report, [row] = heldout_report(predictor, tmp_path, 7100, 1, "winter")
+    assert row["scene"] == "scene_007100" and row["conditions"].startswith("winter")
+    optical = tmp_path / "scene_007100" / "optical.tif"
+    stamp = optical.stat().st_mtime_ns
+    again, _ = heldout_report(predictor, tmp_path, 7100, 1, "winter")
+    assert optical.stat().st_mtime_ns == stamp and again == report  # reused, same figures
+    lines = figure_lines(report)
+    assert len(lines) == 2 + len(report) and lines[2].startswith(f"| {next(iter(report))} | ")
