@@ -88,7 +88,8 @@ class DataConfig(StrictModel):
     )
     cache_max_mb: float = Field(2048, gt=0, description="memory limit of that cache per process, MB")
     read_processes: int = Field(
-        2, ge=1, description="processes that read all windows into the cache before training (when they fit)"
+        2, ge=1, description="processes that generate missing scenes and read all windows into the cache "
+                             "before training (when they fit)"
     )
 
     @model_validator(mode="after")

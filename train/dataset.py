@@ -91,28 +91,43 @@ def generated_folder(spec: GeneratedScenes, data_dir: Path, profile: str) -> Pat
     return data_dir / f"synth-{spec.profile or profile}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
-def ensure_generated(spec: GeneratedScenes, data_dir: Path, profile: str) -> list[Path]:
-    """Scene folders for every seed of ``spec``, generating the missing ones (reused when present).
-
-    Each scene is generated in a temporary folder and moved into place, so an interrupted run never
-    leaves a half-written scene that a later run would reuse.
-    """
+def _generate_one(seed: int, folder: Path, target: Path, profile: str, recipe: str | None, size: int | None) -> None:
+    """One scene into a temporary folder, then moved into place (picklable: runs in worker processes)."""
     from minewatch.datasets.synth import generate_scenes
 
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".gen-") as tmp:
+        made = generate_scenes(Path(tmp), seed=seed, count=1, profile=profile, recipe=recipe, size=size)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(made[0], target)
+
+
+def ensure_generated(spec: GeneratedScenes, data_dir: Path, profile: str, processes: int = 1) -> list[Path]:
+    """Scene folders for every seed of ``spec``, generating the missing ones (reused when present), in
+    ``processes`` worker processes when more than one.
+
+    Each scene is generated in a temporary folder and moved into place, so an interrupted run never
+    leaves a half-written scene that a later run would reuse. A scene depends only on its seed, so the
+    files are the same whatever the number of processes.
+    """
     folder = generated_folder(spec, data_dir, profile)
     folder.mkdir(parents=True, exist_ok=True)
     wanted = {s: folder / f"scene_{s:06d}" for s in spec.seeds}
     missing = [s for s, f in wanted.items() if not (f / "scene.json").is_file()]
     if missing:
         log.info("generating %d scene(s) into %s", len(missing), folder)
-    for seed in progress(missing, total=len(missing), desc="generating scenes", unit="scene"):
-        with tempfile.TemporaryDirectory(dir=folder, prefix=".gen-") as tmp:
-            made = generate_scenes(Path(tmp), seed=seed, count=1, profile=spec.profile or profile,
-                                   recipe=spec.recipe, size=spec.size)
-            target = wanted[seed]
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(made[0], target)
+    args = [(s, folder, wanted[s], spec.profile or profile, spec.recipe, spec.size) for s in missing]
+    if processes > 1 and len(missing) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(processes, len(missing)), mp_context=mp.get_context("spawn")) as pool:
+            jobs = [pool.submit(_generate_one, *a) for a in args]
+            for job in progress(jobs, total=len(jobs), desc="generating scenes", unit="scene"):
+                job.result()
+    else:
+        for a in progress(args, total=len(args), desc="generating scenes", unit="scene"):
+            _generate_one(*a)
     return [wanted[s] for s in spec.seeds]
 
 

@@ -223,12 +223,13 @@ class Prepared:
     meta: ModelMeta
 
 
-def _scene_folders(src: SceneSource, data_dir: Path, profile: str, info: ddp.DistInfo) -> list[Path]:
+def _scene_folders(src: SceneSource, data_dir: Path, profile: str, info: ddp.DistInfo,
+                   processes: int = 1) -> list[Path]:
     """Folders of every item of a source; generated ones are made by the main process only."""
     specs = generated_specs(src)
     if info.is_main:
         for spec in specs:
-            ensure_generated(spec, data_dir, profile)
+            ensure_generated(spec, data_dir, profile, processes)
     if specs:
         ddp.barrier(info)
     folders: list[Path] = []
@@ -247,8 +248,9 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     stride_m = cfg.model.stride_m or cfg.model.tile_m
     train_stride_m = cfg.data.train_stride_m or stride_m
     data_dir = cfg.data.data_dir or (out / "data")
-    train_scenes = find_scenes(_scene_folders(cfg.data.train_scenes, data_dir, profile.name, info))
-    val_scenes = find_scenes(_scene_folders(cfg.data.val_scenes, data_dir, profile.name, info))
+    procs = cfg.data.read_processes
+    train_scenes = find_scenes(_scene_folders(cfg.data.train_scenes, data_dir, profile.name, info, procs))
+    val_scenes = find_scenes(_scene_folders(cfg.data.val_scenes, data_dir, profile.name, info, procs))
     shared = {s.folder.resolve() for s in train_scenes} & {s.folder.resolve() for s in val_scenes}
     if shared:
         raise UserError(f"{len(shared)} scene(s) are in both training and validation, e.g. {sorted(shared)[0]}",

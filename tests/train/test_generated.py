@@ -26,6 +26,17 @@ def test_generated_scenes_are_cached_and_reused(tmp_path):
     assert not list(first[0].parent.glob(".gen-*"))  # no half-written scenes left behind
 
 
+def test_scenes_generated_in_parallel_equal_those_generated_in_turn(tmp_path):
+    spec = GeneratedScenes(seed=310, count=3, size=128, recipe="small")
+    in_turn = ensure_generated(spec, tmp_path / "one", "drone")
+    parallel = ensure_generated(spec, tmp_path / "two", "drone", processes=2)
+    for a, b in zip(in_turn, parallel, strict=True):
+        assert a.name == b.name
+        for name in ("optical.tif", "thermal.tif", "truth.geojson"):
+            assert (a / name).read_bytes() == (b / name).read_bytes(), (a.name, name)
+    assert not list(parallel[0].parent.glob(".gen-*"))
+
+
 def test_smoke_preset_trains_on_generated_scenes_and_exports(tmp_path):
     best = train_from_config("smoke", out=tmp_path / "run", device="cpu")
     with open(tmp_path / "run" / "log.csv", newline="", encoding="utf-8") as f:
