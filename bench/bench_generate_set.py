@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--size", type=int, default=None, help="scene side in pixels (default: the recipe's 2048)")
     args = ap.parse_args(argv)
+    if args.processes < 2:
+        ap.error("--processes must be 2 or more (it is compared with one process)")
     spec = GeneratedScenes(seed=1000, count=args.count, size=args.size)
     times: dict[int, list[float]] = {1: [], args.processes: []}
     with tempfile.TemporaryDirectory() as tmp:
