@@ -91,6 +91,12 @@ def generated_folder(spec: GeneratedScenes, data_dir: Path, profile: str) -> Pat
     return data_dir / f"synth-{spec.profile or profile}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
+def generated_paths(spec: GeneratedScenes, data_dir: Path, profile: str) -> list[Path]:
+    """Where the scenes of ``spec`` live in the cache, one folder per seed (generated or not)."""
+    folder = generated_folder(spec, data_dir, profile)
+    return [folder / f"scene_{s:06d}" for s in spec.seeds]
+
+
 def _generate_one(seed: int, folder: Path, target: Path, profile: str, recipe: str | None, size: int | None) -> None:
     """One scene into a temporary folder, then moved into place (picklable: runs in worker processes)."""
     from minewatch.datasets.synth import generate_scenes
@@ -112,7 +118,7 @@ def ensure_generated(spec: GeneratedScenes, data_dir: Path, profile: str, proces
     """
     folder = generated_folder(spec, data_dir, profile)
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = {s: folder / f"scene_{s:06d}" for s in spec.seeds}
+    wanted = dict(zip(spec.seeds, generated_paths(spec, data_dir, profile), strict=True))
     missing = [s for s, f in wanted.items() if not (f / "scene.json").is_file()]
     if missing:
         log.info("generating %d scene(s) into %s", len(missing), folder)

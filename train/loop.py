@@ -56,6 +56,7 @@ from minewatch.train.dataset import (
     ensure_generated,
     expected_positive_rate,
     find_scenes,
+    generated_paths,
     index_scenes,
     normalisation_stats,
     sample_weights,
@@ -233,8 +234,8 @@ def _scene_folders(src: SceneSource, data_dir: Path, profile: str, info: ddp.Dis
     if specs:
         ddp.barrier(info)
     folders: list[Path] = []
-    for item in scene_items(src):  # generated scenes are all present by now: this only resolves paths
-        folders.extend(ensure_generated(item, data_dir, profile) if isinstance(item, GeneratedScenes) else [item])
+    for item in scene_items(src):
+        folders.extend(generated_paths(item, data_dir, profile) if isinstance(item, GeneratedScenes) else [item])
     return folders
 
 
