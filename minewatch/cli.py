@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from minewatch import __version__
-from minewatch.errors import UserError
+from minewatch.errors import UserError, first_line
 from minewatch.progress import setup_logging
 
 log = logging.getLogger("minewatch")
@@ -48,8 +48,8 @@ class MinewatchGroup(click.Group):
                 traceback.print_exc()
             else:
                 click.echo(
-                    f"minewatch: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                    err=True,
+                    f"minewatch: internal error: {type(exc).__name__}: {first_line(exc)} (a bug: please report it "
+                    f"with the output of --debug and 'minewatch info')", err=True,
                 )
             sys.exit(1)
 
@@ -209,28 +209,48 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--tiles-out", type=OUT_FILE, default=None, help="Tile scores as GeoPackage (scene CRS).")
 @click.option("--heatmap", type=OUT_FILE, default=None, help="Per-class score heatmap, Cloud Optimized GeoTIFF.")
 @click.option("--quicklook", type=OUT_FILE, default=None, help="PNG map: scene, site outlines, ranks, legend.")
-@click.option("--thermal-units", type=click.Choice(["kelvin", "celsius"]), default=None,
-              help="Units of a radiometric thermal GeoTIFF when its metadata does not say.")
+@click.option("--thermal-units", default=None,
+              help="Units of a radiometric thermal raster when its metadata does not say: K, kelvin, degC, "
+                   "celsius, degF or fahrenheit.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan from its journal.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never done without it).")
+@click.option("--dry-run", is_flag=True, help="Check everything and print what the scan would do; read nothing.")
+@click.option("--allow-coarse", is_flag=True,
+              help="Scan imagery coarser than twice the model's grid anyway (expect misses).")
+@click.option("--max-tiles", type=int, default=None,
+              help="Refuse a scan planning more windows than this (default 250,000: a 20k px mosaic passes).")
+@click.option("--nodata", type=float, default=None, help="Optical value that marks missing pixels.")
+@click.option("--scale", type=float, default=None,
+              help="Factor from optical values to reflectance (e.g. 0.0001), when the guess is wrong.")
+@click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
 @common_options
 def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume) -> None:
+         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands) -> None:
     """Scan a scene of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
+
+    Everything is checked before the first window is read (pixel size against the model's, window count
+    and memory, bands, value scale, nodata, thermal units, the model's graph, every output against every
+    input); --dry-run prints that check and stops. Outputs are never replaced without --overwrite, and
+    are written together at the end, each with a QGIS style beside it.
 
     \b
     Example:
       minewatch scan optical.tif --thermal thermal.tif --geofence area.geojson \\
-          --model models/minewatch-drone.onnx -o sites.geojson --quicklook map.png
+          -o sites.geojson --tiles-out tiles.gpkg --heatmap heat.tif --quicklook map.png
+      minewatch scan mosaic.tif --dry-run -o sites.geojson     # what would be read, and any problem
     """
     from minewatch.infer.scan import ScanRequest, run_scan
 
     request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
-                          resume=resume)
+                          resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
+                          nodata=nodata, scale=scale,
+                          bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
+                          **({"max_tiles": max_tiles} if max_tiles is not None else {}))
     result = run_scan(request)
     click.echo(result.summary())
 

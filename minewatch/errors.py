@@ -6,6 +6,7 @@ status 2; every other exception is an internal error (status 1) and shows a trac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -15,7 +16,7 @@ class UserError(Exception):
     exit_code = 2
 
     def __init__(self, problem: str, *, path: str | Path | None = None, fix: str | None = None) -> None:
-        self.path = str(path) if path is not None else None
+        self.path = printable_path(path) if path is not None else None
         self.problem = problem
         self.fix = fix
         super().__init__(self.one_line())
@@ -28,6 +29,15 @@ class UserError(Exception):
         if self.fix:
             parts.append(f". Fix: {self.fix.rstrip('.')}")
         return "".join(parts) + "."
+
+
+def printable_path(path: str | Path) -> str:
+    """A path as text that any terminal can print: bytes that are not UTF-8 (kept by Python as surrogate
+    escapes) are shown as ``\\xNN`` instead of making the error message itself fail."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:
