@@ -13,6 +13,8 @@ from minewatch.errors import UserError
 from minewatch.train.checkpoint import load_checkpoint
 from minewatch.train.loop import lr_lambda, train_from_config
 
+pytestmark = pytest.mark.torch
+
 
 def _rows(path):
     with open(path, newline="", encoding="utf-8") as f:

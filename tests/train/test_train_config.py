@@ -9,6 +9,8 @@ from minewatch.train import ddp
 from minewatch.train.config import GeneratedScenes, load_train_config
 from minewatch.train.loop import _scene_folders
 
+pytestmark = pytest.mark.torch
+
 
 def _write(tmp_path, data: str):
     path = tmp_path / "cfg.yaml"

@@ -11,6 +11,8 @@ from minewatch.train.dataset import sample_weights
 from minewatch.train.ema import WeightAverage
 from minewatch.train.loop import MultiLabelLoss
 
+pytestmark = pytest.mark.torch
+
 
 def test_weight_average_follows_the_model_with_its_decay() -> None:
     model = nn.Sequential(nn.Linear(2, 1), nn.BatchNorm1d(1))
