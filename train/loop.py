@@ -16,13 +16,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -33,7 +31,6 @@ from minewatch.datasets.features import InputSpec, channel_names
 from minewatch.datasets.profiles import load_profile
 from minewatch.datasets.tiling import metres_to_pixels
 from minewatch.errors import UserError
-from minewatch.metrics import average_precision, best_f1_threshold, binary_scores
 from minewatch.model_meta import ModelMeta, ThermalInput
 from minewatch.progress import progress
 from minewatch.train import ddp
@@ -54,148 +51,20 @@ from minewatch.train.dataset import (
     TileDataset,
     check_bands,
     ensure_generated,
-    expected_positive_rate,
     find_scenes,
     generated_paths,
     index_scenes,
     normalisation_stats,
     sample_weights,
 )
+from minewatch.train.device import pick_device
 from minewatch.train.ema import WeightAverage
+from minewatch.train.loss import build_loss
 from minewatch.train.models import build_model
+from minewatch.train.optim import build_optimizer
+from minewatch.train.validation import predict_windows, validated_meta, validation_summary
 
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------------------- device
-def pick_device(name: str, info: ddp.DistInfo | None = None) -> torch.device:
-    """``auto`` = cuda > mps > cpu; under DDP on CUDA each process takes its LOCAL_RANK GPU."""
-    info = info or ddp.DistInfo()
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("CUDA was asked for but no GPU is usable", fix="use --device cpu (or auto)")
-        return torch.device("cuda", info.local_rank % max(1, torch.cuda.device_count()))
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError("MPS was asked for but is not available", fix="use --device cpu (or auto)")
-    return torch.device(name)
-
-
-# ------------------------------------------------------------------------------------------- loss
-class MultiLabelLoss(nn.Module):
-    """BCE with per-class ``pos_weight``, or sigmoid focal loss; mean over windows and classes.
-
-    With ``ignore_negative`` targets < 0 are unknown (see ``loss.heat_needs_thermal``) and left out of the
-    mean; the mask is arithmetic, so no step waits for the GPU to say whether there are any.
-    """
-
-    def __init__(self, kind: str, pos_weight: torch.Tensor | None = None, gamma: float = 2.0,
-                 alpha: float | None = 0.25, *, ignore_negative: bool = False) -> None:
-        super().__init__()
-        self.kind, self.gamma, self.alpha, self.ignore_negative = kind, gamma, alpha, ignore_negative
-        self.register_buffer("pos_weight", pos_weight if pos_weight is not None else None)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if not self.ignore_negative:
-            return self._loss(logits, target).mean()
-        known = target >= 0
-        loss = self._loss(logits, target.clamp(min=0)) * known
-        return loss.sum() / known.sum().clamp(min=1)
-
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.kind == "bce":
-            return F.binary_cross_entropy_with_logits(logits, target, pos_weight=self.pos_weight, reduction="none")
-        p = torch.sigmoid(logits)
-        ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        p_t = p * target + (1 - p) * (1 - target)
-        loss = ce * (1 - p_t) ** self.gamma
-        if self.alpha is not None:
-            loss = loss * (self.alpha * target + (1 - self.alpha) * (1 - target))
-        return loss
-
-
-def auto_pos_weight(targets: np.ndarray, weights: np.ndarray, max_weight: float) -> np.ndarray:
-    """negatives / positives per class among the windows the sampler draws, clipped to [1, max_weight]."""
-    rate = expected_positive_rate(targets, weights)
-    with np.errstate(divide="ignore"):
-        pw = np.where(rate > 0, (1 - rate) / np.maximum(rate, 1e-12), 1.0)
-    return np.clip(pw, 1.0, max_weight)
-
-
-def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):
-    """Linear warm-up from ~0 to 1, then cosine decay to ``min_ratio`` (a factor of the peak lr)."""
-
-    def f(step: int) -> float:
-        if warmup_steps > 0 and step < warmup_steps:
-            return (step + 1) / warmup_steps
-        span = max(1, total_steps - warmup_steps)
-        t = min(1.0, (step - warmup_steps) / span)
-        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return f
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and normalisation parameters (decaying them only hurts)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.dim() > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-# ------------------------------------------------------------------------------------------- validation
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, *, channels_last: bool = False,
-             amp: bool = False, desc: str = "validating") -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, targets) of every window of ``loader``, in order."""
-    model.eval()
-    probs, targets = [], []
-    with torch.no_grad():
-        for x, y in progress(loader, total=len(loader), desc=desc, unit="batch"):
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                logits = model(x)
-            probs.append(torch.sigmoid(logits.float()).cpu().numpy())
-            targets.append(y.numpy())
-    k = len(CLASSES)
-    return (np.concatenate(probs) if probs else np.zeros((0, k), np.float32),
-            np.concatenate(targets) if targets else np.zeros((0, k), np.float32))
-
-
-def class_metrics(probs: np.ndarray, targets: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
-    """Per-class AP, F1-optimal threshold and precision/recall/F1 there; mAP over classes with positives."""
-    per: dict[str, dict[str, float]] = {}
-    aps = []
-    for k, name in enumerate(classes):
-        y, s = targets[:, k] > 0.5, probs[:, k]
-        ap = average_precision(y, s)
-        thr, _ = best_f1_threshold(y, s)
-        scores = binary_scores(y, s, thr)
-        per[name] = {"ap": ap, "threshold": thr, "f1": scores["f1"], "precision": scores["precision"],
-                     "recall": scores["recall"], "n_pos": int(y.sum()),
-                     "prevalence": float(y.mean()) if len(y) else 0.0}
-        if np.isfinite(ap):
-            aps.append(ap)
-    m_ap = float(np.mean(aps)) if aps else 0.0
-    return {"map": m_ap, "classes": per, "n": int(len(targets))}
-
-
-def meta_metrics(summary: dict[str, Any], epoch: int) -> dict[str, float]:
-    """Flat, finite figures for :attr:`ModelMeta.metrics` (JSON has no NaN)."""
-    out = {"val_map": float(summary["map"]), "epoch": float(epoch), "val_windows": float(summary["n"])}
-    for name, m in summary["classes"].items():
-        for key in ("ap", "f1", "precision", "recall"):
-            if np.isfinite(m[key]):
-                out[f"{key}_{name}"] = float(m[key])
-    return out
 
 
 # ------------------------------------------------------------------------------------------- run state
@@ -363,22 +232,8 @@ def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *
                         weights=weights if ckpt is None else None).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    pos_weight = None
-    if cfg.loss.kind == "bce" and cfg.loss.pos_weight is not None:
-        pw = (auto_pos_weight(train_ds.targets, weights_np, cfg.loss.max_pos_weight)
-              if cfg.loss.pos_weight == "auto" else np.asarray(cfg.loss.pos_weight, dtype=float))
-        if len(pw) != len(CLASSES):
-            raise UserError(f"loss.pos_weight has {len(pw)} values for {len(CLASSES)} classes",
-                            fix=f"give one per class ({', '.join(CLASSES)}) or 'auto'")
-        pos_weight = torch.tensor(pw, dtype=torch.float32, device=dev)
-        log.info("pos_weight %s", dict(zip(CLASSES, np.round(pw, 2).tolist(), strict=True)))
-    loss_fn = MultiLabelLoss(cfg.loss.kind, pos_weight, cfg.loss.focal_gamma, cfg.loss.focal_alpha,
-                             ignore_negative=cfg.loss.heat_needs_thermal).to(dev)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
-    total_steps = cfg.optim.epochs * steps_per_epoch
-    warmup = int(round(cfg.optim.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(warmup, total_steps, cfg.optim.min_lr_ratio))
+    loss_fn = build_loss(cfg.loss, train_ds.targets, weights_np, dev)
+    optimizer, scheduler = build_optimizer(model, cfg.optim, steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     state = RunState()
     ema = WeightAverage(model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None
@@ -430,11 +285,9 @@ def _run_epochs(cfg: TrainConfig, state: RunState, prep: Prepared, model: nn.Mod
         ran += 1
         summary = None
         if info.is_main:
-            probs, targets = evaluate(ema.model if ema else model, val_loader, dev, channels_last=channels_last,
-                                      amp=amp)
-            summary = class_metrics(probs, targets, CLASSES)
-            summary["loss"] = float(F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7),
-                                                           torch.from_numpy(targets)).item()) if len(probs) else 0.0
+            probs, targets = predict_windows(ema.model if ema else model, val_loader, dev,
+                                             channels_last=channels_last, amp=amp)
+            summary = validation_summary(probs, targets)
             _after_epoch(state, summary, cfg, prep, model, optimizer, scheduler, scaler, info, out,
                          train_loss=train_loss, train_s=train_s, lr=optimizer.param_groups[0]["lr"],
                          n_train=steps_per_epoch * batch * info.world_size, ema=ema)
@@ -494,11 +347,7 @@ def _after_epoch(state: RunState, summary: dict[str, Any], cfg: TrainConfig, pre
     log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val mAP %.4f%s (%s)", state.epoch, cfg.optim.epochs,
              train_loss, summary["loss"], m_ap, " *" if improved else "",
              ", ".join(f"{k} AP {v['ap']:.3f} F1 {v['f1']:.3f}" for k, v in summary["classes"].items()))
-    meta = prep.meta.model_copy(update={
-        "thresholds": {k: float(v["threshold"]) for k, v in summary["classes"].items()},
-        "metrics": meta_metrics(summary, state.epoch),
-        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-    })
+    meta = validated_meta(prep.meta, summary, state.epoch)
     payload = {
         "meta": meta.to_json(),
         "config": cfg.model_dump(mode="json"),

@@ -9,7 +9,7 @@ from torch import nn
 
 from minewatch.train.dataset import sample_weights
 from minewatch.train.ema import WeightAverage
-from minewatch.train.loop import MultiLabelLoss
+from minewatch.train.loss import MultiLabelLoss
 
 pytestmark = pytest.mark.torch
 
