@@ -51,24 +51,19 @@ def train_from_config(config: str | Path, *, out: Path | None = None, resume: bo
     dev = pick_device(cfg.device if device == "auto" else device, info)
     created = ddp.init(info, dev)
     try:
-        return _train(cfg, out, info, dev, resume=resume, weights=weights, stop_after=stop_after_epochs)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        ckpt = _open_run_folder(cfg, out, info, resume=resume)
+        _seed_everything(cfg.seed)
+        prep = prepare(cfg, out, info, ckpt["meta_obj"] if ckpt else None)
+        run = build_run(prep, out, info, dev, weights=weights, ckpt=ckpt)
+        try:
+            _run_epochs(run, stop_after_epochs)
+        finally:
+            run.loaders.close()
+        return out / "best.pt"
     finally:
         ddp.shutdown(created)
-
-
-def _train(cfg: TrainConfig, out: Path, info: ddp.DistInfo, dev: torch.device, *, resume: bool,
-           weights: Path | None, stop_after: int | None) -> Path:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    ckpt = _open_run_folder(cfg, out, info, resume=resume)
-    _seed_everything(cfg.seed)
-    prep = prepare(cfg, out, info, ckpt["meta_obj"] if ckpt else None)
-    run = build_run(prep, out, info, dev, weights=weights, ckpt=ckpt)
-    try:
-        _run_epochs(run, stop_after)
-    finally:
-        run.loaders.close()
-    return out / "best.pt"
 
 
 def _open_run_folder(cfg: TrainConfig, out: Path, info: ddp.DistInfo, *, resume: bool) -> dict[str, Any] | None:
