@@ -17,6 +17,7 @@ import shapely
 from pydantic import Field
 
 from minewatch.config import StrictModel
+from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,30 +34,6 @@ class FenceRule(StrictModel):
 
     min_inside: float = Field(DEFAULT_MIN_INSIDE, ge=0, le=1, description="least share of a window inside")
     max_excluded: float = Field(DEFAULT_MAX_EXCLUDED, ge=0, le=1, description="most share in exclude areas")
-
-
-def read_polygons(path: str | Path, *, role: str) -> gpd.GeoDataFrame:
-    """Read a vector file of polygons (GeoJSON, GeoPackage, Shapefile), refusing files without a CRS."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError(f"{role} file not found", path=p, fix="check the path")
-    try:
-        gdf = gpd.read_file(p, engine="pyogrio")
-    except Exception as exc:  # pyogrio raises DataSourceError and friends
-        raise UserError(f"cannot read the {role} file ({str(exc).splitlines()[0][:120]})", path=p,
-                        fix="give a GeoJSON, GeoPackage or Shapefile") from None
-    if gdf.crs is None:
-        raise UserError(f"{role} file has no CRS", path=p,
-                        fix="save it with a CRS (a .prj beside a Shapefile), or as GeoJSON in lon/lat")
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    polys = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-    if polys.empty:
-        raise UserError(f"{role} file holds no polygons", path=p, fix="give polygon features")
-    invalid = ~polys.geometry.is_valid
-    if invalid.any():
-        log.warning("%s: repaired %d invalid polygon(s) with make_valid", p, int(invalid.sum()))
-        polys = polys.set_geometry(polys.geometry.make_valid())
-    return polys
 
 
 def _union_in(gdf: gpd.GeoDataFrame, crs) -> shapely.Geometry:
@@ -81,12 +58,12 @@ class Geofence:
         scene_box = shapely.box(*scene_bounds)
         inc = exc = None
         if include is not None:
-            inc = _union_in(read_polygons(include, role="geofence"), crs)
+            inc = _union_in(read_vector(include, role="geofence", polygons_only=True), crs)
             if not inc.intersects(scene_box) or inc.intersection(scene_box).area == 0:
                 raise UserError("geofence does not overlap the scene", path=include,
                                 fix="check the fence is for this scene (and its CRS is right)")
         if exclude is not None:
-            exc = _union_in(read_polygons(exclude, role="exclude fence"), crs)
+            exc = _union_in(read_vector(exclude, role="exclude fence", polygons_only=True), crs)
             if not exc.intersects(scene_box):
                 log.warning("%s: exclude fence does not touch the scene; nothing is excluded", exclude)
         return cls(inc, exc, rule or FenceRule())

@@ -14,7 +14,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from minewatch.errors import UserError
+from minewatch.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True
             ds = rasterio.open(p)
     except RasterioIOError as exc:
         raise UserError(
-            f"cannot read the {what} ({_first_line(exc)})",
+            f"cannot read the {what} ({first_line(exc)})",
             path=p,
             fix="give a GeoTIFF (or JPEG2000/PNG/JPEG with georeferencing); re-export it if it is damaged",
         ) from None
@@ -98,12 +98,8 @@ def _probe_last_block(ds: rasterio.DatasetReader, p: Path, *, what: str) -> None
         ds.read(window=Window(col, row, min(bw, ds.width), min(bh, ds.height)))
     except RasterioIOError as exc:
         raise UserError(
-            f"{what} is truncated or damaged ({_first_line(exc)})",
+            f"{what} is truncated or damaged ({first_line(exc)})",
             path=p,
             fix="copy or download the file again",
         ) from None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:160] if text else type(exc).__name__

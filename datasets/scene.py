@@ -2,7 +2,7 @@
 one target grid at the model's ground sample distance.
 
 Nothing scene-sized is ever held: windows are read on demand through ``WarpedVRT``. The only whole-scene
-array is the thermal background, on a grid ``background_step_m`` coarse (1/2500 of the pixels for a
+array is the thermal background, on a grid ``background_gsd_m`` coarse (1/2500 of the pixels for a
 0.5 m model grid and a 25 m background step).
 """
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from pyproj import CRS as ProjCRS
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
@@ -24,55 +23,17 @@ from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
 from minewatch.datasets import thermal as th
+from minewatch.datasets.bands import band_names_of, check_bands
+from minewatch.datasets.crs import is_metric, utm_epsg
 from minewatch.datasets.profiles import SensorProfile, load_profile
 from minewatch.datasets.raster_io import configure_gdal, open_raster
-from minewatch.datasets.tiling import Tile
+from minewatch.datasets.scene_folder import SceneFiles
+from minewatch.datasets.tiling import Grid, Tile
 from minewatch.errors import UserError
+from minewatch.model_meta import ModelMeta
 
 log = logging.getLogger(__name__)
 configure_gdal()
-
-# Names a band description may use, mapped to minewatch's band names.
-BAND_ALIASES = {
-    "r": "red", "red": "red", "g": "green", "green": "green", "b": "blue", "blue": "blue",
-    "n": "nir", "nir": "nir", "near infrared": "nir", "near-infrared": "nir",
-}
-DEFAULT_BACKGROUND_M = 100.0
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A north-up target grid in a projected CRS (metres)."""
-
-    crs: CRS
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def gsd_m(self) -> float:
-        return float(self.transform.a)
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        left, top = self.transform.c, self.transform.f
-        return left, top - self.height * self.gsd_m, left + self.width * self.gsd_m, top
-
-
-def utm_crs_for(lon: float, lat: float) -> CRS:
-    """The WGS 84 / UTM zone of a point."""
-    zone = int((lon + 180) // 6) % 60 + 1
-    return CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-
-
-def is_metric(crs: CRS) -> bool:
-    """Projected in metres with true-ish scale. Mercator variants (EPSG:3857, 3395) inflate distances by
-    1/cos(latitude), so a model grid in them would have the wrong GSD: those are reprojected to UTM."""
-    pc = ProjCRS.from_user_input(crs.to_wkt())
-    if not pc.is_projected or not all(a.unit_name in ("metre", "meter") for a in pc.axis_info[:2]):
-        return False
-    method = (pc.coordinate_operation.method_name if pc.coordinate_operation else "").lower()
-    return not ("mercator" in method and "transverse" not in method)
 
 
 def target_grid(src: rasterio.DatasetReader, gsd_m: float) -> Grid:
@@ -85,7 +46,7 @@ def target_grid(src: rasterio.DatasetReader, gsd_m: float) -> Grid:
         height = max(1, math.floor((top - bottom) / gsd_m + 1e-6))
         return Grid(src.crs, Affine(gsd_m, 0, left, 0, -gsd_m, top), width, height)
     lon0, lat0, lon1, lat1 = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-    dst = utm_crs_for((lon0 + lon1) / 2, (lat0 + lat1) / 2)
+    dst = CRS.from_epsg(utm_epsg((lon0 + lon1) / 2, (lat0 + lat1) / 2))
     transform, width, height = calculate_default_transform(
         src.crs, dst, src.width, src.height, *src.bounds, resolution=gsd_m
     )
@@ -179,50 +140,35 @@ def _warp(src: rasterio.DatasetReader, grid: Grid, *, resampling: Resampling) ->
                      resampling=resampling, src_nodata=nodata, nodata=nodata, **kwargs)
 
 
-def band_names_of(src: rasterio.DatasetReader, profile: SensorProfile, path: Path) -> tuple[str, ...]:
-    """Band names from the raster's descriptions, else the profile's order when the count fits."""
-    described = [BAND_ALIASES.get((d or "").strip().lower()) for d in src.descriptions]
-    if all(described) and len(set(described)) == len(described):
-        return tuple(described)  # type: ignore[arg-type]
-    expected = profile.optical.bands
-    if src.count >= len(expected):
-        log.debug("%s: no band descriptions; assuming the %s profile order %s", path, profile.name, expected)
-        return tuple(expected) + tuple(f"band{i + 1}" for i in range(len(expected), src.count))
-    raise UserError(
-        f"optical raster has {src.count} band(s) without names; the '{profile.name}' profile needs "
-        f"{len(expected)} ({', '.join(expected)})",
-        path=path,
-        fix="give a raster with those bands, or name the bands (descriptions red, green, blue, nir)",
-    )
-
-
 class Scene:
     """One acquisition read lazily on the model grid. Use as a context manager, or call close()."""
 
     def __init__(self, optical: str | Path, thermal: str | Path | None = None, *,
                  profile: SensorProfile | str | None = None, gsd_m: float | None = None,
-                 thermal_units: str | None = None, background_m: float = DEFAULT_BACKGROUND_M,
-                 background_step_m: float | None = None) -> None:
+                 thermal_units: str | None = None, background_m: float = th.DEFAULT_BACKGROUND_M,
+                 background_gsd_m: float | None = None) -> None:
         self.optical_path = Path(optical)
         self.thermal_path = Path(thermal) if thermal is not None else None
         self.profile = profile if isinstance(profile, SensorProfile) else load_profile(profile or "drone")
         self._handles: list = []
         try:
-            self._open(gsd_m or self.profile.model_gsd_m, thermal_units, background_m, background_step_m)
+            self._open(gsd_m or self.profile.model_gsd_m, thermal_units, background_m, background_gsd_m)
         except Exception:
             self.close()
             raise
 
     @classmethod
-    def open(cls, optical: str | Path, thermal: str | Path | None = None, **kwargs) -> Scene:
-        return cls(optical, thermal, **kwargs)
+    def for_model(cls, meta: ModelMeta, optical: str | Path, thermal: str | Path | None = None, *,
+                  profile: SensorProfile | str | None = None, thermal_units: str | None = None) -> Scene:
+        """The scene as ``meta``'s model sees it: its grid, sensor profile and thermal background."""
+        return SceneOpener.for_model(meta).open(optical, thermal, profile=profile, thermal_units=thermal_units)
 
     def _open(self, gsd_m: float, thermal_units: str | None, background_m: float,
-              background_step_m: float | None) -> None:
+              background_gsd_m: float | None) -> None:
         src = open_raster(self.optical_path, what="optical raster")
         self._handles.append(src)
         self.grid = target_grid(src, gsd_m)
-        self.band_names = band_names_of(src, self.profile, self.optical_path)
+        self.band_names = band_names_of(src.descriptions, src.count, self.profile, self.optical_path)
         native = _native_gsd_m(src, self.grid)
         kernel = Resampling.average if native < gsd_m * 0.95 else Resampling.bilinear
         self._optical = GridReader(src, self.grid, kernel)
@@ -234,7 +180,7 @@ class Scene:
         self._thermal: GridReader | None = None
         self.background: th.Background | None = None
         if self.thermal_path is not None:
-            self._open_thermal(thermal_units, background_m, background_step_m or background_m / 4)
+            self._open_thermal(thermal_units, background_m, th.background_gsd(background_m, background_gsd_m))
 
     def _optical_scaling(self, src: rasterio.DatasetReader) -> tuple[float, float]:
         spec = self.profile.optical
@@ -289,13 +235,7 @@ class Scene:
     def read_optical(self, tile: Tile, bands: tuple[str, ...] | None = None) -> np.ndarray:
         """(B, h, w) float32 reflectance of the named bands (default all), NaN where nodata."""
         names = bands or self.band_names
-        missing = [b for b in names if b not in self.band_names]
-        if missing:
-            raise UserError(
-                f"optical raster lacks band(s) {', '.join(missing)} (it has {', '.join(self.band_names)})",
-                path=self.optical_path,
-                fix="give imagery with those bands or a model trained on these bands",
-            )
+        check_bands(self.band_names, names, path=self.optical_path)
         indexes = [self.band_names.index(b) + 1 for b in names]
         data, valid = self._optical.read(indexes, tile)
         out = data.astype(np.float32) * np.float32(self._scale) + np.float32(self._offset)
@@ -353,3 +293,31 @@ def _tiff_datetime(value: str | None) -> str | None:
     if not value or len(value) < 19:
         return None
     return f"{value[:4]}-{value[5:7]}-{value[8:10]}T{value[11:19]}"
+
+
+@dataclass(frozen=True)
+class SceneOpener:
+    """How scenes are opened for one model: sensor profile, model grid and thermal background.
+
+    Built from a model's metadata (scanning, evaluation, export) or a training config, so every path that
+    reads scenes for a model reads them the same way; picklable, so worker processes open their own.
+    """
+
+    profile: SensorProfile | str
+    gsd_m: float
+    background_m: float = th.DEFAULT_BACKGROUND_M
+    background_gsd_m: float | None = None
+
+    @classmethod
+    def for_model(cls, meta: ModelMeta) -> SceneOpener:
+        return cls(meta.profile, meta.gsd_m, meta.thermal.background_m, meta.thermal.background_gsd_m)
+
+    def open(self, optical: str | Path, thermal: str | Path | None = None, *,
+             profile: SensorProfile | str | None = None, thermal_units: str | None = None) -> Scene:
+        """Open one scene (``profile`` overrides the model's, e.g. from --profile)."""
+        return Scene(optical, thermal, profile=profile or self.profile, gsd_m=self.gsd_m, thermal_units=thermal_units,
+                     background_m=self.background_m, background_gsd_m=self.background_gsd_m)
+
+    def open_folder(self, files: SceneFiles, *, thermal: bool = True) -> Scene:
+        """Open a scene folder (without its thermal raster when ``thermal`` is False)."""
+        return self.open(files.optical, files.thermal if thermal else None)

@@ -25,6 +25,16 @@ L2_ST_OFFSET = 149.0
 # Robust sigma floor: no sensor is calibrated better than this, so a flat field gives no huge z-scores.
 MIN_SIGMA_K = 0.5
 MAD_TO_SIGMA = 1.4826
+DEFAULT_BACKGROUND_M = 100.0
+"""Side of the local background window: a farm (20-100 m) stands out of it, a field's warm patch does not."""
+BACKGROUND_CELLS_PER_WINDOW = 4
+"""The background is estimated on a grid a quarter of the window wide: smooth enough, 1/2500 of the pixels
+of a 0.5 m model grid."""
+
+
+def background_gsd(background_m: float, background_gsd_m: float | None = None) -> float:
+    """Grid of the background estimate, metres: ``background_gsd_m`` when given, else a quarter window."""
+    return background_gsd_m or background_m / BACKGROUND_CELLS_PER_WINDOW
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,13 @@ import numpy as np
 
 from minewatch.atomic import check_writable
 from minewatch.classes import CLASSES
-from minewatch.datasets.features import InputSpec
+from minewatch.datasets.bands import check_bands
 from minewatch.datasets.geofence import Geofence
+from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import Scene
-from minewatch.datasets.tiles_job import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, plan_tiles
-from minewatch.datasets.tiling import tiles_to_gdf
+from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, TilePlan, plan_tiles
 from minewatch.errors import UserError
+from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.journal import Journal, journal_path
 from minewatch.infer.predictor import load_predictor
 from minewatch.infer.reader import prefetch, read_tiles
@@ -79,19 +80,13 @@ def run_scan(req: ScanRequest) -> ScanResult:
     predictor = load_predictor(req.model, req.device)
     meta = predictor.meta
     spec = InputSpec.from_meta(meta)
-    with Scene(req.raster, req.thermal, profile=req.profile or meta.profile, gsd_m=meta.gsd_m,
-               thermal_units=req.thermal_units, background_m=meta.thermal.background_m,
-               background_step_m=meta.thermal.background_gsd_m) as scene:
-        missing = [b for b in meta.optical_bands if b not in scene.band_names]
-        if missing:
-            raise UserError(
-                f"raster lacks band(s) {', '.join(missing)} that the model needs "
-                f"(it has {', '.join(scene.band_names)}; the model wants {', '.join(meta.optical_bands)})",
-                path=req.raster, fix="give imagery with those bands, or a model trained for this sensor")
+    with Scene.for_model(meta, req.raster, req.thermal, profile=req.profile,
+                         thermal_units=req.thermal_units) as scene:
+        check_bands(scene.band_names, meta.optical_bands, path=req.raster)
         fence = None
         if req.geofence or req.exclude:
             fence = Geofence.load(req.geofence, req.exclude, crs=scene.grid.crs, scene_bounds=scene.grid.bounds)
-        plan = plan_tiles(scene, tile_m=meta.tile_m, stride_m=req.stride_m or meta.stride_m, fence=fence,
+        plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=req.stride_m or meta.stride_m, fence=fence,
                           tile_px=meta.tile_px)
         header = {
             "raster": str(Path(req.raster).resolve()), "thermal": str(req.thermal) if req.thermal else None,
@@ -103,19 +98,21 @@ def run_scan(req: ScanRequest) -> ScanResult:
         if journal.done:
             log.info("resuming: %d of %d tiles already scanned", len(journal.done), len(plan.tiles))
         todo = [t for t in plan.tiles if t.tile_id not in journal.done]
-        _score(scene, todo, spec, predictor, journal, req)
+        _score(scene, todo, plan.stride_px, spec, predictor, journal, req)
         records = [journal.done[t.tile_id] for t in plan.tiles]
-        tiles = _tile_frame(plan.tiles, records, scene)
-        result = _write_outputs(req, scene, tiles, meta, predictor, journal.header)
+        tiles = _tile_frame(plan, records)
+        result = _write_outputs(req, scene, plan, tiles, meta, predictor, journal.header)
         journal.close(remove=True)
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _score(scene: Scene, todo, spec: InputSpec, predictor, journal: Journal, req: ScanRequest) -> None:
+def _score(scene: Scene, todo: list[Tile], stride_px: int, spec: InputSpec, predictor, journal: Journal,
+           req: ScanRequest) -> None:
     """Read tiles on a background thread and run the model on full batches; journal each batch."""
     classes = predictor.meta.classes
-    reads = prefetch(read_tiles(scene, todo, spec, max_nodata=req.max_nodata, max_cloud=req.max_cloud))
+    reads = prefetch(read_tiles(scene, todo, spec, stride_px=stride_px, max_nodata=req.max_nodata,
+                                max_cloud=req.max_cloud))
     pending = []
     for item in progress(reads, total=len(todo), desc="scan", unit="tile"):
         pending.append(item)
@@ -124,19 +121,6 @@ def _score(scene: Scene, todo, spec: InputSpec, predictor, journal: Journal, req
             pending = []
     if pending:
         journal.append(_run_batch(pending, predictor, classes))
-
-
-def heat_where_seen(probs: np.ndarray, dt_max_k: np.ndarray, classes) -> np.ndarray:
-    """``probs`` with heat_signature set to NaN for windows without thermal data.
-
-    A heat signature is a thermal observation: without thermal the model could only guess it from how a
-    farm looks, and a guess is not reported (the window's other classes still are).
-    """
-    if "heat_signature" not in classes:
-        return probs
-    out = np.array(probs, dtype=np.float32, copy=True)
-    out[~np.isfinite(np.asarray(dt_max_k, dtype=float)), list(classes).index("heat_signature")] = np.nan
-    return out
 
 
 def _run_batch(reads, predictor, classes) -> list[dict]:
@@ -155,8 +139,8 @@ def _run_batch(reads, predictor, classes) -> list[dict]:
     return records
 
 
-def _tile_frame(tiles, records, scene: Scene) -> gpd.GeoDataFrame:
-    gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
+def _tile_frame(plan: TilePlan, records: list[dict]) -> gpd.GeoDataFrame:
+    gdf = plan.to_gdf()
     for key in records[0] if records else []:
         if key != "tile_id":
             gdf[key] = [r[key] for r in records]
@@ -166,7 +150,7 @@ def _tile_frame(tiles, records, scene: Scene) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _write_outputs(req: ScanRequest, scene: Scene, tiles: gpd.GeoDataFrame, meta, predictor,
+def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, tiles: gpd.GeoDataFrame, meta, predictor,
                    header: dict) -> ScanResult:
     from minewatch.infer.sites import build_sites
     from minewatch.infer.writers import write_heatmap_cog, write_sites_geojson, write_tiles_gpkg
@@ -183,8 +167,7 @@ def _write_outputs(req: ScanRequest, scene: Scene, tiles: gpd.GeoDataFrame, meta
         write_tiles_gpkg(tiles, req.tiles_out)
         outputs.append(req.tiles_out)
     if req.heatmap:
-        write_heatmap_cog(req.heatmap, scanned, list(meta.classes), scene.grid.crs,
-                          pixel_size_m=meta.stride_m if req.stride_m is None else req.stride_m)
+        write_heatmap_cog(req.heatmap, scanned, list(meta.classes), scene.grid.crs, pixel_size_m=plan.stride_m)
         outputs.append(req.heatmap)
     if req.quicklook:
         from minewatch.infer.quicklook import write_quicklook

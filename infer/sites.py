@@ -18,6 +18,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from minewatch.classes import CLASSES
+from minewatch.datasets.crs import metric_crs
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 TILE_COLUMNS: tuple[str, ...] = ("tile_id", "row", "col", *PROB_COLUMNS, "dt_max_k", "z_max", "geometry")
@@ -51,30 +52,6 @@ SITE_COLUMNS: tuple[str, ...] = tuple(SITE_SCHEMA)
 SIMPLIFY_TILE_SHARE = 0.1
 # Metres per degree of latitude, only to turn a tolerance in metres into degrees for geographic scenes.
 _M_PER_DEG = 111_320.0
-
-
-def metric_crs(crs: CRS | str | int, geoms: gpd.GeoSeries | gpd.GeoDataFrame) -> CRS:
-    """A CRS in which areas in square metres are honest for ``geoms`` (given in ``crs``).
-
-    The scene CRS when it is projected in metres and not a Mercator (Web Mercator inflates areas by
-    1/cos^2(latitude): x4 at 60 degrees); otherwise the UTM zone of the geometries' centre.
-    """
-    crs = CRS.from_user_input(crs)
-    if crs.is_projected and not _is_mercator(crs):
-        unit = crs.axis_info[0].unit_name if crs.axis_info else ""
-        if unit in ("metre", "meter"):
-            return crs
-    series = geoms.geometry if isinstance(geoms, gpd.GeoDataFrame) else geoms
-    series = gpd.GeoSeries(series.values, crs=crs)
-    if series.empty or series.is_empty.all():
-        raise ValueError("cannot choose a UTM zone for empty geometries")
-    return series.estimate_utm_crs()
-
-
-def _is_mercator(crs: CRS) -> bool:
-    op = crs.coordinate_operation
-    method = op.method_name.lower() if op is not None else ""
-    return "mercator" in method and "transverse" not in method
 
 
 def empty_sites(crs: CRS | str | int | None) -> gpd.GeoDataFrame:

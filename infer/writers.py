@@ -74,31 +74,15 @@ def write_tiles_gpkg(tiles: gpd.GeoDataFrame, path: str | Path, *, layer: str = 
     return target
 
 
-def tile_stride(tiles: gpd.GeoDataFrame) -> float:
-    """Scan stride in CRS units: the commonest step between distinct tile left (or top) edges.
-
-    Falls back to the tile side for a single row and column of tiles.
-    """
-    bounds = shapely.bounds(np.asarray(tiles.geometry.values))
-    steps = []
-    for edges in (bounds[:, 0], bounds[:, 3]):
-        d = np.diff(np.unique(np.round(edges, 6)))
-        steps.extend(d[d > 0].tolist())
-    if not steps:
-        return float(np.median(bounds[:, 2] - bounds[:, 0]))
-    values, counts = np.unique(np.round(steps, 6), return_counts=True)
-    return float(values[np.argmax(counts)])
-
-
 def heatmap_array(
-    tiles: gpd.GeoDataFrame, classes: Sequence[str] = CLASSES, pixel_size: float | None = None
+    tiles: gpd.GeoDataFrame, pixel_size: float, classes: Sequence[str] = CLASSES
 ) -> tuple[np.ndarray, Affine]:
     """Rasterise tile footprints into a (K, H, W) float32 score grid; NaN where no tile was scanned.
 
     A pixel takes the maximum score of the tiles whose footprint holds its centre, so thresholding the
-    heatmap redraws the site outlines. Default pixel = the scan stride.
+    heatmap redraws the site outlines. ``pixel_size`` (CRS units) is the scan stride, from the tiling plan.
     """
-    px = float(pixel_size) if pixel_size else tile_stride(tiles)
+    px = float(pixel_size)
     if not px > 0:
         raise ValueError("heatmap pixel size must be positive")
     b = shapely.bounds(np.asarray(tiles.geometry.values))
@@ -136,13 +120,13 @@ def write_heatmap_cog(
     classes: Sequence[str] = CLASSES,
     crs: CRS | str | int | None = None,
     *,
-    pixel_size_m: float | None = None,
+    pixel_size_m: float,
 ) -> Path | None:
-    """Write a per-class score heatmap as a Cloud Optimized GeoTIFF in the tiles' CRS.
+    """Write a per-class score heatmap as a Cloud Optimized GeoTIFF in the tiles' CRS (a model grid, metric).
 
     One float32 band per class (band description = class name), nodata NaN where nothing was scanned,
-    pixel = scan stride (``pixel_size_m`` metres for a projected CRS, else inferred from the tiles); see
-    `heatmap_array`. ``crs`` is used only when the tiles carry none. No tiles -> nothing written, None.
+    pixel = the scan stride, ``pixel_size_m`` metres; see `heatmap_array`. ``crs`` is used only when the
+    tiles carry none. No tiles -> nothing written, None.
     """
     target = check_writable(path)
     crs = tiles.crs if tiles.crs is not None else crs
@@ -152,11 +136,8 @@ def write_heatmap_cog(
     if tiles.empty:
         log.warning("no tiles were scanned: no heatmap written to %s", target)
         return None
-    pixel_size = None
-    if pixel_size_m and crs.is_projected:
-        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
-        pixel_size = pixel_size_m / (factor or 1.0)
-    grid, transform = heatmap_array(tiles, classes, pixel_size)
+    factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    grid, transform = heatmap_array(tiles, pixel_size_m / (factor or 1.0), classes)
     count, height, width = grid.shape
     profile = {
         "driver": "COG",

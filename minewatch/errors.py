@@ -28,3 +28,10 @@ class UserError(Exception):
         if self.fix:
             parts.append(f". Fix: {self.fix.rstrip('.')}")
         return "".join(parts) + "."
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters: library errors (GDAL,
+    onnxruntime, pydantic) can span pages, and a user message must stay one line."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__

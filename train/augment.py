@@ -6,7 +6,7 @@ OPTICAL bands only: thermal excess is a physical quantity in kelvin, and jitteri
 model that a 10 K farm can look like a 3 K one. Photometric transforms run in reflectance units (the
 normalisation is undone and redone), because albumentations clips float images to 0..1.
 Thermal dropout zeroes ``thermal_dt`` and ``thermal_valid`` so the model also scores scenes without
-thermal, exactly as :func:`minewatch.datasets.features.assemble` presents them.
+thermal, exactly as :func:`minewatch.datasets.model_input.assemble` presents them.
 
 Every call takes a seed: the same seed gives the same augmentation in any process, which makes
 training reproducible and resumable whatever the number of DataLoader workers.
@@ -20,7 +20,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from minewatch.datasets.features import THERMAL_CHANNELS
+from minewatch.datasets.model_input import THERMAL_CHANNELS
 from minewatch.train.config import AugmentConfig
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from minewatch.config import StrictModel, load_config, resolve_config
 from minewatch.datasets.labels import LabelRule
-from minewatch.datasets.scene import DEFAULT_BACKGROUND_M
+from minewatch.datasets.thermal import DEFAULT_BACKGROUND_M
 from minewatch.errors import UserError
 from minewatch.train.models import BACKBONES, DEFAULT_BACKBONE
 

@@ -13,8 +13,11 @@ from torch.utils.data import DataLoader
 
 from minewatch import __version__
 from minewatch.classes import CLASSES
-from minewatch.datasets.features import InputSpec, channel_names
+from minewatch.datasets.model_input import InputSpec, channel_names
 from minewatch.datasets.profiles import load_profile
+from minewatch.datasets.scene import SceneOpener
+from minewatch.datasets.scene_folder import find_scenes
+from minewatch.datasets.thermal import background_gsd as background_gsd_of
 from minewatch.datasets.tiling import metres_to_pixels
 from minewatch.errors import UserError
 from minewatch.model_meta import ModelMeta, ThermalInput
@@ -23,12 +26,10 @@ from minewatch.train.augment import TileAugmenter
 from minewatch.train.config import GeneratedScenes, SceneSource, TrainConfig, generated_specs, scene_items
 from minewatch.train.dataset import (
     BalancedSampler,
-    SceneReader,
     SceneWindows,
     TileDataset,
     check_bands,
     ensure_generated,
-    find_scenes,
     generated_paths,
     index_scenes,
     normalisation_stats,
@@ -46,7 +47,7 @@ class Prepared:
     train_index: list[SceneWindows]
     val_index: list[SceneWindows]
     spec: InputSpec
-    reader: SceneReader
+    reader: SceneOpener
     meta: ModelMeta
 
 
@@ -82,8 +83,8 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     if shared:
         raise UserError(f"{len(shared)} scene(s) are in both training and validation, e.g. {sorted(shared)[0]}",
                         fix="validate on other scenes than you train on")
-    background_gsd = cfg.thermal.background_gsd_m or cfg.thermal.background_m / 4
-    reader = SceneReader(profile, gsd, cfg.thermal.background_m, background_gsd)
+    background_gsd = background_gsd_of(cfg.thermal.background_m, cfg.thermal.background_gsd_m)
+    reader = SceneOpener(profile, gsd, cfg.thermal.background_m, background_gsd)
     common = dict(tile_m=tile_m, tile_px=tile_px, bands=bands, rule=cfg.labels, classes=CLASSES,
                   max_nodata=cfg.data.max_nodata, confuser_m2=cfg.data.confuser_m2)
     train_index = index_scenes(train_scenes, reader, desc="indexing training scenes", stride_m=train_stride_m,
@@ -95,7 +96,8 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
         required=not (cfg.augmentation.enabled and cfg.augmentation.thermal_dropout_p > 0),
     )
     if resumed_meta is not None:
-        check_bands(resumed_meta.optical_bands, bands, "checkpoint", what="configured profile")
+        check_bands(resumed_meta.optical_bands, bands, path="checkpoint", what="the configured profile",
+                    exact=True)
         mean, std = resumed_meta.mean, resumed_meta.std
     else:
         mean, std = normalisation_stats(train_index, reader, bands, n_tiles=cfg.data.norm_tiles, seed=cfg.seed)

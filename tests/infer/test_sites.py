@@ -9,7 +9,8 @@ import pytest
 import shapely
 
 from minewatch.classes import CLASSES
-from minewatch.infer.sites import SITE_COLUMNS, build_sites, metric_crs, site_score
+from minewatch.datasets.crs import metric_crs
+from minewatch.infer.sites import SITE_COLUMNS, build_sites, site_score
 
 THR = {c: 0.5 for c in CLASSES}
 

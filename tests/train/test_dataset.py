@@ -8,18 +8,18 @@ import numpy as np
 import pytest
 from tiny_scenes import make_scene
 
-from minewatch.datasets.features import InputSpec
 from minewatch.datasets.labels import LabelRule
+from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.profiles import load_profile
+from minewatch.datasets.scene import SceneOpener
+from minewatch.datasets.scene_folder import find_scenes
 from minewatch.errors import UserError
 from minewatch.model_meta import ThermalInput
 from minewatch.train.dataset import (
     BalancedSampler,
-    SceneReader,
     TileDataset,
     check_bands,
     expected_positive_rate,
-    find_scenes,
     index_scenes,
     normalisation_stats,
     sample_weights,
@@ -33,7 +33,7 @@ THERMAL = ThermalInput(background_m=100, background_gsd_m=25, dt_scale_k=10, dt_
 
 
 def _reader():
-    return SceneReader(load_profile("drone"), 0.5, 100.0, 25.0)
+    return SceneOpener(load_profile("drone"), 0.5, 100.0, 25.0)
 
 
 def _index(folder):
@@ -65,9 +65,9 @@ def test_dataset_reads_windows_with_targets_and_pickles_without_handles(tiny_sce
 def test_normalisation_stats_match_the_pixels(tiny_scenes):
     index = _index(tiny_scenes / "val")
     mean, std = normalisation_stats(index, _reader(), BANDS, n_tiles=10_000, seed=0)
-    with _reader().open(index[0].files, thermal=False) as scene:
+    with _reader().open_folder(index[0].files, thermal=False) as scene:
         pixels = np.concatenate([scene.read_optical(t, BANDS).reshape(3, -1) for t in index[0].tiles], axis=1)
-    with _reader().open(index[1].files, thermal=False) as scene:
+    with _reader().open_folder(index[1].files, thermal=False) as scene:
         more = np.concatenate([scene.read_optical(t, BANDS).reshape(3, -1) for t in index[1].tiles], axis=1)
     allpix = np.concatenate([pixels, more], axis=1)
     assert np.allclose(mean, np.nanmean(allpix, axis=1), atol=1e-5)
@@ -79,7 +79,7 @@ def test_band_count_mismatch_is_a_user_error_naming_the_bands(tmp_path):
     with pytest.raises(UserError, match=r"4 optical band\(s\) \(red, green, blue, nir\).*takes 3 \(red, green, blue\)"):
         _index(tmp_path / "rgbn")
     with pytest.raises(UserError, match="extra nir"):
-        check_bands(("red", "green", "blue", "nir"), BANDS, "x")
+        check_bands(("red", "green", "blue", "nir"), BANDS, path="x", exact=True)
 
 
 def test_training_on_scenes_of_another_band_count_fails_before_training(tmp_path):
