@@ -11,7 +11,6 @@ import csv
 import io
 import json
 import logging
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from minewatch.atomic import atomic_path
+from minewatch.json_io import json_safe, write_json
 from minewatch.model_meta import ModelMeta
 from minewatch.train.checkpoint import rng_state, save_checkpoint
 
@@ -62,7 +62,7 @@ def checkpoint_payload(run: Run, meta: ModelMeta, summary: dict[str, Any]) -> di
         "run_state": dict(vars(state)),
         "rng_state": rng_state(),
         **({"train_state": cpu_state(run.model), "ema_updates": run.ema.updates} if run.ema else {}),
-        "validation": jsonable(summary),
+        "validation": json_safe(summary),
     }
 
 
@@ -100,29 +100,13 @@ def best_metrics(run: Run, meta: ModelMeta, summary: dict[str, Any]) -> dict[str
     return {
         "best_epoch": state.best_epoch, "best_map": state.best_map, "epochs_run": state.epoch,
         "train_windows": int(sum(len(s.tiles) for s in run.prep.train_index)),
-        "val_windows": summary["n"], "world_size": run.info.world_size, "classes": jsonable(summary["classes"]),
+        "val_windows": summary["n"], "world_size": run.info.world_size, "classes": summary["classes"],
         "meta": json.loads(meta.to_json()),
     }
 
 
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
-def jsonable(obj: Any) -> Any:
-    """NaN/inf to None so the JSON is standard."""
-    if isinstance(obj, dict):
-        return {k: jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def update_json(path: Path, update: dict[str, Any]) -> None:
