@@ -8,6 +8,8 @@ import pytest
 from minewatch.train.augment import TileAugmenter
 from minewatch.train.config import AugmentConfig
 
+pytestmark = pytest.mark.torch
+
 CHANNELS = ("red", "green", "blue", "thermal_dt", "thermal_valid")
 MEAN, STD = (0.3, 0.35, 0.25), (0.1, 0.12, 0.08)
 PHOTO_OFF = dict(band_p=0.0, noise_p=0.0, blur_p=0.0, haze_p=0.0)

@@ -12,6 +12,8 @@ from minewatch.model_meta import ModelMeta, ThermalInput
 from minewatch.train.checkpoint import load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
 from minewatch.train.models import build_model
 
+pytestmark = pytest.mark.torch
+
 
 def _meta() -> ModelMeta:
     return ModelMeta(

@@ -26,6 +26,8 @@ from minewatch.train.dataset import (
 )
 from minewatch.train.loop import train_from_config
 
+pytestmark = pytest.mark.torch
+
 BANDS = ("red", "green", "blue")
 THERMAL = ThermalInput(background_m=100, background_gsd_m=25, dt_scale_k=10, dt_clip_k=40)
 
