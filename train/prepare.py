@@ -13,11 +13,12 @@ from torch.utils.data import DataLoader
 
 from minewatch import __version__
 from minewatch.classes import CLASSES
+from minewatch.datasets.bands import check_bands
 from minewatch.datasets.model_input import InputSpec, channel_names
 from minewatch.datasets.profiles import load_profile
 from minewatch.datasets.scene import SceneOpener
 from minewatch.datasets.scene_folder import find_scenes
-from minewatch.datasets.thermal import background_gsd as background_gsd_of
+from minewatch.datasets.thermal import background_gsd
 from minewatch.datasets.tiling import metres_to_pixels
 from minewatch.errors import UserError
 from minewatch.model_meta import ModelMeta, ThermalInput
@@ -28,7 +29,6 @@ from minewatch.train.dataset import (
     BalancedSampler,
     SceneWindows,
     TileDataset,
-    check_bands,
     ensure_generated,
     generated_paths,
     index_scenes,
@@ -83,15 +83,15 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     if shared:
         raise UserError(f"{len(shared)} scene(s) are in both training and validation, e.g. {sorted(shared)[0]}",
                         fix="validate on other scenes than you train on")
-    background_gsd = background_gsd_of(cfg.thermal.background_m, cfg.thermal.background_gsd_m)
-    reader = SceneOpener(profile, gsd, cfg.thermal.background_m, background_gsd)
+    bg_gsd = background_gsd(cfg.thermal.background_m, cfg.thermal.background_gsd_m)
+    reader = SceneOpener(profile, gsd, cfg.thermal.background_m, bg_gsd)
     common = dict(tile_m=tile_m, tile_px=tile_px, bands=bands, rule=cfg.labels, classes=CLASSES,
                   max_nodata=cfg.data.max_nodata, confuser_m2=cfg.data.confuser_m2)
     train_index = index_scenes(train_scenes, reader, desc="indexing training scenes", stride_m=train_stride_m,
                                **common)
     val_index = index_scenes(val_scenes, reader, desc="indexing validation scenes", stride_m=stride_m, **common)
     thermal = ThermalInput(
-        background_m=cfg.thermal.background_m, background_gsd_m=background_gsd,
+        background_m=cfg.thermal.background_m, background_gsd_m=bg_gsd,
         dt_scale_k=cfg.thermal.dt_scale_k, dt_clip_k=cfg.thermal.dt_clip_k,
         required=not (cfg.augmentation.enabled and cfg.augmentation.thermal_dropout_p > 0),
     )
