@@ -18,7 +18,7 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from minewatch.datasets.crs import utm_epsg
-from minewatch.errors import UserError, first_line
+from minewatch.errors import UserError, first_line, require_utf8_path
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def configure_gdal() -> None:
 def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True) -> rasterio.DatasetReader:
     """Open a raster for reading, refusing unexpected drivers, absurd sizes, missing CRS and truncation."""
     p = Path(path)
+    require_utf8_path(p, what)
     if not p.exists():
         raise UserError(f"{what} not found", path=p, fix="check the path")
     if p.is_dir():

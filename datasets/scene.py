@@ -226,20 +226,16 @@ class Scene:
         value = collar_value(self._sample(src))
         if value is None:
             return None, "none"
-        log.warning("%s: no nodata tag, but the edges hold a collar of %g in every band: masked as nodata "
-                    "(pass --nodata to choose another value)", self.optical_path, value)
         return value, f"collar of {value:g} along the edges"
 
     def _optical_scaling(self, src: rasterio.DatasetReader) -> Scaling:
+        """The profile's scale when the raster is stored as the profile says, else inferred (``guessed``)."""
         spec = self.profile.optical
+        self.scale_guessed = self.options.scale is None and src.dtypes[0] != spec.dtype
         if self.options.scale is None and src.dtypes[0] == spec.dtype:
             return choose_scaling(ValueSample(src.dtypes[0], 0, 0, 0, True, ()), spec,
                                   path=self.optical_path)
-        scaling = choose_scaling(self._sample(src), spec, path=self.optical_path, override=self.options.scale)
-        if self.options.scale is None:
-            log.warning("%s: stored as %s, the '%s' profile expects %s; %s (pass --scale to say otherwise)",
-                        self.optical_path, src.dtypes[0], self.profile.name, spec.dtype, scaling.reason)
-        return scaling
+        return choose_scaling(self._sample(src), spec, path=self.optical_path, override=self.options.scale)
 
     def _open_thermal(self, units: str | None, background_m: float, step_m: float) -> None:
         assert self.thermal_path is not None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from minewatch.atomic import check_writable
-from minewatch.errors import UserError, first_line, printable_path
+from minewatch.errors import UserError, first_line, printable_path, require_utf8_path
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class OutputSet:
         one file, an output on an input, and an existing output without ``--overwrite`` (or ``--resume``)."""
         given = {role: Path(p) for role, p in targets.items() if p is not None}
         for role, path in given.items():
+            require_utf8_path(path, FLAGS[role] + " output")
             if path.suffix.lower() not in SUFFIXES[role]:
                 raise UserError(f"{FLAGS[role]} is written as {KINDS[role]}", path=path,
                                 fix=f"name it *{SUFFIXES[role][0]}")

@@ -108,7 +108,7 @@ def check_raster(path: Path, meta: ModelMeta, *, stride_m: float, allow_coarse: 
         extent = raster_extent(src)
     warnings = []
     ratio = extent.gsd_m / meta.gsd_m
-    if ratio > COARSE_FACTOR:
+    if ratio > COARSE_FACTOR * 1.01:  # 1 m imagery for a 0.5 m model is at the limit, not over it
         msg = (f"pixels of {extent.gsd_m:.3g} m are {ratio:.3g} times the model's {meta.gsd_m:g} m grid: the "
                f"model was trained on {meta.gsd_m:g} m and cannot see containers at {extent.gsd_m:.3g} m")
         if not allow_coarse:

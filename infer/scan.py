@@ -176,10 +176,13 @@ def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan:
     r.add("raster", f"{req.raster} -> model grid {g.width:,} x {g.height:,} px at {g.gsd_m:g} m ({g.crs.to_string()})")
     r.add("bands", f"{', '.join(scene.band_names)}; the model reads {', '.join(meta.optical_bands)}")
     r.add("values", scene.scaling.reason)
+    if scene.scale_guessed:
+        r.warnings.append(f"stored as values the '{scene.profile.name}' profile does not use: {scene.scaling.reason} "
+                          "(pass --scale if that is wrong)")
     r.add("nodata", f"{scene.nodata:g} ({scene.nodata_source})" if scene.nodata is not None else
           f"none ({scene.nodata_source})")
     if scene.nodata_source.startswith("collar"):
-        r.warnings.append(f"no nodata tag; a {scene.nodata_source} is masked (pass --nodata to choose)")
+        r.warnings.append(f"no nodata tag; a {scene.nodata_source} is masked as nodata (pass --nodata to choose)")
     r.add("thermal", f"{req.thermal} ({scene.thermal_kind})" if scene.has_thermal else
           "none: heat_signature is not reported")
     r.add("acquired", f"{scene.acquired or 'unknown'}, sensor {scene.sensor}")

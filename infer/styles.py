@@ -87,6 +87,15 @@ def tiles_qml(column: str = f"p_{CLASSES[0]}") -> str:
     return _document(_graduated(column, ranges), "Symbology")
 
 
+def windows_qml() -> str:
+    """The windows a scan would read (``minewatch tiles``): cyan outlines, no fill."""
+    return _document(f"""<renderer-v2 type="singleSymbol" symbollevels="0" enableorderby="0" forceraster="0">
+    <symbols>
+      {_fill_symbol("0", "0,0,0,0", "0,229,238,255", 0.3)}
+    </symbols>
+  </renderer-v2>""", "Symbology")
+
+
 def heatmap_qml(classes: Sequence[str] = CLASSES) -> str:
     """Heatmap: one colour per class (red, green, blue = the first three classes), semi-transparent over the
     imagery, 0..1 stretched, unscanned (NaN) transparent."""
@@ -132,6 +141,7 @@ def add_layer_style(gpkg: Path, layer: str, qml: str, *, name: str = "minewatch"
                       VALUES ('layer_styles', 'attributes', 'layer_styles', 'QGIS layer styles')""")
         db.execute("DELETE FROM layer_styles WHERE f_table_name = ? AND styleName = ?", (layer, name))
         db.execute("""INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column,
-                      styleName, styleQML, styleSLD, useAsDefault, description, owner, ui)
-                      VALUES ('', '', ?, ?, ?, ?, '', 1, 'written by minewatch', '', '')""",
+                      styleName, styleQML, styleSLD, useAsDefault, description, owner, ui, update_time)
+                      VALUES ('', '', ?, ?, ?, ?, '', 1, 'written by minewatch', '', '',
+                              strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))""",
                    (layer, geom[0] if geom else "geom", name, qml))

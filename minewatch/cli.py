@@ -30,6 +30,21 @@ DEBUG_KEY = "minewatch.debug"
 class MinewatchGroup(click.Group):
     """Maps exceptions to exit codes: 2 for bad input (one line), 1 for internal errors."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        """Click's own usage errors (a bad option value, a missing argument) as one line too."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:
+            where = err.ctx.command_path if getattr(err, "ctx", None) is not None else (prog_name or "minewatch")
+            click.echo(f"minewatch: error: {err.format_message().rstrip('.')}. Fix: see '{where} --help'.", err=True)
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("minewatch: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
@@ -131,14 +146,18 @@ def synth(out, seed, count, profile, config, background, size, preview) -> None:
 # ---------------------------------------------------------------- tiles
 @cli.command()
 @scene_options
-@click.option("--model", type=INPUT_PATH, default=None, help="Take GSD and tile size from this model.")
-@click.option("--tile-m", type=float, default=None, help="Tile size in metres (default: the model's, else 64).")
-@click.option("--stride-m", type=float, default=None, help="Stride in metres (default: the tile size).")
+@click.option("--model", type=INPUT_PATH, default=None,
+              help="Take grid, window size and stride from this model (default: the committed model, as scan).")
+@click.option("--tile-m", type=float, default=None, help="Window size in metres (default: the model's).")
+@click.option("--stride-m", type=float, default=None,
+              help="Stride in metres (default: the model's; the window size with --tile-m).")
 @click.option("--gsd", type=float, default=None, help="Target grid in metres per pixel (default: the profile's).")
 @click.option("--max-nodata", type=click.FloatRange(0, 1), default=None, help="Skip windows with more nodata.")
 @click.option("-o", "--out", type=OUT_FILE, required=True, help="Output GeoPackage of kept windows.")
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @common_options
-def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, gsd, max_nodata, out) -> None:
+def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, gsd, max_nodata, out,
+          overwrite) -> None:
     """Write the windows a scan would read as polygons, so a GIS user can see what will be scanned.
 
     \b
@@ -148,7 +167,8 @@ def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, 
     from minewatch.infer.tiles_preview import write_tiles
 
     n = write_tiles(raster, out, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
-                    profile=profile, tile_m=tile_m, stride_m=stride_m, gsd_m=gsd, max_nodata=max_nodata)
+                    profile=profile, tile_m=tile_m, stride_m=stride_m, gsd_m=gsd, max_nodata=max_nodata,
+                    overwrite=overwrite)
     log.info("wrote %d windows to %s", n, out)
 
 
@@ -324,11 +344,12 @@ def card(run, model, seed, count) -> None:
 @click.argument("model", type=INPUT_PATH, required=False)
 @common_options
 def info(model) -> None:
-    """Versions of minewatch and its libraries; with MODEL, the model's metadata.
+    """Versions of minewatch and its libraries, and what a model expects (default: the committed model).
 
     \b
     Example:
-      minewatch info models/minewatch-drone.onnx
+      minewatch info
+      minewatch info runs/default/model.onnx
     """
     from minewatch.info import describe
 

@@ -45,3 +45,14 @@ def first_line(exc: BaseException, limit: int = 160) -> str:
     onnxruntime, pydantic) can span pages, and a user message must stay one line."""
     lines = str(exc).strip().splitlines()
     return lines[0][:limit] if lines else type(exc).__name__
+
+
+def require_utf8_path(path: str | Path, what: str) -> None:
+    """Refuse a path whose name is not valid UTF-8: GDAL, PROJ and onnxruntime take file names as UTF-8
+    text and fail deep inside on such a name."""
+    text = os.fspath(path)
+    try:
+        (text if isinstance(text, str) else os.fsdecode(text)).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UserError(f"the {what}'s file name is not valid UTF-8, which GDAL cannot open", path=path,
+                        fix="rename the file (or its folder) to a UTF-8 name") from None
