@@ -73,7 +73,8 @@ def test_country_files_work_as_fences(real_data, tmp_path, fence):
     from minewatch.datasets.synth import generate_scenes
 
     scene = generate_scenes(tmp_path / "scenes", seed=5, count=1, recipe="small")[0]  # in Kazakhstan
-    args = ["scan", str(scene / "optical.tif"), "-o", str(tmp_path / "in.geojson"), "--geofence", str(real_data / fence)]
+    args = ["scan", str(scene / "optical.tif"), "-o", str(tmp_path / "in.geojson"), "--geofence",
+            str(real_data / fence)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     out = CliRunner().invoke(cli, ["scan", str(scene / "optical.tif"), "-o", str(tmp_path / "out.geojson"),
