@@ -172,6 +172,19 @@ class AugmentConfig(StrictModel):
     blur_sigma: tuple[float, float] = Field((0.3, 1.0), description="blur sigma range, pixels")
     haze_p: float = Field(0.1, ge=0, le=1, description="probability of haze, a blend toward a bright veil")
     haze_strength: tuple[float, float] = Field((0.05, 0.3), description="haze blend weight range")
+    jpeg_p: float = Field(0.0, ge=0, le=1, description="probability of JPEG compression artefacts (RGB)")
+    jpeg_quality: tuple[int, int] = Field((30, 90), description="JPEG quality range")
+    gamma_p: float = Field(0.0, ge=0, le=1, description="probability of a gamma change (display-encoded imagery)")
+    gamma: tuple[float, float] = Field((0.7, 1.4), description="gamma range")
+    hue_sat_p: float = Field(0.0, ge=0, le=1, description="probability of a hue/saturation shift (RGB)")
+    hue_shift: float = Field(12.0, ge=0, le=90, description="hue shift range, +- degrees")
+    saturation_shift: float = Field(40.0, ge=0, le=100, description="saturation shift range, +- (of 255)")
+    sharpen_p: float = Field(0.0, ge=0, le=1, description="probability of sharpening (camera processing)")
+    defocus_p: float = Field(0.0, ge=0, le=1, description="probability of a defocus blur")
+    defocus_radius: tuple[int, int] = Field((1, 3), description="defocus radius range, pixels")
+    downscale_p: float = Field(0.0, ge=0, le=1,
+                               description="probability of a downscale-upscale (imagery resampled from coarser)")
+    downscale: tuple[float, float] = Field((0.35, 0.8), description="downscale factor range")
     thermal_dropout_p: float = Field(
         0.3, ge=0, le=1,
         description="probability of zeroing thermal_dt and thermal_valid (thermal-less scenes stay scorable)",
