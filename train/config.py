@@ -62,6 +62,12 @@ class DataConfig(StrictModel):
 
     train_scenes: SceneSource = Field(description="a generated-scenes spec, or a list of scene folders and specs")
     val_scenes: SceneSource = Field(description="other scenes (or seeds) than training, for validation")
+    negative_rasters: list[Path] = Field(
+        default_factory=list,
+        description="real imagery known to hold no mining (GeoTIFF files or folders of them, any CRS and pixel "
+                    "size): every window is a negative for every class, drawn as a hard negative (your own region's "
+                    "imagery teaches the model its look-alikes without a label)",
+    )
     data_dir: Path | None = Field(
         None, description="cache of generated scenes (default: <run folder>/data); reused when present"
     )

@@ -17,7 +17,7 @@ from minewatch.datasets.bands import check_bands
 from minewatch.datasets.model_input import InputSpec, channel_names
 from minewatch.datasets.profiles import load_profile
 from minewatch.datasets.scene import SceneOpener
-from minewatch.datasets.scene_folder import find_scenes
+from minewatch.datasets.scene_folder import find_rasters, find_scenes
 from minewatch.datasets.thermal import background_gsd
 from minewatch.datasets.tiling import metres_to_pixels
 from minewatch.errors import UserError
@@ -87,8 +87,9 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     reader = SceneOpener(profile, gsd, cfg.thermal.background_m, bg_gsd)
     common = dict(tile_m=tile_m, tile_px=tile_px, bands=bands, rule=cfg.labels, classes=CLASSES,
                   max_nodata=cfg.data.max_nodata, confuser_m2=cfg.data.confuser_m2)
+    negatives = find_rasters(cfg.data.negative_rasters, what="negative raster")
     train_index = index_scenes(train_scenes, reader, desc="indexing training scenes", stride_m=train_stride_m,
-                               **common)
+                               negatives=negatives, **common)
     val_index = index_scenes(val_scenes, reader, desc="indexing validation scenes", stride_m=stride_m, **common)
     thermal = ThermalInput(
         background_m=cfg.thermal.background_m, background_gsd_m=bg_gsd,
