@@ -25,6 +25,7 @@ from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import ReadOptions, Scene
 from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, TilePlan, plan_tiles
 from minewatch.errors import UserError
+from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.journal import Journal, fingerprint, journal_path
 from minewatch.infer.outputs import OutputSet
@@ -115,6 +116,7 @@ def _now() -> str:
 def run_scan(req: ScanRequest) -> ScanResult:
     """Scan ``req.raster`` and write the requested outputs (see the module docstring for the order)."""
     start = time.perf_counter()
+    keep_large_buffers_mmapped()
     check_number(req.stride_m, "--stride-m")
     check_number(float(req.batch), "--batch", minimum=1, inclusive=True)
     check_number(float(req.max_tiles), "--max-tiles", minimum=1, inclusive=True)
