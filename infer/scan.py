@@ -25,7 +25,6 @@ from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import ReadOptions, Scene
 from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, TilePlan, plan_tiles
 from minewatch.errors import UserError
-from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.journal import Journal, fingerprint, journal_path
 from minewatch.infer.outputs import OutputSet
@@ -33,6 +32,7 @@ from minewatch.infer.predictor import Predictor, load_predictor
 from minewatch.infer.preflight import DEFAULT_MAX_TILES, Report, check_number, check_raster, check_stride
 from minewatch.infer.reader import prefetch, read_tiles
 from minewatch.infer.tile_scores import TileScores
+from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.progress import progress
 
 log = logging.getLogger(__name__)
