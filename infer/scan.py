@@ -58,6 +58,9 @@ class ScanResult:
     n_skipped: int
     seconds: float
     outputs: list[Path] = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
+    """scene_id, acquired, sensor, model, model_sha256, run_id, created, optical, thermal: what a catalogue
+    records about the scan (known even when no site was found)."""
 
     def summary(self) -> str:
         lines = [f"{len(self.sites)} candidate site(s) from {self.n_scanned} tiles "
@@ -175,4 +178,8 @@ def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, tiles: gpd.Ge
         write_quicklook(req.quicklook, req.raster, sites, title=f"minewatch: {scene.scene_id}")
         outputs.append(req.quicklook)
     n_scanned = int(tiles["scanned"].sum()) if "scanned" in tiles.columns else 0
-    return ScanResult(sites, tiles, req.out, n_scanned, len(tiles) - n_scanned, 0.0, outputs)
+    provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.profile.name,
+                  "model": predictor.path.name, "model_sha256": predictor.sha256, "run_id": header["run_id"],
+                  "created": header["created"], "optical": str(req.raster),
+                  "thermal": str(req.thermal) if req.thermal else None}
+    return ScanResult(sites, tiles, req.out, n_scanned, len(tiles) - n_scanned, 0.0, outputs, provenance)

@@ -215,9 +215,11 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan from its journal.")
+@click.option("--catalog", default=None, metavar="CAT",
+              help="Then add the sites to this catalogue (*.gpkg or postgresql:// URL; see 'minewatch catalog').")
 @common_options
 def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume) -> None:
+         device, batch, stride_m, resume, catalog) -> None:
     """Scan a scene of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
 
     \b
@@ -227,12 +229,24 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
     """
     from minewatch.infer.scan import ScanRequest, run_scan
 
+    if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
+        from minewatch.infer.catalog.store import opened
+
+        with opened(catalog, create=True):
+            pass
     request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
                           resume=resume)
     result = run_scan(request)
     click.echo(result.summary())
+    if catalog is not None:
+        from minewatch.infer.catalog.ingest import batch_from_scan
+        from minewatch.infer.catalog.store import opened
+        from minewatch.infer.catalog.update import add_batch
+
+        with opened(catalog) as store:
+            click.echo(f"catalogue {store.location}: {add_batch(store, batch_from_scan(result)).line()}")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -323,6 +337,11 @@ def _require_torch(command: str) -> None:
             f"'minewatch {command}' needs PyTorch, which this install lacks",
             fix="pip install 'minewatch[train]'",
         ) from None
+
+
+from minewatch.cli_catalog import catalog  # noqa: E402 - it uses the option helpers above
+
+cli.add_command(catalog)
 
 
 def main() -> None:
