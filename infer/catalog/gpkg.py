@@ -324,11 +324,15 @@ class GeoPackageStore(SqlStore):
             return v if math.isfinite(v) else None
         if kind == "int":
             return int(value)
+        if kind == "time":  # the GeoPackage's DATETIME form: milliseconds and Z
+            return f"{str(value)[:19]}.000Z"
         return str(value)
 
     def _decode(self, kind: str, value: Any) -> Any:
         if kind == "geom":
             return from_blob(value)
+        if kind == "time" and isinstance(value, str) and len(value) > 20:
+            return value[:19] + "Z"  # back to the catalogue's form (whole seconds)
         return value
 
     def touch(self, tables: Sequence[str]) -> None:
