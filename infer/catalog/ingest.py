@@ -186,48 +186,50 @@ def batches_from_results(paths: Sequence[Path], *, coverage: Path | None = None,
     return sorted(batches, key=lambda b: (b.acquired, b.scene_id, b.run_id))
 
 
+def _fill(sites: gpd.GeoDataFrame, column: str, given: str | None, path: Path) -> gpd.GeoDataFrame:
+    """Take ``column`` from the sites; the option given on the command line fills it where they lack it, and
+    must agree with it where they have it."""
+    if column not in sites.columns:
+        return sites.assign(**{column: given})
+    if given is not None:
+        have = _one(sites[column], column, path)
+        norm = parse_when if column == "acquired" else str
+        if have is not None and norm(have) != norm(given):
+            raise UserError(f"the sites say {column} {norm(have)}, the option says {norm(given)}", path=path,
+                            fix=f"drop the --{column.replace('_', '-')} option")
+        return sites.assign(**{column: sites[column].fillna(given)})
+    return sites
+
+
 def _batches_from_files(files: ResultFiles, *, scene_id: str | None, acquired: str | None) -> list[ScanBatch]:
-    sites = _read_sites(files.sites)
-    footprint = None
-    if files.coverage is not None:
-        footprint = footprint_of(read_vector(files.coverage, role="coverage", polygons_only=True))
-    for col, given in (("scene_id", scene_id), ("acquired", acquired)):
-        if col not in sites.columns:
-            sites[col] = given
-        elif given is not None:
-            have = _one(sites[col], col, files.sites)
-            if have is not None and (parse_when(have) if col == "acquired" else have) != (
-                    parse_when(given, what="--acquired") if col == "acquired" else given):
-                raise UserError(f"the sites say {col} {have}, the option says {given}", path=files.sites,
-                                fix=f"drop the --{col.replace('_', '-')} option")
-            sites[col] = sites[col].fillna(given)
-    if sites.empty:
-        if scene_id is None or acquired is None:
-            raise UserError("the sites file holds no sites, so it says neither its scene nor its date",
-                            path=files.sites, fix="give --scene-id and --acquired (or add with scan --catalog)")
-        sites = sites.assign(scene_id=pd.Series([], dtype=object), acquired=pd.Series([], dtype=object))
-    missing = [c for c in REQUIRED if c not in sites.columns and len(sites)]
+    sites = _fill(_fill(_read_sites(files.sites), "scene_id", scene_id, files.sites), "acquired", acquired,
+                  files.sites)
+    if sites.empty and (scene_id is None or acquired is None):
+        raise UserError("the sites file holds no sites, so it says neither its scene nor its date",
+                        path=files.sites, fix="give --scene-id and --acquired (or add with scan --catalog)")
+    missing = [c for c in REQUIRED if c not in sites.columns] if len(sites) else []
     if missing:
         raise UserError(f"sites lack the column(s) {', '.join(missing)}", path=files.sites,
                         fix="give the sites.geojson 'minewatch scan' wrote")
-    if len(sites) and sites["scene_id"].isna().any():
+    if sites["scene_id"].isna().any():
         raise UserError("sites without scene_id", path=files.sites, fix="give --scene-id")
-    if len(sites) and sites["acquired"].isna().any():
+    if sites["acquired"].isna().any():
         raise UserError("sites without an acquisition date", path=files.sites, fix="give --acquired DATE")
-    if "run_id" not in sites.columns:
-        sites["run_id"] = None
-    groups = [(scene_id, pd.DataFrame())] if sites.empty else list(sites.groupby("scene_id", sort=True))
-    if len(groups) > 1 and (files.coverage is not None or files.optical is not None):
-        raise UserError(f"the sites file holds {len(groups)} scenes; --coverage/--optical describe one",
+    footprint = None
+    if files.coverage is not None:
+        footprint = footprint_of(read_vector(files.coverage, role="coverage", polygons_only=True))
+    scenes = sorted(set(sites["scene_id"])) if len(sites) else [scene_id]
+    if len(scenes) > 1 and (files.coverage is not None or files.optical is not None):
+        raise UserError(f"the sites file holds {len(scenes)} scenes; --coverage/--optical describe one",
                         path=files.sites, fix="add each scene's sites with its own coverage")
     out = []
-    for sid, _ in groups:
-        part = sites[sites["scene_id"] == sid] if len(sites) else sites
+    for sid in scenes:
+        part = sites[sites["scene_id"] == sid]
         when = parse_when(_one(part["acquired"], "acquired", files.sites) or acquired, what="acquired",
                           path=files.sites)
-        run = _one(part["run_id"], "run_id", files.sites) if len(part) else None
+        run = _one(part["run_id"], "run_id", files.sites) if "run_id" in part.columns else None
         run = run or _file_run_id(files.sites, sid, when, files.coverage or "")
-        prov = {k: _one(part[k], k, files.sites) if k in part.columns and len(part) else None
+        prov = {k: _one(part[k], k, files.sites) if k in part.columns else None
                 for k in ("sensor", "model", "model_sha256", "created")}
         batch = ScanBatch(
             scene_id=str(sid), acquired=when, run_id=run, sites=part, footprint=footprint,

@@ -183,3 +183,22 @@ def test_a_verdict_made_on_the_sites_file_is_kept(tmp_path, scans):
     cat = tmp_path / "c.gpkg"
     run_cli("catalog", "add", cat, scans[0])
     assert sorted(state(str(cat))["review_status"]) == ["confirmed"] + ["unreviewed"] * 4
+
+
+def test_sites_file_with_its_coverage_and_rasters(tmp_path, scans):
+    cat = tmp_path / "c.gpkg"
+    optical = tmp_path / "optical.tif"
+    optical.write_bytes(b"recorded, never opened")
+    sites = scans[0] / "sites.geojson"
+    bad = run_cli("catalog", "add", cat, sites, "--acquired", "2024-01-01", ok=False)
+    assert bad.exit_code == 2 and "the sites say acquired 2025-03-01T10:00:00Z" in bad.output
+    out = run_cli("catalog", "add", cat, sites, "--coverage", scans[0] / "tiles.gpkg", "--optical", optical).output
+    assert "note" not in out
+    (row,) = sql(str(cat), "SELECT optical_path, thermal_path, n_sites, source FROM coverage")
+    assert row == (str(optical.resolve()), None, 5, str(sites))
+    assert {r[0] for r in sql(str(cat), "SELECT optical_path FROM observations")} == {str(optical.resolve())}
+    with opened(str(cat)) as store:
+        from minewatch.infer.catalog.query import load_coverage
+
+        (cov,) = load_coverage(store)
+    assert cov["geom"].area > 0 and cov["acquired"] == DATES[0]
