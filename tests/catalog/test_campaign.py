@@ -202,3 +202,16 @@ def test_sites_file_with_its_coverage_and_rasters(tmp_path, scans):
 
         (cov,) = load_coverage(store)
     assert cov["geom"].area > 0 and cov["acquired"] == DATES[0]
+
+
+def test_scan_output_folder_as_minewatch_demo_writes_it(tmp_path, scans):
+    """sites.geojson and tiles.gpkg in the folder, the scene in scene/<scene folder>/ (minewatch demo)."""
+    from minewatch.infer.catalog.ingest import resolve_result
+
+    scene = scans[0] / "scene" / "scene_002026"
+    scene.mkdir(parents=True)
+    for name in ("optical.tif", "thermal.tif"):
+        (scene / name).write_bytes(b"")
+    files = resolve_result(scans[0])
+    assert (files.sites.name, files.coverage.name) == ("sites.geojson", "tiles.gpkg")
+    assert (files.optical, files.thermal) == (scene / "optical.tif", scene / "thermal.tif")
