@@ -24,6 +24,8 @@ from tests.catalog.test_campaign import state
 
 QGIS_PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).parent
+# GDAL's GeoPackage validator (Debian's python3-gdal, installed with python3-qgis).
+VALIDATOR = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
 
 
 def _has_qgis() -> bool:
@@ -66,6 +68,9 @@ def test_a_real_geopackage(tmp_path):
     assert layers["sites"] == "MultiPolygon" and layers["coverage"] == "MultiPolygon"
     sites = pyogrio.read_dataframe(cat, layer="sites")
     assert sites.crs.to_epsg() == 4326 and len(sites) == 5 and sites["review_status"].eq("unreviewed").all()
+    if VALIDATOR.is_file():
+        check = subprocess.run([QGIS_PYTHON, str(VALIDATOR), str(cat)], capture_output=True, text=True)
+        assert check.returncode == 0 and not check.stdout.strip(), check.stdout + check.stderr
     if shutil.which("ogrinfo"):
         info = subprocess.run(["ogrinfo", "-ro", "-so", str(cat), "sites"], capture_output=True, text=True)
         assert info.returncode == 0, info.stderr
