@@ -90,6 +90,9 @@ class ScanResult:
     report: Report
     outputs: list[Path] = field(default_factory=list)
     dry_run: bool = False
+    provenance: dict = field(default_factory=dict)
+    """scene_id, acquired, sensor, model, model_sha256, run_id, created, optical, thermal: what a catalogue
+    records about the scan (known even when no site was found)."""
 
     @property
     def tiles(self) -> gpd.GeoDataFrame:
@@ -164,9 +167,12 @@ def run_scan(req: ScanRequest) -> ScanResult:
             sites = _sites(scores, scene, predictor, run)
             written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
             journal.close(remove=True)
+        provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
+                      "model": predictor.path.name, "model_sha256": predictor.sha256, **run,
+                      "optical": str(req.raster), "thermal": str(req.thermal) if req.thermal else None}
     n_scanned = scores.n_scanned
     return ScanResult(sites, scores, req.out, n_scanned, len(scores) - n_scanned, time.perf_counter() - start,
-                      report, written)
+                      report, written, provenance=provenance)
 
 
 def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan: TilePlan, warnings: list[str],

@@ -246,9 +246,12 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--scale", type=float, default=None,
               help="Factor from optical values to reflectance (e.g. 0.0001), when the guess is wrong.")
 @click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
+@click.option("--catalog", default=None, metavar="CAT",
+              help="Then add the sites to this catalogue (*.gpkg or postgresql:// URL; see 'minewatch catalog').")
 @common_options
 def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands) -> None:
+         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands,
+         catalog) -> None:
     """Scan a scene of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
 
     Everything is checked before the first window is read (pixel size against the model's, window count
@@ -264,6 +267,11 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
     """
     from minewatch.infer.scan import ScanRequest, run_scan
 
+    if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
+        from minewatch.infer.catalog.store import opened
+
+        with opened(catalog, create=True):
+            pass
     request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
@@ -273,6 +281,13 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
                           **({"max_tiles": max_tiles} if max_tiles is not None else {}))
     result = run_scan(request)
     click.echo(result.summary())
+    if catalog is not None and not dry_run:
+        from minewatch.infer.catalog.ingest import batch_from_scan
+        from minewatch.infer.catalog.store import opened
+        from minewatch.infer.catalog.update import add_batch
+
+        with opened(catalog) as store:
+            click.echo(f"catalogue {store.location}: {add_batch(store, batch_from_scan(result)).line()}")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -364,6 +379,11 @@ def _require_torch(command: str) -> None:
             f"'minewatch {command}' needs PyTorch, which this install lacks",
             fix="pip install 'minewatch[train]'",
         ) from None
+
+
+from minewatch.cli_catalog import catalog  # noqa: E402 - it uses the option helpers above
+
+cli.add_command(catalog)
 
 
 def main() -> None:
