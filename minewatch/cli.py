@@ -204,8 +204,10 @@ def train(config, out, resume, weights, device) -> None:
 @click.option("--int8", is_flag=True, help="Also quantise statically to int8 (QDQ), calibrated on tiles.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Folder of scene folders for int8 calibration (default: generated scenes).")
+@click.option("--weights-out", type=OUT_FILE, default=None,
+              help="Also write the weights alone (.pt, a few MB): what a fine-tune starts from (model.init).")
 @common_options
-def export(checkpoint, out, int8, calibration) -> None:
+def export(checkpoint, out, int8, calibration, weights_out) -> None:
     """Export a checkpoint to one self-describing ONNX file for CPU inference (checks parity first).
 
     \b
@@ -218,6 +220,10 @@ def export(checkpoint, out, int8, calibration) -> None:
 
     path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
     click.echo(str(path))
+    if weights_out is not None:
+        from minewatch.train.checkpoint import save_weights
+
+        click.echo(str(save_weights(checkpoint, weights_out)))
 
 
 # ---------------------------------------------------------------- scan
