@@ -20,7 +20,7 @@ from minewatch.datasets.synth.objects import (
     Palette,
     Part,
     Plume,
-    Site,
+    SynthSite,
     Tex,
     TooSmall,
     Truth,
@@ -43,7 +43,7 @@ def _fit(rng: np.random.Generator, length_r: tuple[float, float], width_r: tuple
     return length, width
 
 
-def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     """Stacks packed in blocks (bays end to end, rows side by side), lanes between blocks."""
     s = spec.container_yard
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 18.0)
@@ -78,13 +78,13 @@ def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
         a += nb * slot_a + lane_a
     if n < 4:
         raise TooSmall("no room for stacks")
-    site = Site(kind="container_yard", mining=False, running=False, parts=parts)
+    site = SynthSite(kind="container_yard", mining=False, running=False, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "container_yard", n_containers=n))
     site.params = {"yard_m": [round(length, 1), round(width, 1)], "max_tiers": max_tiers, "n_containers": n}
     return site
 
 
-def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.truck_depot
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 20.0)
     parts: list[Part] = [pal.part(rng, "asphalt", rect(0, 0, length, width), layer=Layer.GROUND)]
@@ -113,13 +113,13 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
                     parts.append(pal.part(rng, "tractor", rect(ca, cb, 6.0, 2.5, ang), height_m=3.6,
                                           texture=Tex.CAR, angle=ang))
             a += bay_w
-    site = Site(kind="truck_depot", mining=False, running=False, parts=parts)
+    site = SynthSite(kind="truck_depot", mining=False, running=False, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "truck_depot"))
     site.params = {"lot_m": [round(length, 1), round(width, 1)], "trailers": n}
     return site
 
 
-def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.hvac_warehouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -143,13 +143,13 @@ def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
     for i in range(rint(rng, (0, 5))):
         parts.append(pal.part(rng, "trailer_white", rect(-length / 2 + 6 + 4 * i, width / 2 + 7, 2.55, 13.6),
                               height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=math.pi / 2))
-    site = Site(kind="hvac_warehouse", mining=False, running=False, parts=parts)
+    site = SynthSite(kind="hvac_warehouse", mining=False, running=False, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "hvac_warehouse"))
     site.params = {"hall_m": [round(length, 1), round(width, 1)], "hvac_units": n_units, "hvac_k": round(hk, 2)}
     return site
 
 
-def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.greenhouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     heat = uni(rng, s.heat_k)
@@ -157,13 +157,13 @@ def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
     parts = [pal.part(rng, "gravel", rect(0, 0, length + 6, width + 6), layer=Layer.GROUND),
              pal.part(rng, "glass", rect(0, 0, length, width), height_m=uni(rng, (4.0, 6.5)), texture=Tex.GLASS,
                       period_m=ridge, angle=math.pi / 2, heat_k=heat, snow_free=True)]
-    site = Site(kind="greenhouse", mining=False, running=True, parts=parts)
+    site = SynthSite(kind="greenhouse", mining=False, running=True, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "greenhouse", running=True))
     site.params = {"size_m": [round(length, 1), round(width, 1)], "heat_k": round(heat, 2)}
     return site
 
 
-def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.solar_farm
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     depth, pitch, tlen = uni(rng, s.table_depth_m), uni(rng, s.pitch_m), uni(rng, s.table_length_m)
@@ -183,13 +183,13 @@ def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
             tables += 1
             a += tl + uni(rng, (0.5, 1.5))
         b += pitch
-    site = Site(kind="solar_farm", mining=False, running=False, parts=parts)
+    site = SynthSite(kind="solar_farm", mining=False, running=False, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "solar_farm"))
     site.params = {"size_m": [round(length, 1), round(width, 1)], "tables": tables, "pitch_m": round(pitch, 2)}
     return site
 
 
-def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.car_park
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     occ = uni(rng, s.occupancy)
@@ -211,13 +211,13 @@ def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_ex
             a += bay_w
         row += 1
         b += bay_l + (drive if row % 2 == 1 else 0.3)
-    site = Site(kind="car_park", mining=False, running=False, parts=parts)
+    site = SynthSite(kind="car_park", mining=False, running=False, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "car_park"))
     site.params = {"lot_m": [round(length, 1), round(width, 1)], "cars": cars}
     return site
 
 
-def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.hot_industry
     if max_extent < 30:
         raise TooSmall(f"{max_extent:.0f} m offered")
@@ -256,7 +256,7 @@ def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, ma
     for p in parts:
         p.geom = shapely.transform(p.geom, lambda c, ca=ca, cb=cb: c - np.array([ca, cb]))
     sources_arr = np.array(sources) - np.array([ca, cb])
-    site = Site(kind="hot_industry", mining=False, running=True, parts=parts)
+    site = SynthSite(kind="hot_industry", mining=False, running=True, parts=parts)
     site.plumes.append(Plume(sources_arr, uni(rng, (3.0, 8.0)), uni(rng, (15, 40)), 2.0))
     site.truth.append(Truth(shapely.transform(hull, lambda c: c - np.array([ca, cb])).buffer(2.0),
                             "lookalike", "hot_industry", running=True))
@@ -264,7 +264,7 @@ def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, ma
     return site
 
 
-def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
     s = spec.dark_roof
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -274,7 +274,7 @@ def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_e
     for _ in range(rint(rng, (0, 4))):
         va, vb = uni(rng, (-length / 2 + 1, length / 2 - 1)), uni(rng, (-width / 2 + 1, width / 2 - 1))
         parts.append(pal.part(rng, "hvac", rect(va, vb, 1.0, 1.0), height_m=height + 0.8, layer=Layer.ROOF))
-    site = Site(kind="dark_roof", mining=False, running=False, parts=parts)
+    site = SynthSite(kind="dark_roof", mining=False, running=False, parts=parts)
     site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "dark_roof"))
     site.params = {"roof_m": [round(length, 1), round(width, 1)], "height_m": round(height, 1)}
     return site
@@ -288,5 +288,5 @@ BUILDERS = {
 
 
 def build_lookalike(rng: np.random.Generator, kind: str, spec: LookalikeSpec, pal: Palette,
-                    max_extent_m: float) -> Site:
+                    max_extent_m: float) -> SynthSite:
     return BUILDERS[kind](rng, spec, pal, max_extent_m)

@@ -1,6 +1,6 @@
 """Mining sites in true sizes: container farms, warehouse halls with fan arrays, hidden sheds.
 
-Each builder returns a :class:`Site` in its own frame (``a`` along the long axis, ``b`` across,
+Each builder returns a :class:`SynthSite` in its own frame (``a`` along the long axis, ``b`` across,
 centred on 0, 0); :func:`minewatch.datasets.synth.objects.place_site` moves it into the scene.
 """
 
@@ -17,7 +17,7 @@ from minewatch.datasets.synth.objects import (
     Palette,
     Part,
     Plume,
-    Site,
+    SynthSite,
     Tex,
     TooSmall,
     Truth,
@@ -95,7 +95,7 @@ def _site_pad(rng: np.random.Generator, pal: Palette, parts: list[Part], margin:
 
 
 def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
-                   max_extent_m: float) -> Site:
+                   max_extent_m: float) -> SynthSite:
     """Containers side by side in blocks, blocks in a grid with aisles; hot aisles face each other."""
     cf, heat = spec.container_farm, spec.heat
     clen, cwid = FORTY_FT if rng.random() < cf.forty_ft_probability else TWENTY_FT
@@ -137,7 +137,7 @@ def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
     exhaust_k = uni(rng, heat.exhaust_k) * load if running else 0.0
     fan_k = uni(rng, heat.fan_k) * load if running else 0.0
     evap_k = uni(rng, heat.evaporative_k) if running and walls else 0.0
-    site = Site(kind="container_farm", mining=True, running=running)
+    site = SynthSite(kind="container_farm", mining=True, running=running)
     parts: list[Part] = []
     sources: list[tuple[float, float]] = []
     placed = 0
@@ -222,7 +222,7 @@ def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
 
 
 def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
-                   max_extent_m: float) -> Site:
+                   max_extent_m: float) -> SynthSite:
     """A hall with rows of roof fans, an evaporative wall along one long side and a substation."""
     wf, heat = spec.warehouse_farm, spec.heat
     if max_extent_m < 40:
@@ -233,7 +233,7 @@ def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
     roof = pick(rng, wf.roofs)
     roof_k = uni(rng, heat.roof_k) * load if running else 0.0
     fan_k = uni(rng, heat.fan_k) * load if running else 0.0
-    site = Site(kind="warehouse_farm", mining=True, running=running)
+    site = SynthSite(kind="warehouse_farm", mining=True, running=running)
     hall = rect(0, 0, length, width)
     gable = rng.random() < 0.4
     parts = [pal.part(rng, roof, hall, height_m=height, texture=Tex.GABLE if gable else Tex.RIBS,
@@ -292,14 +292,14 @@ def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
 
 
 def hidden_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
-                max_extent_m: float) -> Site:
+                max_extent_m: float) -> SynthSite:
     """An ordinary shed or house that is warm: the roof and a vent or two are the only clues."""
     hf, heat = spec.hidden_farm, spec.heat
     length, width = uni(rng, hf.length_m), uni(rng, hf.width_m)
     height = uni(rng, hf.height_m)
     roof = pick(rng, hf.roofs)
     roof_k = uni(rng, hf.roof_k) * load if running else 0.0
-    site = Site(kind="hidden_farm", mining=True, running=running)
+    site = SynthSite(kind="hidden_farm", mining=True, running=running)
     house = rect(0, 0, length, width)
     gable = roof.startswith("roof_tile") or roof == "roof_slate" or rng.random() < 0.5
     parts = [pal.part(rng, "garden" if rng.random() < 0.5 else "gravel",
@@ -333,7 +333,7 @@ BUILDERS = {"container_farm": container_farm, "warehouse_farm": warehouse_farm, 
 
 
 def build_mining_site(rng: np.random.Generator, kind: str, spec: MiningSpec, pal: Palette,
-                      max_extent_m: float) -> Site:
+                      max_extent_m: float) -> SynthSite:
     """A mining site of ``kind`` with its running state and load drawn from the recipe."""
     running = kind == "hidden_farm" or rng.random() < spec.running_probability
     load = uni(rng, spec.heat.load) if running else 0.0
@@ -342,7 +342,7 @@ def build_mining_site(rng: np.random.Generator, kind: str, spec: MiningSpec, pal
     return site
 
 
-def heat_footprint(site: Site, wind: tuple[float, float]) -> Polygon | None:
+def heat_footprint(site: SynthSite, wind: tuple[float, float]) -> Polygon | None:
     """The warm area of a running site: hull of its heated parts and the core of its plumes."""
     geoms = [p.geom for p in site.heated_parts(1.0)]
     geoms += [plume_core(pl, wind) for pl in site.plumes if len(pl.sources)]

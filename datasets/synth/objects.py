@@ -1,4 +1,4 @@
-"""Scene objects in metres: parts (what is drawn), truth polygons (what is labelled), plumes, sites.
+"""Scene objects in metres: parts (what is drawn), truth polygons (what is labelled), plumes, synthetic sites.
 
 Everything is built in a site frame (``a`` along the site's long axis, ``b`` across, origin at its
 centre) and then placed into the scene's local frame (``u`` metres east, ``v`` metres south of the
@@ -87,8 +87,9 @@ class Plume:
 
 
 @dataclass
-class Site:
-    """A mining site or a look-alike: parts, truth polygons, plumes and parameters."""
+class SynthSite:
+    """A generated mining site or look-alike: the group of parts drawn together, its truth polygons,
+    plumes and parameters (not the candidate site a scan reports, :mod:`minewatch.infer`)."""
 
     kind: str
     mining: bool
@@ -174,7 +175,7 @@ def ring(poly: Polygon, width: float) -> Polygon:
     return poly.exterior.buffer(width / 2, cap_style="flat", join_style="mitre")
 
 
-def place_site(site: Site, cu: float, cv: float, angle: float) -> Site:
+def place_site(site: SynthSite, cu: float, cv: float, angle: float) -> SynthSite:
     """Rotate a site built in its own frame by ``angle`` and move its centre to (cu, cv)."""
     c, s = math.cos(angle), math.sin(angle)
 
