@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -91,6 +92,7 @@ class LandcoverPlan:
     keepout: list[Polygon]
     road_lines: list[LineString]
     greenness: float
+    water_geom: Any = None  # water of a real background (local metres), when there is one
 
     def cover_map(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
         """Cover ids (uint16) on a grid whose transform maps pixels to local metres."""
@@ -106,9 +108,13 @@ class LandcoverPlan:
         return None if self.water is None else self.water.sample(us, vs)
 
     def water_at(self, pts: np.ndarray) -> np.ndarray:
-        if self.water is None:
-            return np.zeros(len(pts), bool)
-        return self.water.at(pts) > -0.15
+        """Whether points (k, 2) are on water or its shore (procedural: a little beyond the drawn water)."""
+        out = np.zeros(len(pts), bool)
+        if self.water is not None:
+            out |= self.water.at(pts) > -0.15
+        if self.water_geom is not None:
+            out |= shapely.contains_xy(self.water_geom, pts[:, 0], pts[:, 1])
+        return out
 
 
 def _mix(pal: Palette, rng: np.random.Generator, dry: str, green: str, g: float) -> tuple[np.ndarray, float]:

@@ -4,6 +4,8 @@ container_yard (stacked, multi-coloured, cold), truck_depot (trailers with tract
 hvac_warehouse (a few small boxes on a big roof), greenhouse (warm but uniform), solar_farm (dark
 regular arrays), car_park (small multi-coloured cars), hot_industry (small and very hot stacks),
 dark_roof (only sun-warmed). Built in a site frame like :mod:`minewatch.datasets.synth.mining`.
+More in :mod:`~minewatch.datasets.synth.urban` (semi-trailer rows, bus depots, flat roofs with HVAC plant,
+rooftop solar) and :mod:`~minewatch.datasets.synth.marina` (boats at a shoreline).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import numpy as np
 import shapely
 from shapely.geometry import box
 
+from minewatch.datasets.synth.appearance import SiteLook, draw_look
+from minewatch.datasets.synth.marina import marina
 from minewatch.datasets.synth.mining import FORTY_FT, HEIGHT_STD, TWENTY_FT
 from minewatch.datasets.synth.objects import (
     Layer,
@@ -30,7 +34,8 @@ from minewatch.datasets.synth.objects import (
     rint,
     uni,
 )
-from minewatch.datasets.synth.recipe import LookalikeSpec
+from minewatch.datasets.synth.recipe import Appearance, LookalikeSpec
+from minewatch.datasets.synth.urban import bus_depot, flat_roof_hvac, rooftop_solar, semi_trailer_rows
 
 
 def _fit(rng: np.random.Generator, length_r: tuple[float, float], width_r: tuple[float, float],
@@ -43,7 +48,8 @@ def _fit(rng: np.random.Generator, length_r: tuple[float, float], width_r: tuple
     return length, width
 
 
-def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                   look: SiteLook) -> SynthSite:
     """Stacks packed in blocks (bays end to end, rows side by side), lanes between blocks."""
     s = spec.container_yard
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 18.0)
@@ -72,7 +78,7 @@ def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
                         tiers = int(rng.integers(1, max_tiers + 1))
                         geom = rect(ha + rng.normal(0, 0.05), cb, hl, FORTY_FT[1], rng.normal(0, 0.004))
                         parts.append(pal.part(rng, pick(rng, s.colours), geom, height_m=tiers * HEIGHT_STD,
-                                              texture=Tex.RIBS, period_m=0.65, angle=0.0))
+                                              texture=Tex.RIBS, period_m=0.65, angle=0.0, **look.steel(rng)))
                         n += tiers
             b += nr * slot_b + lane_b
         a += nb * slot_a + lane_a
@@ -84,7 +90,8 @@ def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
     return site
 
 
-def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                look: SiteLook) -> SynthSite:
     s = spec.truck_depot
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 20.0)
     parts: list[Part] = [pal.part(rng, "asphalt", rect(0, 0, length, width), layer=Layer.GROUND)]
@@ -104,7 +111,7 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
             if rng.random() < fill:
                 ang = slant + rng.normal(0, 0.02)
                 parts.append(pal.part(rng, pick(rng, s.colours), rect(a, rb, trailer_l, 2.55, ang),
-                                      height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=ang))
+                                      height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=ang, **look.steel(rng)))
                 n += 1
                 if rng.random() < 0.4:  # tractor unit in front of the trailer
                     d = trailer_l / 2 + 3.2
@@ -119,7 +126,8 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
     return site
 
 
-def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                   look: SiteLook) -> SynthSite:
     s = spec.hvac_warehouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -137,8 +145,8 @@ def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
         ua, ub = uni(rng, (-length / 2 + 3, length / 2 - 3)), uni(rng, (-width / 2 + 3, width / 2 - 3))
         parts.append(pal.part(rng, "hvac", rect(ua, ub, 2.2, 1.4), height_m=height + 1.2, layer=Layer.ROOF,
                               texture=Tex.FINS, period_m=0.3))
-        parts.append(pal.part(rng, "fan", circle(ua + 0.5, ub, 0.4, 10), height_m=height + 1.3, layer=Layer.ROOF,
-                              texture=Tex.FAN, heat_k=hk, snow_free=True))
+        parts.append(pal.part(rng, look.fan, circle(ua + 0.5, ub, 0.4, 10), height_m=height + 1.3,
+                              layer=Layer.ROOF, texture=Tex.FAN, heat_k=hk, snow_free=True, **look.fan_kw()))
     # loading docks with a few trailers
     for i in range(rint(rng, (0, 5))):
         parts.append(pal.part(rng, "trailer_white", rect(-length / 2 + 6 + 4 * i, width / 2 + 7, 2.55, 13.6),
@@ -149,7 +157,8 @@ def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
     return site
 
 
-def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+               look: SiteLook) -> SynthSite:
     s = spec.greenhouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     heat = uni(rng, s.heat_k)
@@ -163,7 +172,8 @@ def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
     return site
 
 
-def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+               look: SiteLook) -> SynthSite:
     s = spec.solar_farm
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     depth, pitch, tlen = uni(rng, s.table_depth_m), uni(rng, s.pitch_m), uni(rng, s.table_length_m)
@@ -189,7 +199,8 @@ def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
     return site
 
 
-def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+             look: SiteLook) -> SynthSite:
     s = spec.car_park
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     occ = uni(rng, s.occupancy)
@@ -217,7 +228,8 @@ def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_ex
     return site
 
 
-def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                 look: SiteLook) -> SynthSite:
     s = spec.hot_industry
     if max_extent < 30:
         raise TooSmall(f"{max_extent:.0f} m offered")
@@ -264,7 +276,8 @@ def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, ma
     return site
 
 
-def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> SynthSite:
+def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+              look: SiteLook) -> SynthSite:
     s = spec.dark_roof
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -283,10 +296,13 @@ def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_e
 BUILDERS = {
     "container_yard": container_yard, "truck_depot": truck_depot, "hvac_warehouse": hvac_warehouse,
     "greenhouse": greenhouse, "solar_farm": solar_farm, "car_park": car_park, "hot_industry": hot_industry,
-    "dark_roof": dark_roof,
+    "dark_roof": dark_roof, "semi_trailer_rows": semi_trailer_rows, "bus_depot": bus_depot,
+    "flat_roof_hvac": flat_roof_hvac, "rooftop_solar": rooftop_solar, "marina": marina,
 }
 
 
 def build_lookalike(rng: np.random.Generator, kind: str, spec: LookalikeSpec, pal: Palette,
-                    max_extent_m: float) -> SynthSite:
-    return BUILDERS[kind](rng, spec, pal, max_extent_m)
+                    max_extent_m: float, appearance: Appearance) -> SynthSite:
+    """A look-alike of ``kind`` with its look drawn from the recipe (marinas: see :func:`marina`)."""
+    look = draw_look(rng, appearance)
+    return BUILDERS[kind](rng, spec, pal, max_extent_m, look)

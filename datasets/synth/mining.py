@@ -13,6 +13,7 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon, box
 
+from minewatch.datasets.synth.appearance import SiteLook, draw_look
 from minewatch.datasets.synth.objects import (
     Layer,
     Palette,
@@ -31,7 +32,7 @@ from minewatch.datasets.synth.objects import (
     rint,
     uni,
 )
-from minewatch.datasets.synth.recipe import ContainerFarmSpec, MiningHeat, MiningSpec
+from minewatch.datasets.synth.recipe import Appearance, ContainerFarmSpec, MiningHeat, MiningSpec
 
 FORTY_FT = (12.19, 2.44)
 TWENTY_FT = (6.06, 2.44)
@@ -49,7 +50,7 @@ WARM_GROUND_M = 2.0  # hot-aisle ground warmed in front of an exhaust
 WARM_GROUND_SHARE = 0.8  # of the exhaust excess
 PLUME_SOURCE_M = 1.5  # plume sources: this far out from the exhaust end
 PAD_DROP_M = 0.2  # evaporative wall top below the container roof
-PAD_SLAT_M = 0.25  # slat period of an evaporative pad
+ROOF_UNIT_M = (1.2, 0.9, 0.7)  # AC box on a container roof: length, width, height above the roof
 
 
 def _abox(a0: float, a1: float, b0: float, b1: float) -> Polygon:
@@ -125,6 +126,7 @@ class _FarmDesign:
     wall_depth: float
     per_block: int  # containers side by side in one block (reduced with n)
     aspect: float  # wanted extent_a / extent_b
+    mixed: bool = False  # rows of 20 ft and 40 ft boxes (then ``clen`` is 40 ft, the longest row)
 
     @property
     def hood(self) -> float:
@@ -157,7 +159,8 @@ class _FarmHeat:
 
 
 def _farm_design(rng: np.random.Generator, cf: ContainerFarmSpec) -> _FarmDesign:
-    clen, cwid = FORTY_FT if rng.random() < cf.forty_ft_probability else TWENTY_FT
+    mixed = rng.random() < cf.mixed_length_probability
+    clen, cwid = FORTY_FT if mixed or rng.random() < cf.forty_ft_probability else TWENTY_FT
     chgt = HEIGHT_HC if rng.random() < cf.high_cube_probability else HEIGHT_STD
     n = log_int(rng, cf.n_containers)
     gap, aisle_a, aisle_b = uni(rng, cf.side_gap_m), uni(rng, cf.aisle_m), uni(rng, cf.aisle_m)
@@ -166,7 +169,8 @@ def _farm_design(rng: np.random.Generator, cf: ContainerFarmSpec) -> _FarmDesign
     wall_depth = uni(rng, cf.cooling_wall_depth_m)
     per_block = rint(rng, cf.per_block)
     aspect = uni(rng, FARM_ASPECT)
-    return _FarmDesign(clen, cwid, chgt, n, gap, aisle_a, aisle_b, style, walls, wall_depth, per_block, aspect)
+    return _FarmDesign(clen, cwid, chgt, n, gap, aisle_a, aisle_b, style, walls, wall_depth, per_block, aspect,
+                       mixed)
 
 
 def _fit_farm(d: _FarmDesign, max_extent_m: float) -> tuple[int, int, float, float]:
@@ -200,18 +204,29 @@ def _farm_heat(rng: np.random.Generator, heat: MiningHeat, running: bool, load: 
     return _FarmHeat(roof_k, exhaust_k, fan_k, evap_k)
 
 
-def _container(rng: np.random.Generator, cf: ContainerFarmSpec, pal: Palette, d: _FarmDesign, colour_name: str,
-               base: np.ndarray, ca: float, cb: float, sign: float, fan_d: float, n_fans: int, hk: _FarmHeat,
-               running: bool) -> list[Part]:
-    """One mining container at (ca, cb): body, fans (on the roof or in the hood at the exhaust end
-    ``sign``), and the warm ground in front of its exhaust (thermal only)."""
-    clen, cwid, chgt = d.clen, d.cwid, d.chgt
-    odd = rng.random() < cf.odd_colour_probability
+@dataclass
+class _Paint:
+    """A farm's paint: one colour for most boxes, a spread between boxes, a few odd boxes."""
+
+    name: str
+    base: np.ndarray
+    jitter: float
+    odd: float  # chance a box has another paint
+    roof_units: float  # share of boxes with an AC box on the roof
+
+
+def _container(rng: np.random.Generator, cf: ContainerFarmSpec, pal: Palette, d: _FarmDesign, paint: _Paint,
+               look: SiteLook, clen: float, ca: float, cb: float, sign: float, fan_d: float, n_fans: int,
+               hk: _FarmHeat, running: bool) -> list[Part]:
+    """One mining container of length ``clen`` at (ca, cb): body, fans (on the roof or in the hood at the
+    exhaust end ``sign``), maybe a roof AC box, and the warm ground in front of its exhaust (thermal only)."""
+    cwid, chgt = d.cwid, d.chgt
+    odd = rng.random() < paint.odd
     refl = pal.refl(rng, pick(rng, cf.colours)) if odd else np.clip(
-        base * (1 + cf.colour_jitter * rng.standard_normal()), 0.01, 0.98).astype(np.float32)
+        paint.base * (1 + paint.jitter * rng.standard_normal()), 0.01, 0.98).astype(np.float32)
     body = rect(ca, cb, clen, cwid)
-    parts = [pal.part(rng, colour_name, body, refl=refl, height_m=chgt, texture=Tex.RIBS,
-                      period_m=CORRUGATION_M, angle=0.0, heat_k=hk.roof_k, snow_free=running)]
+    parts = [pal.part(rng, paint.name, body, refl=refl, height_m=chgt, texture=Tex.RIBS,
+                      period_m=CORRUGATION_M, angle=0.0, heat_k=hk.roof_k, snow_free=running, **look.steel(rng))]
     end = ca + sign * clen / 2
     if d.style == "roof":
         fa = end - sign * (fan_d / 2 + FAN_INSET_M)
@@ -220,15 +235,21 @@ def _container(rng: np.random.Generator, cf: ContainerFarmSpec, pal: Palette, d:
         fan_h = chgt + FAN_RAISE_M
     else:
         hood = rect(end + sign * d.hood / 2, cb, d.hood, cwid * HOOD_WIDTH_SHARE)
-        parts.append(pal.part(rng, "hood", hood, height_m=chgt - HOOD_DROP_M, layer=Layer.STRUCTURE,
+        parts.append(pal.part(rng, look.housing, hood, height_m=chgt - HOOD_DROP_M, layer=Layer.STRUCTURE,
                               heat_k=hk.exhaust_k, snow_free=running))
         dd = min(fan_d, cwid / n_fans * 0.9) * 0.8  # hood fans are smaller than roof fans
         fan_geoms = [circle(end + sign * d.hood / 2, cb - cwid / 2 + (f + 0.5) * cwid / n_fans, dd / 2, 12)
                      for f in range(n_fans)]
         fan_h = chgt - HOOD_FAN_DROP_M
     for g in fan_geoms:
-        parts.append(pal.part(rng, "fan", g, height_m=fan_h, layer=Layer.ROOF, texture=Tex.FAN,
-                              heat_k=hk.fan_k, snow_free=True))
+        parts.append(pal.part(rng, look.fan, g, height_m=fan_h, layer=Layer.ROOF, texture=Tex.FAN,
+                              heat_k=hk.fan_k, snow_free=True, **look.fan_kw()))
+    if rng.random() < paint.roof_units:
+        # an AC box on the roof, away from the fan end
+        ua = ca - sign * uni(rng, (0.1, 0.35)) * clen
+        parts.append(pal.part(rng, "hvac", rect(ua, cb, ROOF_UNIT_M[0], ROOF_UNIT_M[1], math.pi / 2),
+                              height_m=chgt + ROOF_UNIT_M[2], layer=Layer.ROOF, texture=Tex.FINS, period_m=0.25,
+                              angle=math.pi / 2, heat_k=hk.fan_k * 0.3, snow_free=running))
     # hot aisle: warm ground in front of the exhaust end (thermal only)
     warm = rect(end + sign * (WARM_GROUND_M / 2 + d.hood), cb, WARM_GROUND_M, cwid + d.gap)
     parts.append(pal.part(rng, "gravel", warm, layer=Layer.GROUND, heat_k=hk.exhaust_k * WARM_GROUND_SHARE,
@@ -236,11 +257,11 @@ def _container(rng: np.random.Generator, cf: ContainerFarmSpec, pal: Palette, d:
     return parts
 
 
-def _block_truth(d: _FarmDesign, ca: float, sign: float, b_start: float, b_end: float, fan_d: float, k: int,
-                 running: bool) -> list[Truth]:
+def _block_truth(d: _FarmDesign, clen: float, ca: float, sign: float, b_start: float, b_end: float, fan_d: float,
+                 k: int, running: bool) -> list[Truth]:
     """A block's containers, and the fans (on the roof or hoods) along its exhaust end as one cooling array."""
-    block = box(ca - d.clen / 2, b_start, ca + d.clen / 2, b_end)
-    end = ca + sign * d.clen / 2
+    block = box(ca - clen / 2, b_start, ca + clen / 2, b_end)
+    end = ca + sign * clen / 2
     if d.style == "roof":
         fan_strip = _abox(end, end - sign * (fan_d + 2 * FAN_INSET_M), b_start, b_end)
     else:
@@ -250,22 +271,28 @@ def _block_truth(d: _FarmDesign, ca: float, sign: float, b_start: float, b_end: 
 
 
 def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
-                   max_extent_m: float) -> SynthSite:
+                   max_extent_m: float, look: SiteLook) -> SynthSite:
     """Containers side by side in blocks, blocks in a grid with aisles; hot aisles face each other."""
     cf, heat = spec.container_farm, spec.heat
     d = _farm_design(rng, cf)
-    n_a, n_b, ext_a, ext_b = _fit_farm(d, max_extent_m)
-    colour_name = pick(rng, cf.colours)
-    base = pal.refl(rng, colour_name)
+    n_a, n_b, _, ext_b = _fit_farm(d, max_extent_m)
+    name = pick(rng, cf.colours)
+    paint = _Paint(name, pal.refl(rng, name), uni(rng, cf.colour_jitter), uni(rng, cf.odd_colour_probability),
+                   uni(rng, cf.roof_unit_share) if rng.random() < cf.roof_unit_probability else 0.0)
     fan_d = uni(rng, cf.fan_diameter_m)
     n_fans = rint(rng, cf.fans_per_container)
     hk = _farm_heat(rng, heat, running, load, d.walls)
+    # rows of blocks along a: one container length per row (mixed farms draw each row's)
+    lengths = [(FORTY_FT[0] if rng.random() < cf.forty_ft_probability else TWENTY_FT[0]) if d.mixed else d.clen
+               for _ in range(n_a)]
+    units = [clen + (d.hood + d.wall) for clen in lengths]
+    ext_a = sum(units) + (n_a - 1) * d.aisle_a
     site = SynthSite(kind="container_farm", mining=True, running=running)
     parts: list[Part] = []
     sources: list[tuple[float, float]] = []
     placed = 0
-    for ia in range(n_a):
-        a_c = -ext_a / 2 + ia * (d.unit_a + d.aisle_a) + d.unit_a / 2
+    for ia, clen in enumerate(lengths):
+        a_c = -ext_a / 2 + sum(units[:ia]) + ia * d.aisle_a + units[ia] / 2
         # exhaust end: rows 0|1 face each other across a hot aisle, 1|2 share a cold aisle
         sign = 1.0 if ia % 2 == 0 else -1.0
         if n_a == 1:
@@ -279,16 +306,17 @@ def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
             b_start = -ext_b / 2 + ib * (d.block_w + d.aisle_b)
             for j in range(k):
                 cb = b_start + j * (d.cwid + d.gap) + d.cwid / 2
-                parts += _container(rng, cf, pal, d, colour_name, base, ca, cb, sign, fan_d, n_fans, hk, running)
-                sources.append((ca + sign * d.clen / 2 + sign * PLUME_SOURCE_M, cb))
+                parts += _container(rng, cf, pal, d, paint, look, clen, ca, cb, sign, fan_d, n_fans, hk, running)
+                sources.append((ca + sign * clen / 2 + sign * PLUME_SOURCE_M, cb))
             placed += k
             b_end = b_start + k * d.cwid + (k - 1) * d.gap
-            site.truth += _block_truth(d, ca, sign, b_start, b_end, fan_d, k, running)
+            site.truth += _block_truth(d, clen, ca, sign, b_start, b_end, fan_d, k, running)
             if d.walls:
-                intake = ca - sign * d.clen / 2
+                intake = ca - sign * clen / 2
                 wall = _abox(intake, intake - sign * d.wall_depth, b_start, b_end)
-                parts.append(pal.part(rng, "pad_wet" if running else "pad_dry", wall, height_m=d.chgt - PAD_DROP_M,
-                                      texture=Tex.PAD, period_m=PAD_SLAT_M, angle=math.pi / 2, heat_k=hk.evap_k))
+                parts.append(pal.part(rng, look.pad, wall, refl=look.pad_refl(rng, pal, running),
+                                      height_m=d.chgt - PAD_DROP_M, texture=Tex.PAD, angle=math.pi / 2,
+                                      heat_k=hk.evap_k, **look.pad_kw()))
                 site.truth.append(Truth(wall, "cooling_array", "container_farm", n_containers=k,
                                         running=running))
     bounds = _bounds(parts)
@@ -301,17 +329,19 @@ def container_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
         site.plumes.append(Plume(np.array(sources), uni(rng, heat.plume_k) * load, uni(rng, heat.plume_length_m),
                                  uni(rng, heat.plume_width_m)))
     site.params = {
-        "n_containers": placed, "container_length_m": d.clen, "container_height_m": d.chgt,
-        "blocks": n_a * n_b, "per_block": d.per_block, "gap_m": round(d.gap, 2),
+        "n_containers": placed, "container_length_m": sorted(set(lengths)) if d.mixed else d.clen,
+        "container_height_m": d.chgt, "blocks": n_a * n_b, "per_block": d.per_block, "gap_m": round(d.gap, 2),
         "aisle_m": [round(d.aisle_a, 2), round(d.aisle_b, 2)], "fan_style": d.style, "fans_per_container": n_fans,
-        "cooling_walls": d.walls, "colour": colour_name, "roof_k": round(hk.roof_k, 2),
+        "cooling_walls": d.walls, "colour": paint.name, "roof_k": round(hk.roof_k, 2),
         "exhaust_k": round(hk.exhaust_k, 2), "fan_k": round(hk.fan_k, 2),
+        "look": {"rib": round(look.rib, 2), "rust": round(look.rust, 2), "dirt": round(look.dirt, 2),
+                 "fan": look.fan, "housing": look.housing, "pad": look.pad, "roof_units": round(paint.roof_units, 2)},
     }
     return site
 
 
 def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
-                   max_extent_m: float) -> SynthSite:
+                   max_extent_m: float, look: SiteLook) -> SynthSite:
     """A hall with rows of roof fans, an evaporative wall along one long side and a substation."""
     wf, heat = spec.warehouse_farm, spec.heat
     if max_extent_m < 40:
@@ -341,14 +371,14 @@ def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
             fa = a_start + i * pitch
             g = circle(fa, fb, fan_d / 2, 14)
             fans.append(g)
-            parts.append(pal.part(rng, "fan", g, height_m=height + 0.4, layer=Layer.ROOF, texture=Tex.FAN,
-                                  heat_k=fan_k, snow_free=True))
+            parts.append(pal.part(rng, look.fan, g, height_m=height + 0.4, layer=Layer.ROOF, texture=Tex.FAN,
+                                  heat_k=fan_k, snow_free=True, **look.fan_kw()))
             if i % 3 == 0:
                 sources.append((fa, fb))
         # housing frame under the fans (a raised curb), drawn as a hood strip
         strip = box(a_start - fan_d / 2 - 0.3, fb - fan_d / 2 - 0.3, -a_start + fan_d / 2 + 0.3,
                     fb + fan_d / 2 + 0.3)
-        parts.insert(1, pal.part(rng, "hood", strip, height_m=height + 0.2, layer=Layer.ROOF,
+        parts.insert(1, pal.part(rng, look.housing, strip, height_m=height + 0.2, layer=Layer.ROOF,
                                  heat_k=fan_k * 0.6, snow_free=running))
         site.truth.append(Truth(strip, "cooling_array", "warehouse_farm", running=running))
     walls = rng.random() < wf.cooling_wall_probability
@@ -357,8 +387,8 @@ def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
         wall = box(-length / 2 + 1, min(side * width / 2, side * (width / 2 + 1.2)), length / 2 - 1,
                    max(side * width / 2, side * (width / 2 + 1.2)))
         evap_k = uni(rng, heat.evaporative_k) if running else 0.0
-        parts.append(pal.part(rng, "pad_wet" if running else "pad_dry", wall, height_m=height * 0.6,
-                              texture=Tex.PAD, period_m=0.25, angle=0.0, heat_k=evap_k))
+        parts.append(pal.part(rng, look.pad, wall, refl=look.pad_refl(rng, pal, running), height_m=height * 0.6,
+                              texture=Tex.PAD, angle=0.0, heat_k=evap_k, **look.pad_kw()))
         site.truth.append(Truth(wall, "cooling_array", "warehouse_farm", running=running))
         # the exhaust side opposite the wall is warm
         warm = box(-length / 2, min(-side * width / 2, -side * (width / 2 + 3)), length / 2,
@@ -381,7 +411,7 @@ def warehouse_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, 
 
 
 def hidden_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, running: bool, load: float,
-                max_extent_m: float) -> SynthSite:
+                max_extent_m: float, look: SiteLook) -> SynthSite:
     """An ordinary shed or house that is warm: the roof and a vent or two are the only clues."""
     hf, heat = spec.hidden_farm, spec.heat
     length, width = uni(rng, hf.length_m), uni(rng, hf.width_m)
@@ -400,8 +430,8 @@ def hidden_farm(rng: np.random.Generator, spec: MiningSpec, pal: Palette, *, run
     sources = []
     for _ in range(vents):
         va, vb = uni(rng, (-length / 2 + 1, length / 2 - 1)), uni(rng, (-width / 2 + 1, width / 2 - 1))
-        parts.append(pal.part(rng, "fan", circle(va, vb, uni(rng, (0.25, 0.45)), 10), height_m=height + 0.3,
-                              layer=Layer.ROOF, texture=Tex.FAN, heat_k=fan_k, snow_free=True))
+        parts.append(pal.part(rng, look.fan, circle(va, vb, uni(rng, (0.25, 0.45)), 10), height_m=height + 0.3,
+                              layer=Layer.ROOF, texture=Tex.FAN, heat_k=fan_k, snow_free=True, **look.fan_kw()))
         sources.append((va, vb))
     # a wall exhaust warms the ground on one side
     side = 1.0 if rng.random() < 0.5 else -1.0
@@ -422,11 +452,12 @@ BUILDERS = {"container_farm": container_farm, "warehouse_farm": warehouse_farm, 
 
 
 def build_mining_site(rng: np.random.Generator, kind: str, spec: MiningSpec, pal: Palette,
-                      max_extent_m: float) -> SynthSite:
-    """A mining site of ``kind`` with its running state and load drawn from the recipe."""
+                      max_extent_m: float, appearance: Appearance) -> SynthSite:
+    """A mining site of ``kind`` with its running state, load and look drawn from the recipe."""
     running = kind == "hidden_farm" or rng.random() < spec.running_probability
     load = uni(rng, spec.heat.load) if running else 0.0
-    site = BUILDERS[kind](rng, spec, pal, running=running, load=load, max_extent_m=max_extent_m)
+    look = draw_look(rng, appearance)
+    site = BUILDERS[kind](rng, spec, pal, running=running, load=load, max_extent_m=max_extent_m, look=look)
     site.params["load"] = round(load, 3)
     return site
 

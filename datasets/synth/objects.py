@@ -37,6 +37,8 @@ class Tex(IntEnum):
     CROWN = 8  # tree crown: relief-shaded canopy
     FINS = 9  # transformer radiator fins
     CAR = 10  # body with a dark windscreen band
+    BOAT = 11  # hull tapering to a bow, a cabin or cockpit
+    BUS = 12  # long roof with hatches and an articulation band
 
 
 class Layer(IntEnum):
@@ -63,6 +65,9 @@ class Part:
     heat_k: float = 0.0  # internal heat (already scaled by the site's load), K
     optical: bool = True  # False: only warms the thermal image (hot aisles, vents' warm ground)
     snow_free: bool = False  # warm or steep: keeps its colour under snow
+    contrast: float = 1.0  # multiplies the texture's brightness swing (ribs, fan guards, pad slats)
+    rust: float = 0.0  # share of the surface in rust patches
+    dirt: float = 0.0  # strength of dark dirt streaks along the corrugation
 
 
 @dataclass

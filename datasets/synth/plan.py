@@ -8,25 +8,37 @@ rendering (and a seed always produces the same plan).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import shapely
+from affine import Affine
 from shapely.geometry import Polygon, box
 
 import minewatch
 from minewatch.datasets.profiles import SensorProfile
-from minewatch.datasets.synth.background import Background, open_background
+from minewatch.datasets.synth.background import Background, collect_backgrounds, open_background
 from minewatch.datasets.synth.geo import Frame, When, pick_region, pick_time, utm_frame
 from minewatch.datasets.synth.landcover import LandcoverPlan, make_landcover
 from minewatch.datasets.synth.lookalikes import build_lookalike
+from minewatch.datasets.synth.marina import sides
+from minewatch.datasets.synth.match import estimate
 from minewatch.datasets.synth.mining import build_mining_site, heat_footprint
 from minewatch.datasets.synth.noise import CoarseField, fractal_field
 from minewatch.datasets.synth.objects import Layer, Palette, Part, SynthSite, TooSmall, Truth, place_site, uni
-from minewatch.datasets.synth.recipe import Atmosphere, Region, SensorLook, SynthRecipe
+from minewatch.datasets.synth.recipe import Atmosphere, Paste, Region, SensorLook, SynthRecipe
+from minewatch.datasets.synth.water import (
+    detect_water,
+    display_brightness,
+    field_water,
+    local_texture,
+    mask_polygons,
+    shore_point,
+)
 
-GENERATOR_VERSION = f"{minewatch.__version__}+synth.1"
+GENERATOR_VERSION = f"{minewatch.__version__}+synth.2"
 
 MIN_SHADOW_SUN_DEG = 5.0  # shadow length stops growing below this sun height
 MIN_CLOUD_SUN_DEG = 10.0  # cloud-shadow offset stops growing below this sun height
@@ -48,6 +60,12 @@ MIN_TRUTH_AREA_M2 = 0.5  # label pieces the scene edge cuts below this are dropp
 FURNITURE_CLEARANCE_M = 3.0  # trees and houses this close to a site are removed
 SNOW_ON_STRUCTURE, SNOW_ON_GROUND = 0.75, 0.5  # snow share of the colour of cold roofs / ground parts
 MAX_PARTS = 65000  # part ids are uint16 in the rasterised id maps
+WATER_MAX_CELLS = 1024  # water detection grid: at most this many cells per side
+OPEN_GROUND_TRIES = 0.7  # share of the placement tries that want open ground on a real background
+CLUTTER_WINDOW_M = 8.0  # texture window of the open-ground test
+CLUTTER_QUANTILE = 0.5  # open ground: mean texture under the footprint below this quantile of the scene's
+MARINA_WET_SHARE = 0.85  # a marina's pontoons and boats lie at least this much over water ...
+MARINA_DRY_SHARE = 0.9  # ... and its quay at least this much on land
 # Over a real background the procedural landscape keeps only its mottle (thermal texture): no roads,
 # villages, hedgerows, trees, forest or water of its own.
 BARE_LANDCOVER = {"roads": (0, 0), "village_probability": 0.0, "hedgerow_probability": 0.0,
@@ -206,11 +224,15 @@ def _union(geoms: list[Polygon]):
 
 
 def _place(rng: np.random.Generator, site: SynthSite, allowed: Polygon, keepout: list[Polygon],
-           others: list[Polygon], lc: LandcoverPlan, spacing: float, tries: int) -> bool:
+           others: list[Polygon], lc: LandcoverPlan, spacing: float, tries: int,
+           clutter: tuple[CoarseField, float] | None = None) -> bool:
     """Try random positions and angles; move the site there when its footprint fits.
 
     The footprint must lie inside ``allowed``, off ``keepout`` (roads, villages) and at least
-    ``spacing`` from the ``others`` (sites placed before), and not on water.
+    ``spacing`` from the ``others`` (sites placed before), and not on water. With ``clutter`` (a real
+    background's texture field and a limit), the first ``OPEN_GROUND_TRIES`` of the tries also want
+    open ground (mean texture under the footprint below the limit: fields, lots, bare land rather
+    than houses and trees).
     """
     fp = site.footprint(0.0)
     a0, b0, a1, b1 = allowed.bounds
@@ -218,7 +240,8 @@ def _place(rng: np.random.Generator, site: SynthSite, allowed: Polygon, keepout:
         return False
     blocked, near = _union(keepout), _union(others)
     shapely.prepare(allowed)
-    for _ in range(tries):
+    picky = int(tries * OPEN_GROUND_TRIES) if clutter is not None else 0
+    for i in range(tries):
         ang = uni(rng, (0, 2 * math.pi))
         cu, cv = uni(rng, (a0, a1)), uni(rng, (b0, b1))
         c, s = math.cos(ang), math.sin(ang)
@@ -230,7 +253,10 @@ def _place(rng: np.random.Generator, site: SynthSite, allowed: Polygon, keepout:
             continue
         if near is not None and near.intersects(cand.buffer(spacing)):
             continue
-        if lc.water_at(_sample_points(cand)).any():
+        pts = _sample_points(cand)
+        if lc.water_at(pts).any():
+            continue
+        if i < picky and float(clutter[0].at(pts).mean()) > clutter[1]:
             continue
         place_site(site, cu, cv, ang)
         return True
@@ -238,14 +264,43 @@ def _place(rng: np.random.Generator, site: SynthSite, allowed: Polygon, keepout:
 
 
 def _where(r_where: np.random.Generator, r_bg: np.random.Generator, recipe: SynthRecipe, gsd: float, size: int,
-           background: Path | None) -> tuple[Frame, int, int, Region, str, Background | None]:
-    """Frame, raster size, region and region label: a window of the background, or a point of a region."""
-    if background is not None:
-        bg = open_background(Path(background), gsd, size, r_bg)
+           backgrounds: list[Path], gsd_hint: float | None) -> tuple[Frame, int, int, Region, str, Background | None]:
+    """Frame, raster size, region and region label: one of the backgrounds (picked by the seed), or a
+    point of a recipe region."""
+    if backgrounds:
+        path = backgrounds[int(r_bg.integers(len(backgrounds)))]
+        bg = open_background(path, gsd, size, r_bg, gsd_hint=gsd_hint, min_extent_m=recipe.paste.min_extent_m,
+                             regions=recipe.scene.regions)
+        _analyse_background(bg, recipe.paste)
         return bg.frame, bg.width, bg.height, recipe.scene.regions[0], "background", bg
     region = pick_region(r_where, recipe.scene.regions)
     lon, lat = uni(r_where, region.lon), uni(r_where, region.lat)
     return utm_frame(lon, lat, size * gsd, size * gsd), size, size, region, region.name, None
+
+
+def _analyse_background(bg: Background, paste: Paste) -> None:
+    """Water (on a coarse grid of the whole scene) and the appearance estimates (on the real part)."""
+    spec = paste.water
+    extent = max(bg.width, bg.height) * bg.gsd_m
+    cell = max(spec.analysis_m, bg.gsd_m, extent / WATER_MAX_CELLS)
+    nx, ny = math.ceil(bg.width * bg.gsd_m / cell), math.ceil(bg.height * bg.gsd_m / cell)
+    lin_c, ok_c = bg.read(cell, 0.0, 0.0, nx, ny)
+    wet = detect_water(lin_c, ok_c, cell, spec)
+    bg.water = mask_polygons(wet, cell)
+    texture = local_texture(display_brightness(lin_c), cell, CLUTTER_WINDOW_M).astype(np.float32)
+    dry = ok_c & ~wet
+    if dry.any():
+        bg.clutter = (CoarseField(texture, 0.0, 0.0, cell), float(np.quantile(texture[dry], CLUTTER_QUANTILE)))
+    lin, ok = bg.canvas()
+    c0, r0, nc, nr = bg.data_px
+    sub, sub_ok = lin[:, r0:r0 + nr, c0:c0 + nc], ok[r0:r0 + nr, c0:c0 + nc]
+    land = sub_ok.copy()
+    if bg.water is not None:
+        from rasterio.features import geometry_mask
+
+        tr = Affine(bg.gsd_m, 0, c0 * bg.gsd_m, 0, bg.gsd_m, r0 * bg.gsd_m)
+        land &= geometry_mask([bg.water], out_shape=land.shape, transform=tr)
+    bg.match, bg.stats = estimate(sub, sub_ok, land, display=bg.dtype == "uint8")
 
 
 def _sun_vectors(when: When) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -301,10 +356,13 @@ def _landcover(rng: np.random.Generator, recipe: SynthRecipe, region: Region, pa
 
 
 def _place_sites(rng: np.random.Generator, recipe: SynthRecipe, pal: Palette, scene_id: str, area: Polygon,
-                 lc: LandcoverPlan, w_m: float, h_m: float, scale: float) -> list[SynthSite]:
+                 lc: LandcoverPlan, w_m: float, h_m: float, scale: float, water,
+                 clutter: tuple[CoarseField, float] | None = None) -> list[SynthSite]:
     """Draw the mining sites and look-alikes and place them (mining first: they need room).
 
-    A site that finds no room is rebuilt smaller, up to ``SHRINK_ATTEMPTS`` times, then dropped.
+    A site that finds no room is rebuilt smaller, up to ``SHRINK_ATTEMPTS`` times, then dropped. Sites
+    stay off ``water`` (shapely geometry, local metres, or None); marinas go to its shore, and are dropped
+    where there is none.
     """
     pl = recipe.placement
     n_mining = _count(rng, recipe.mining.count, scale, pl.min_mining)
@@ -320,16 +378,24 @@ def _place_sites(rng: np.random.Generator, recipe: SynthRecipe, pal: Palette, sc
     counters = {True: 0, False: 0}
     for kind, mining in todo:
         ext_m = max_ext
+        if kind == "marina" and water is None:
+            continue  # marinas need a shoreline
         for _attempt in range(SHRINK_ATTEMPTS):
             try:
                 if mining:
-                    site = build_mining_site(rng, kind, recipe.mining, pal, ext_m)
+                    site = build_mining_site(rng, kind, recipe.mining, pal, ext_m, recipe.appearance)
                 else:
-                    site = build_lookalike(rng, kind, recipe.lookalikes, pal, ext_m)
+                    site = build_lookalike(rng, kind, recipe.lookalikes, pal, ext_m, recipe.appearance)
             except TooSmall:
                 break
             allowed = area.buffer(-pl.edge_margin_m)
-            if not allowed.is_empty and _place(rng, site, allowed, lc.keepout, placed_fp, lc, spacing, pl.tries):
+            if kind == "marina":
+                fits = not allowed.is_empty and _place_marina(rng, site, water, allowed, placed_fp, lc, spacing,
+                                                              pl.tries)
+            else:
+                fits = not allowed.is_empty and _place(rng, site, allowed, lc.keepout, placed_fp, lc, spacing,
+                                                       pl.tries, clutter)
+            if fits:
                 counters[mining] += 1
                 site.site_id = f"{scene_id}-{'m' if mining else 'l'}{counters[mining]:02d}"
                 sites.append(site)
@@ -337,6 +403,49 @@ def _place_sites(rng: np.random.Generator, recipe: SynthRecipe, pal: Palette, sc
                 break
             ext_m *= SHRINK_FACTOR
     return sites
+
+
+def _place_marina(rng: np.random.Generator, site: SynthSite, water, allowed, others: list[Polygon],
+                  lc: LandcoverPlan, spacing: float, tries: int) -> bool:
+    """Put a marina's origin on a random shoreline point, its pontoons towards the water; keep it when its
+    pontoons and boats lie over water, its quay on land, all inside ``allowed`` and clear of ``others``."""
+    near = _union(others)
+    shapely.prepare(allowed)
+    land0, wet0 = sides(site)
+    for _ in range(tries):
+        shore = shore_point(rng, water, allowed)
+        if shore is None:
+            continue
+        cu, cv, ang = shore
+        c, s = math.cos(ang), math.sin(ang)
+
+        def move(xy: np.ndarray, c=c, s=s, cu=cu, cv=cv) -> np.ndarray:
+            return np.column_stack([cu + xy[:, 0] * c - xy[:, 1] * s, cv + xy[:, 0] * s + xy[:, 1] * c])
+
+        land, wet = shapely.transform(land0, move), shapely.transform(wet0, move)
+        whole = shapely.union(land, wet)
+        if not allowed.contains(whole):
+            continue
+        if near is not None and near.intersects(whole.buffer(spacing)):
+            continue
+        if shapely.intersection(wet, water).area < MARINA_WET_SHARE * wet.area:
+            continue
+        if shapely.intersection(land, water).area > (1 - MARINA_DRY_SHARE) * land.area or lc.water_at(
+                _sample_points(land)).mean() > 1 - MARINA_DRY_SHARE:
+            continue
+        place_site(site, cu, cv, ang)
+        return True
+    return False
+
+
+def _site_tones(rng: np.random.Generator, sites: list[SynthSite], paste: Paste) -> None:
+    """Over a real background each site gets its own brightness and colour cast on top of the matched tone."""
+    for site in sites:
+        tone = uni(rng, paste.tone_jitter) * (1 + paste.cast_jitter * rng.standard_normal(4))
+        tone[3] = tone[:3].mean()
+        site.params["tone"] = [round(float(t), 3) for t in tone[:3]]
+        for p in site.parts:
+            p.refl = np.clip(p.refl * tone.astype(np.float32), 0.005, 1.2).astype(np.float32)
 
 
 def _heat_and_tracks(rng: np.random.Generator, sites: list[SynthSite], recipe: SynthRecipe, pal: Palette,
@@ -348,7 +457,7 @@ def _heat_and_tracks(rng: np.random.Generator, sites: list[SynthSite], recipe: S
             if hp is not None:
                 site.truth.append(Truth(hp, "heat_signature", site.kind,
                                         n_containers=int(site.params.get("n_containers", 0)), running=True))
-        if lc.road_lines and rng.random() < recipe.placement.access_track_probability:
+        if lc.road_lines and site.kind != "marina" and rng.random() < recipe.placement.access_track_probability:
             fp = site.footprint(0.0)
             c = fp.centroid
             road = min(lc.road_lines, key=lambda ln: ln.distance(c))
@@ -404,8 +513,15 @@ def _draw_order(lc: LandcoverPlan, sites: list[SynthSite], recipe: SynthRecipe, 
 
 
 def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: int | None = None,
-              background: Path | None = None) -> ScenePlan:
-    """Every random choice of scene ``seed``: pure, no I/O except reading a background's header."""
+              background: Path | None = None, backgrounds: Sequence[Path | str] | None = None,
+              background_gsd_m: float | None = None) -> ScenePlan:
+    """Every random choice of scene ``seed``; no I/O except reading a real background.
+
+    ``backgrounds`` (files or folders; default: the recipe's, ``background`` is the one-file form) are
+    real orthophotos: the seed picks one of them (sorted, so the same seed and list give the same
+    scene) and the sites are pasted on it. ``background_gsd_m`` (default: the recipe's) is the pixel
+    size of images without georeferencing.
+    """
     ss = np.random.SeedSequence(seed)
     children = ss.spawn(5)
     r_where, r_land, r_sites, r_bg = (np.random.default_rng(s) for s in children[:4])
@@ -417,7 +533,10 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
     size = size or recipe.scene.size_px
 
     # where and when
-    frame, width, height, region, region_name, bg = _where(r_where, r_bg, recipe, gsd, size, background)
+    paths = [background] if background is not None else list(backgrounds or recipe.backgrounds)
+    bg_files = collect_backgrounds(paths) if paths else []
+    gsd_hint = background_gsd_m if background_gsd_m is not None else recipe.background_gsd_m
+    frame, width, height, region, region_name, bg = _where(r_where, r_bg, recipe, gsd, size, bg_files, gsd_hint)
     w_m, h_m = width * gsd, height * gsd
     when = pick_time(r_where, recipe.scene, recipe.landcover.seasons, frame.lon, frame.lat)
     season = recipe.landcover.seasons[when.season]
@@ -434,7 +553,7 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
     # atmosphere and the thermal grid
     atm = recipe.atmosphere
     haze = uni(r_where, atm.haze)
-    cloudy = r_where.random() < atm.cloud_probability
+    cloudy = r_where.random() < atm.cloud_probability and bg is None  # a real background has its own sky
     thermal = _thermal_grid(r_where, profile, look, gsd, w_m, h_m)
     ext = _sim_extent(thermal, w_m, h_m)
     clouds, cover, shift = _clouds(r_where, atm, ext, elev, sun_uv) if cloudy else (None, 0.0, (0.0, 0.0))
@@ -448,7 +567,15 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
     lc = _landcover(r_land, recipe, region, pal, when, snow, ext, w_m, h_m, scale, bg is not None)
     valid = bg.valid_poly if bg is not None else _collar(r_where, recipe, w_m, h_m)
     area = box(0, 0, w_m, h_m) if valid is None else valid.intersection(box(0, 0, w_m, h_m))
-    sites = _place_sites(r_sites, recipe, pal, scene_id, area, lc, w_m, h_m, scale)
+    water = bg.water if bg is not None else (field_water(lc.water, (0.0, 0.0, w_m, h_m)) if lc.water is not None
+                                                else None)
+    if bg is not None and bg.water is not None:  # real water: sites keep off it (marinas go to its shore)
+        lc.keepout.append(bg.water.buffer(recipe.paste.water.margin_m))
+        lc.water_geom = bg.water
+    sites = _place_sites(r_sites, recipe, pal, scene_id, area, lc, w_m, h_m, scale, water,
+                         bg.clutter if bg is not None else None)
+    if bg is not None:
+        _site_tones(r_sites, sites, recipe.paste)
     _heat_and_tracks(r_sites, sites, recipe, pal, lc, wind_uv, snow)
     _clip_truth(sites, w_m, h_m)
     _clear_furniture(lc, sites)
