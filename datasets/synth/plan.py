@@ -64,6 +64,7 @@ WATER_MAX_CELLS = 1024  # water detection grid: at most this many cells per side
 OPEN_GROUND_TRIES = 0.7  # share of the placement tries that want open ground on a real background
 CLUTTER_WINDOW_M = 8.0  # texture window of the open-ground test
 CLUTTER_QUANTILE = 0.5  # open ground: mean texture under the footprint below this quantile of the scene's
+MARINA_MIN_WATER_M2 = 2500.0  # a marina needs a water body at least this large
 MARINA_WET_SHARE = 0.85  # a marina's pontoons and boats lie at least this much over water ...
 MARINA_DRY_SHARE = 0.9  # ... and its quay at least this much on land
 # Over a real background the procedural landscape keeps only its mottle (thermal texture): no roads,
@@ -376,10 +377,11 @@ def _place_sites(rng: np.random.Generator, recipe: SynthRecipe, pal: Palette, sc
     spacing = min(pl.spacing_m, MAX_SPACING_FRACTION * min(w_m, h_m))
     max_ext = min(w_m, h_m) * pl.max_extent_fraction
     counters = {True: 0, False: 0}
+    lake = _open_water(water)
     for kind, mining in todo:
         ext_m = max_ext
-        if kind == "marina" and water is None:
-            continue  # marinas need a shoreline
+        if kind == "marina" and lake is None:
+            continue  # marinas need a shoreline of open water
         for _attempt in range(SHRINK_ATTEMPTS):
             try:
                 if mining:
@@ -390,7 +392,7 @@ def _place_sites(rng: np.random.Generator, recipe: SynthRecipe, pal: Palette, sc
                 break
             allowed = area.buffer(-pl.edge_margin_m)
             if kind == "marina":
-                fits = not allowed.is_empty and _place_marina(rng, site, water, allowed, placed_fp, lc, spacing,
+                fits = not allowed.is_empty and _place_marina(rng, site, lake, allowed, placed_fp, lc, spacing,
                                                               pl.tries)
             else:
                 fits = not allowed.is_empty and _place(rng, site, allowed, lc.keepout, placed_fp, lc, spacing,
@@ -403,6 +405,14 @@ def _place_sites(rng: np.random.Generator, recipe: SynthRecipe, pal: Palette, sc
                 break
             ext_m *= SHRINK_FACTOR
     return sites
+
+
+def _open_water(water):
+    """The parts of ``water`` large enough for a marina (ponds and ditches are not), or None."""
+    if water is None:
+        return None
+    big = [g for g in shapely.get_parts(water) if g.area >= MARINA_MIN_WATER_M2]
+    return shapely.union_all(big) if big else None
 
 
 def _place_marina(rng: np.random.Generator, site: SynthSite, water, allowed, others: list[Polygon],

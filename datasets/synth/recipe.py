@@ -446,11 +446,12 @@ class WaterDetection(StrictModel):
     max_brightness: float = Field(0.28, gt=0, le=1, description="highest mean display brightness (0..1)")
     max_texture: float = Field(0.03, gt=0, description="highest local std of display brightness")
     texture_window_m: float = Field(5.0, gt=0, description="window of that local std")
-    max_saturation: float = Field(0.4, gt=0, le=1, description="highest saturation of non-bluish water")
+    max_saturation: float = Field(0.18, gt=0, le=1, description="highest saturation of non-bluish water")
     max_brightness_cyan: float = Field(0.6, gt=0, le=1, description="highest brightness of turquoise water")
     min_cyan: float = Field(0.06, ge=0, le=1, description="turquoise: green and blue this far above red (display)")
     min_area_m2: float = Field(150.0, ge=0, description="smaller patches are not water (shadows, dark roofs)")
-    clean_m: float = Field(2.0, ge=0, description="radius of the morphological opening and closing")
+    min_width_m: float = Field(16.0, ge=0, description="water is this wide somewhere (building shadows are narrower)")
+    clean_m: float = Field(3.0, ge=0, description="radius of the morphological opening and closing")
     margin_m: float = Field(2.0, ge=0, description="sites and look-alikes keep this far from detected water")
 
 

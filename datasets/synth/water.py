@@ -9,8 +9,10 @@ Detection is a documented heuristic, not a classifier. On a grid of about 1 m, a
   (grey, silty water), never saturated green, red or brown (lawns, soil, tiled roofs); or, up to
   ``max_brightness_cyan``, turquoise (green and blue both ``min_cyan`` above red: shallow or clear water);
 
-then the mask is opened and closed with a disc of ``clean_m`` (drops thin shadows, joins waves and glints),
-small holes are filled and patches smaller than ``min_area_m2`` are dropped (dark roofs, small shadows).
+then grown back to the shore through cells of water colour (the texture window straddles it), opened and
+closed with a disc of ``clean_m`` (drops thin shadows, joins waves and glints),
+small holes are filled, and patches smaller than ``min_area_m2`` or nowhere ``min_width_m`` wide are dropped
+(dark roofs, building shadows: those are dark, smooth and bluish too, but narrow).
 Dark, smooth, grey asphalt lots larger than that can pass: they are then only kept free of sites.
 """
 
@@ -58,12 +60,13 @@ def detect_water(lin: np.ndarray, valid: np.ndarray, cell_m: float, spec: WaterD
     sat = (hi - lo) / np.maximum(hi, 1e-3)
     texture = local_texture(y, cell_m, spec.texture_window_m)
     bluish = disp[2] - disp[0] >= BLUISH
-    smooth = texture < spec.max_texture
-    cand = (y < spec.max_brightness) & smooth & (bluish | (sat < spec.max_saturation))
+    dark = (y < spec.max_brightness) & (bluish | (sat < spec.max_saturation))
     # shallow or clear water over a light bottom: brighter, but turquoise (green and blue well above red)
-    cyan = np.minimum(disp[1], disp[2]) - disp[0]
-    cand |= (y < spec.max_brightness_cyan) & (texture < 1.5 * spec.max_texture) & (cyan > spec.min_cyan)
-    cand &= valid
+    turquoise = (y < spec.max_brightness_cyan) & (np.minimum(disp[1], disp[2]) - disp[0] > spec.min_cyan)
+    cand = ((dark & (texture < spec.max_texture)) | (turquoise & (texture < 1.5 * spec.max_texture))) & valid
+    # the texture window straddles the shore: grow back to it through cells of water colour
+    reach = round(spec.texture_window_m / cell_m / 2) + 1
+    cand = ndimage.binary_dilation(cand, iterations=reach, mask=(dark | turquoise) & valid)
     r = round(spec.clean_m / cell_m)
     if r > 0:  # padded with the edge values, so water running off the raster is not eaten at its edge
         k = _disc(r)
@@ -79,8 +82,13 @@ def detect_water(lin: np.ndarray, valid: np.ndarray, cell_m: float, spec: WaterD
     lab, n = ndimage.label(cand)
     if n == 0:
         return cand
-    sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
-    return np.isin(lab, 1 + np.flatnonzero(sizes >= min_cells)) & valid
+    idx = np.arange(1, n + 1)
+    sizes = ndimage.sum_labels(cand, lab, idx)
+    # a body of water is wide somewhere; building shadows are dark, smooth and bluish too, but narrow
+    depth = ndimage.distance_transform_edt(np.pad(cand, 1, mode="edge"))[1:-1, 1:-1]
+    widest = ndimage.maximum(depth, lab, idx)
+    keep = (sizes >= min_cells) & (2 * np.asarray(widest) * cell_m >= spec.min_width_m)
+    return np.isin(lab, idx[keep]) & valid
 
 
 def mask_polygons(mask: np.ndarray, cell_m: float, origin_u: float = 0.0, origin_v: float = 0.0):
