@@ -13,6 +13,7 @@ Everything read is linear reflectance-like (8-bit images are display-encoded: DN
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Sequence
@@ -43,6 +44,7 @@ MAX_IMAGE_PIXELS = 100_000_000  # PNG/JPEG are read whole
 MIN_BACKGROUND_M = 20.0  # a smaller background would be mostly mirror copies
 WINDOW_CANDIDATES = 8  # seeded windows tried on a large background; the one with most valid pixels wins
 VALID_STEP_PX = 256  # the footprint polygon is traced on a grid of about this many cells per side
+WATER_SIDECARS = (".water.png", ".water.tif")  # a user's water mask beside a background image
 
 
 def collect_backgrounds(paths: Sequence[Path | str]) -> list[Path]:
@@ -223,6 +225,26 @@ class Background:
         if self._canvas is None:
             self._canvas = self.read(self.gsd_m, 0.0, 0.0, self.width, self.height)
         return self._canvas
+
+    def water_sidecar(self, step_m: float, width: int, height: int) -> np.ndarray | None:
+        """The user's water mask for this background, on a grid of the frame: ``<image>.water.png`` or
+        ``<image>.water.tif`` beside the image (its pixel grid; nonzero = water), or None without one.
+        For water the detection misses (silty brown rivers, flooded fields)."""
+        side = next((self.path.with_name(self.path.name + ext) for ext in WATER_SIDECARS
+                     if self.path.with_name(self.path.name + ext).is_file()), None)
+        if side is None:
+            return None
+        with _open(side) as ds:
+            if (ds.width, ds.height) != (self.source.width, self.source.height):
+                raise UserError(f"the water mask is {ds.width} x {ds.height} px, the image "
+                                f"{self.source.width} x {self.source.height}", path=side,
+                                fix="give a mask on the image's own pixel grid (nonzero = water)")
+            wet = (ds.read(1) > 0).astype(np.uint8) * 255
+        src = dataclasses.replace(self.source, array=wet[None], mask=np.full(wet.shape, 255, np.uint8), bands=[1],
+                                  dtype="uint8", nodata=None, black_is_nodata=False)
+        lin, _ = dataclasses.replace(self, source=src, _canvas=None).read(step_m, 0.0, 0.0, width, height,
+                                                                          Resampling.nearest)
+        return lin[0] > 0.5
 
     def summary(self) -> dict[str, Any]:
         """What scene.json records about the background."""

@@ -68,6 +68,7 @@ class Part:
     contrast: float = 1.0  # multiplies the texture's brightness swing (ribs, fan guards, pad slats)
     rust: float = 0.0  # share of the surface in rust patches
     dirt: float = 0.0  # strength of dark dirt streaks along the corrugation
+    base_m: float = 0.0  # height of the surface it stands on (a roof), m: its shadow falls on that surface
 
 
 @dataclass

@@ -287,6 +287,9 @@ def _analyse_background(bg: Background, paste: Paste) -> None:
     nx, ny = math.ceil(bg.width * bg.gsd_m / cell), math.ceil(bg.height * bg.gsd_m / cell)
     lin_c, ok_c = bg.read(cell, 0.0, 0.0, nx, ny)
     wet = detect_water(lin_c, ok_c, cell, spec)
+    given = bg.water_sidecar(cell, nx, ny)
+    if given is not None:
+        wet |= given & ok_c
     bg.water = mask_polygons(wet, cell)
     texture = local_texture(display_brightness(lin_c), cell, CLUTTER_WINDOW_M).astype(np.float32)
     dry = ok_c & ~wet
@@ -480,6 +483,21 @@ def _heat_and_tracks(rng: np.random.Generator, sites: list[SynthSite], recipe: S
             lc.cover.add(track, refl, pal.solar("dirt"), exempt=True, grain=2.5, snowy=snow)
 
 
+def _roof_bases(sites: list[SynthSite]) -> None:
+    """Roof equipment stands on the tallest structure of its site under its centre (its shadow falls there)."""
+    for site in sites:
+        roofs = [p for p in site.parts if p.layer == Layer.STRUCTURE and p.optical and p.height_m > 0]
+        if not roofs:
+            continue
+        tree = shapely.STRtree([p.geom for p in roofs])
+        for p in site.parts:
+            if p.layer != Layer.ROOF:
+                continue
+            under = [roofs[i].height_m for i in tree.query(p.geom.centroid, predicate="intersects")
+                     if roofs[i].height_m < p.height_m]
+            p.base_m = max(under, default=0.0)
+
+
 def _clip_truth(sites: list[SynthSite], w_m: float, h_m: float) -> None:
     """Labels stop at the scene edge; a polygon cut in pieces keeps its largest piece."""
     scene_box = box(0, 0, w_m, h_m)
@@ -587,6 +605,7 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
     if bg is not None:
         _site_tones(r_sites, sites, recipe.paste)
     _heat_and_tracks(r_sites, sites, recipe, pal, lc, wind_uv, snow)
+    _roof_bases(sites)
     _clip_truth(sites, w_m, h_m)
     _clear_furniture(lc, sites)
     parts = _draw_order(lc, sites, recipe, snow)

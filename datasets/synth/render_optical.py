@@ -93,7 +93,8 @@ def rasterize_parts(parts: list[Part], transform: Affine, shape: tuple[int, int]
 
 
 def shadow_shapes(parts: list[Part], shadow_per_m: tuple[float, float]) -> list[tuple[object, int]]:
-    """Shadow polygons (caster footprint swept away from the sun) valued by caster height (1/4 m)."""
+    """Shadow polygons (caster footprint swept away from the sun by its height above the surface it stands
+    on) valued by caster height (1/4 m)."""
     out = []
     step = np.array(shadow_per_m)
     for p in parts:
@@ -108,7 +109,8 @@ def shadow_shapes(parts: list[Part], shadow_per_m: tuple[float, float]) -> list[
             trunk = shapely.LineString([base, base + low]).buffer(0.15)
             hull = shapely.union(crown, trunk)
         else:
-            hull = shapely.convex_hull(shapely.multipoints(np.vstack([xy, xy + step * p.height_m])))
+            # equipment on a roof shades the roof it stands on: its shadow is as long as it is tall above it
+            hull = shapely.convex_hull(shapely.multipoints(np.vstack([xy, xy + step * (p.height_m - p.base_m)])))
         out.append((p.height_m, hull))
     out.sort(key=lambda t: t[0])
     return [(g, int(min(255, round(h * 4)))) for h, g in out]

@@ -13,7 +13,10 @@ then grown back to the shore through cells of water colour (the texture window s
 closed with a disc of ``clean_m`` (drops thin shadows, joins waves and glints),
 small holes are filled, and patches smaller than ``min_area_m2`` or nowhere ``min_width_m`` wide are dropped
 (dark roofs, building shadows: those are dark, smooth and bluish too, but narrow).
-Dark, smooth, grey asphalt lots larger than that can pass: they are then only kept free of sites.
+Dark, smooth, grey asphalt lots larger than that can pass: they are then only kept free of sites. Silty
+brown rivers and flooded fields are missed (they look like bare soil): give such a background a water mask
+beside it (``<image>.water.png`` or ``.water.tif`` on the image's pixel grid, nonzero = water), which is
+added to what is detected.
 """
 
 from __future__ import annotations

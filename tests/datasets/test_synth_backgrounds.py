@@ -191,6 +191,24 @@ def test_png_without_georeferencing_is_placed_at_its_gsd_and_alpha_is_the_footpr
             assert bg.valid_poly.contains(site.footprint())
 
 
+def test_a_water_mask_beside_the_image_adds_water_the_detection_misses(tmp_path):
+    img = _lake_image()
+    r0, r1, c0, c1 = LAKE_PX
+    img[:, r0:r1, c0:c1] = np.array([140, 120, 70], np.uint8)[:, None, None]  # a silty brown "river"
+    tif = _write_tif(tmp_path / "river.tif", img)
+    recipe, profile = load_recipe("small"), load_profile("drone")
+    assert make_plan(1, recipe, profile, backgrounds=[tif]).background.water is None  # not detected
+    mask = np.zeros(img.shape[1:], np.uint8)
+    mask[r0:r1, c0:c1] = 1
+    Image.fromarray(mask).save(tmp_path / "river.tif.water.png")
+    for seed in range(4):
+        plan = make_plan(seed, recipe, profile, backgrounds=[tif])
+        lake = _to_local(plan, _lake_crs())
+        assert plan.background.water is not None and plan.background.water.intersection(lake).area > 0.9 * (
+            lake.intersection(box(0, 0, plan.width * plan.gsd_m, plan.height * plan.gsd_m)).area)
+        assert all(s.kind == "marina" or not s.footprint().intersects(lake) for s in plan.sites)
+
+
 def test_png_without_gsd_is_refused_with_exit_2(tmp_path):
     png = tmp_path / "tile.png"
     Image.fromarray(np.moveaxis(_lake_image(120), 0, -1), "RGB").save(png)
