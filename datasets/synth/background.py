@@ -35,7 +35,7 @@ from shapely.geometry import Polygon, shape
 
 from minewatch.datasets.synth.geo import Frame, pick_region, utm_frame
 from minewatch.datasets.synth.objects import uni
-from minewatch.datasets.synth.recipe import Region
+from minewatch.datasets.synth.recipe import BackgroundEntry, Region
 from minewatch.errors import UserError
 
 DRIVERS = {".tif": "GTiff", ".tiff": "GTiff", ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -66,6 +66,19 @@ def collect_backgrounds(paths: Sequence[Path | str]) -> list[Path]:
         else:
             raise UserError("no such background file or folder", path=p, fix="check the path")
     return sorted(out, key=str)
+
+
+def background_files(entries: Sequence[Path | str | BackgroundEntry],
+                     gsd_m: float | None = None) -> list[tuple[Path, float | None]]:
+    """(file, pixel size for images without georeferencing) for files, folders and {path, gsd_m} entries,
+    sorted by path (so a seed picks the same file from the same list in any order); ``gsd_m`` applies
+    where an entry gives none."""
+    out: dict[Path, float | None] = {}
+    for e in entries:
+        path, own = (e.path, e.gsd_m) if isinstance(e, BackgroundEntry) else (Path(e), None)
+        for f in collect_backgrounds([path]):
+            out[f] = own if own is not None else out.get(f, gsd_m)
+    return sorted(out.items(), key=lambda kv: str(kv[0]))
 
 
 def _reflect(idx: np.ndarray, n: int) -> np.ndarray:

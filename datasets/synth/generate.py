@@ -13,11 +13,11 @@ import shapely
 from rasterio.enums import Resampling
 
 from minewatch.datasets.profiles import SensorProfile, load_profile
-from minewatch.datasets.synth.background import collect_backgrounds
+from minewatch.datasets.synth.background import background_files
 from minewatch.datasets.synth.geo import iso_z
 from minewatch.datasets.synth.plan import GENERATOR_VERSION, ScenePlan, make_plan
 from minewatch.datasets.synth.preview import write_preview
-from minewatch.datasets.synth.recipe import SynthRecipe, load_recipe
+from minewatch.datasets.synth.recipe import BackgroundEntry, SynthRecipe, load_recipe
 from minewatch.datasets.synth.render_optical import OpticalRenderer
 from minewatch.datasets.synth.render_thermal import ThermalImage, render_thermal, ring_radii, seen_excess
 from minewatch.datasets.synth.writer import write_json, write_raster_strips, write_truth
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | None = None,
                     recipe: str | Path | None = None, background: Path | None = None, size: int | None = None,
-                    preview: bool = False, backgrounds: Sequence[Path | str] | None = None,
+                    preview: bool = False, backgrounds: Sequence[Path | str | BackgroundEntry] | None = None,
                     background_gsd_m: float | None = None) -> list[Path]:
     """Write ``count`` scenes into ``out/scene_<seed+k:06d>/``; scene k uses seed ``seed + k``.
 
@@ -52,8 +52,9 @@ def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | 
     prof = load_profile(profile or rec.scene.profile)
     if background is not None and not Path(background).is_file():
         raise UserError("no such background raster", path=background, fix="check the path")
-    paths = [background] if background is not None else list(backgrounds or rec.backgrounds)
-    files = collect_backgrounds(paths) if paths else None
+    entries = [background] if background is not None else list(backgrounds or rec.backgrounds)
+    gsd = background_gsd_m if background_gsd_m is not None else rec.background_gsd_m
+    files = [BackgroundEntry(path=f, gsd_m=g) for f, g in background_files(entries, gsd)] if entries else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError("the output path is a file", path=out, fix="give a folder")
@@ -70,7 +71,7 @@ def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | 
 
 def generate_scene(folder: Path, seed: int, recipe: SynthRecipe, profile: SensorProfile, *,
                    size: int | None = None, background: Path | None = None, preview: bool = False,
-                   backgrounds: Sequence[Path | str] | None = None,
+                   backgrounds: Sequence[Path | str | BackgroundEntry] | None = None,
                    background_gsd_m: float | None = None) -> ScenePlan:
     """Plan, render and write one scene into ``folder``."""
     plan = make_plan(seed, recipe, profile, size=size, background=background, backgrounds=backgrounds,

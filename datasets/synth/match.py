@@ -12,8 +12,8 @@ the display domain for 8-bit images (DN / 255) and linear otherwise:
   Gaussian width of a blurred step (0.84 px for a sharp, pixel-aligned edge: what the generator's own
   rasterised objects show); the objects get the Gaussian blur that brings them to the background's width;
 - noise: robust std (1.4826 x MAD) of a high-pass (image minus its 1-pixel Gaussian) over the flattest
-  fifth of the land (compression often flattens water); the objects get white noise blurred like the
-  image and scaled to the same high-pass std.
+  tenth of the land (compression often flattens water), at most ``MAX_NOISE`` (more is ground texture,
+  not sensor noise); the objects get white noise blurred like the image and scaled to the same high-pass std.
 
 The background itself is never changed (no second blur, noise, haze or exposure over it); only the
 pasted objects and the shadows they cast are rendered to match it.
@@ -34,14 +34,15 @@ EDGE_WINDOW_PX = 8  # half-window of the local contrast at an edge (edges up to 
 EDGE_PERCENTILE = 99.0  # edges: the strongest 1 % of gradients ...
 EDGE_MIN_CONTRAST = 0.06  # ... with at least this local contrast (display units)
 EDGE_QUANTILE = 30.0  # the lower third of the edge widths: texture inflates the contrast at some edges
-FLAT_PERCENTILE = 20.0  # noise is measured where the smoothed gradient is in its lowest fifth
+FLAT_PERCENTILE = 10.0  # noise is measured where the smoothed gradient is in its lowest tenth
+MAX_NOISE = 0.03  # high-pass std above this is texture (grass, gravel), not sensor noise (display units)
 MAX_BLUR_PX = 4.0
 MIN_SOFT_EDGE_PX = 0.5  # pasted objects always get at least this much edge softening
 # a typical daylight scene (linear reflectance at exposure 1): median and bright end per band
 REF_P50 = np.array([0.10, 0.10, 0.08, 0.25], np.float32)
 REF_P95 = np.array([0.38, 0.38, 0.36, 0.40], np.float32)
 GAIN_LIMITS = (0.35, 4.0)
-CAST_LIMITS = (0.8, 1.25)  # per-band gain / mean gain
+CAST_LIMITS = (0.9, 1.12)  # per-band gain / mean gain: real casts are modest, and a green field is no cast
 WHITE_PATCH_WEIGHT = 0.6
 
 
@@ -120,7 +121,8 @@ def estimate(lin: np.ndarray, ok: np.ndarray, land: np.ndarray, display: bool) -
     y = to_display(y) if display else y
     width = edge_width(y, ok)
     blur = 0.0 if width is None else min(math.sqrt(max(width ** 2 - SHARP_EDGE_PX ** 2, 0.0)), MAX_BLUR_PX)
-    hp = highpass_noise(y, land)  # water is often flattened by compression
+    hp = min(highpass_noise(y, land), MAX_NOISE if display else MAX_NOISE ** DISPLAY_GAMMA)  # land: compression
+    # often flattens water
     noise = hp / _noise_gain(max(blur, MIN_SOFT_EDGE_PX))
     m = Match(gain, blur, noise, display)
     figures = {

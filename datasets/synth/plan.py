@@ -19,7 +19,7 @@ from shapely.geometry import Polygon, box
 
 import minewatch
 from minewatch.datasets.profiles import SensorProfile
-from minewatch.datasets.synth.background import Background, collect_backgrounds, open_background
+from minewatch.datasets.synth.background import Background, background_files, open_background
 from minewatch.datasets.synth.geo import Frame, When, pick_region, pick_time, utm_frame
 from minewatch.datasets.synth.landcover import LandcoverPlan, make_landcover
 from minewatch.datasets.synth.lookalikes import build_lookalike
@@ -28,7 +28,7 @@ from minewatch.datasets.synth.match import estimate
 from minewatch.datasets.synth.mining import build_mining_site, heat_footprint
 from minewatch.datasets.synth.noise import CoarseField, fractal_field
 from minewatch.datasets.synth.objects import Layer, Palette, Part, SynthSite, TooSmall, Truth, place_site, uni
-from minewatch.datasets.synth.recipe import Atmosphere, Paste, Region, SensorLook, SynthRecipe
+from minewatch.datasets.synth.recipe import Atmosphere, BackgroundEntry, Paste, Region, SensorLook, SynthRecipe
 from minewatch.datasets.synth.water import (
     detect_water,
     display_brightness,
@@ -265,11 +265,11 @@ def _place(rng: np.random.Generator, site: SynthSite, allowed: Polygon, keepout:
 
 
 def _where(r_where: np.random.Generator, r_bg: np.random.Generator, recipe: SynthRecipe, gsd: float, size: int,
-           backgrounds: list[Path], gsd_hint: float | None) -> tuple[Frame, int, int, Region, str, Background | None]:
+           backgrounds: list[tuple[Path, float | None]]) -> tuple[Frame, int, int, Region, str, Background | None]:
     """Frame, raster size, region and region label: one of the backgrounds (picked by the seed), or a
     point of a recipe region."""
     if backgrounds:
-        path = backgrounds[int(r_bg.integers(len(backgrounds)))]
+        path, gsd_hint = backgrounds[int(r_bg.integers(len(backgrounds)))]
         bg = open_background(path, gsd, size, r_bg, gsd_hint=gsd_hint, min_extent_m=recipe.paste.min_extent_m,
                              regions=recipe.scene.regions)
         _analyse_background(bg, recipe.paste)
@@ -541,7 +541,7 @@ def _draw_order(lc: LandcoverPlan, sites: list[SynthSite], recipe: SynthRecipe, 
 
 
 def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: int | None = None,
-              background: Path | None = None, backgrounds: Sequence[Path | str] | None = None,
+              background: Path | None = None, backgrounds: Sequence[Path | str | BackgroundEntry] | None = None,
               background_gsd_m: float | None = None) -> ScenePlan:
     """Every random choice of scene ``seed``; no I/O except reading a real background.
 
@@ -561,10 +561,10 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
     size = size or recipe.scene.size_px
 
     # where and when
-    paths = [background] if background is not None else list(backgrounds or recipe.backgrounds)
-    bg_files = collect_backgrounds(paths) if paths else []
+    entries = [background] if background is not None else list(backgrounds or recipe.backgrounds)
     gsd_hint = background_gsd_m if background_gsd_m is not None else recipe.background_gsd_m
-    frame, width, height, region, region_name, bg = _where(r_where, r_bg, recipe, gsd, size, bg_files, gsd_hint)
+    bg_files = background_files(entries, gsd_hint) if entries else []
+    frame, width, height, region, region_name, bg = _where(r_where, r_bg, recipe, gsd, size, bg_files)
     w_m, h_m = width * gsd, height * gsd
     when = pick_time(r_where, recipe.scene, recipe.landcover.seasons, frame.lon, frame.lat)
     season = recipe.landcover.seasons[when.season]

@@ -455,6 +455,13 @@ class WaterDetection(StrictModel):
     margin_m: float = Field(2.0, ge=0, description="sites and look-alikes keep this far from detected water")
 
 
+class BackgroundEntry(StrictModel):
+    """A background file or folder with its own pixel size (for images without georeferencing)."""
+
+    path: Path = Field(description="GeoTIFF, PNG or JPEG file, or a folder of them (relative to the recipe)")
+    gsd_m: float | None = Field(None, gt=0, description="pixel size (m) of its images without georeferencing")
+
+
 class Paste(StrictModel):
     """How sites and look-alikes are pasted on real backgrounds (``backgrounds``)."""
 
@@ -480,8 +487,9 @@ class SynthRecipe(StrictModel):
     atmosphere: Atmosphere = Field(description="haze and clouds")
     sensors: dict[str, SensorLook] = Field(description="per-profile look; key 'default' for other profiles")
     materials: dict[str, Material] = Field(description="named surfaces used by land cover and objects")
-    backgrounds: list[Path] = Field(default_factory=list, description="real orthophotos to paste sites on: "
-                                    "GeoTIFF, PNG or JPEG files or folders of them, relative to the recipe file")
+    backgrounds: list[Path | BackgroundEntry] = Field(
+        default_factory=list, description="real orthophotos to paste sites on: GeoTIFF, PNG or JPEG files or "
+        "folders of them, relative to the recipe file; an entry {path, gsd_m} gives its own pixel size")
     background_gsd_m: float | None = Field(None, gt=0, description="pixel size (m) of PNG/JPEG backgrounds "
                                            "without georeferencing")
     paste: Paste = Field(default_factory=Paste, description="how sites are pasted on real backgrounds")
@@ -584,5 +592,13 @@ def _read_recipe(path: str | Path) -> dict[str, Any]:
         bgs = [bgs]
     if isinstance(bgs, list):
         base = Path(path).resolve().parent
-        data["backgrounds"] = [str(base / Path(b).expanduser()) if isinstance(b, (str, Path)) else b for b in bgs]
+        data["backgrounds"] = [_absolute(b, base) for b in bgs]
     return data
+
+
+def _absolute(entry: Any, base: Path) -> Any:
+    if isinstance(entry, (str, Path)):
+        return str(base / Path(entry).expanduser())
+    if isinstance(entry, dict) and isinstance(entry.get("path"), (str, Path)):
+        return {**entry, "path": str(base / Path(entry["path"]).expanduser())}
+    return entry  # validation reports what is wrong with it

@@ -222,15 +222,23 @@ def test_png_without_gsd_is_refused_with_exit_2(tmp_path):
     assert json.loads((tmp_path / "o" / "scene_000000" / "scene.json").read_text())["background_info"]["mirrored"]
 
 
-def test_recipe_backgrounds_are_relative_to_the_recipe(tmp_path, lake_tif):
+def test_recipe_backgrounds_are_relative_to_the_recipe_and_may_give_their_own_gsd(tmp_path, lake_tif):
     (tmp_path / "imgs").mkdir()
     _write_tif(tmp_path / "imgs" / "x.tif", _lake_image())
+    Image.fromarray(np.moveaxis(_lake_image(200), 0, -1), "RGB").save(tmp_path / "imgs" / "fine.png")
+    Image.fromarray(np.moveaxis(_lake_image(200), 0, -1), "RGB").save(tmp_path / "coarse.png")
     rec = tmp_path / "real.yaml"
-    rec.write_text("extends: small\nbackgrounds: [imgs]\nbackground_gsd_m: 0.3\n")
+    rec.write_text("extends: small\nbackgrounds: [imgs, {path: imgs/fine.png, gsd_m: 0.15}, {path: coarse.png}]\n"
+                   "background_gsd_m: 0.4\n")
     recipe = load_recipe(rec)
-    assert recipe.backgrounds == [tmp_path / "imgs"] and recipe.background_gsd_m == 0.3
+    assert recipe.backgrounds[0] == tmp_path / "imgs" and recipe.backgrounds[1].path == tmp_path / "imgs" / "fine.png"
+    got = {}
+    for seed in range(12):
+        plan = make_plan(seed, recipe, load_profile("drone"))
+        got[plan.background.path.name] = plan.background.source_gsd_m
+    assert got == {"x.tif": pytest.approx(BG_GSD), "fine.png": pytest.approx(0.15), "coarse.png": pytest.approx(0.4)}
     [folder] = generate_scenes(tmp_path / "out", seed=1, recipe=rec, size=256)
-    assert json.loads((folder / "scene.json").read_text())["background"].endswith("x.tif")
+    assert json.loads((folder / "scene.json").read_text())["background"].startswith(str(tmp_path))
 
 
 # ---------------------------------------------------------------- truth where the pixels changed
