@@ -115,7 +115,7 @@ def synth(out, seed, count, profile, config, background, backgrounds, background
     from minewatch.datasets.synth import generate_scenes
 
     if more_backgrounds and not backgrounds:
-        raise UserError(f"'{more_backgrounds[0]}' is not an option value",
+        raise UserError(f"'{more_backgrounds[0]}' given without --backgrounds",
                         fix="put background paths after --backgrounds")
     paths = [*backgrounds, *more_backgrounds]
     if background is not None and paths:

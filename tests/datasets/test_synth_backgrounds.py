@@ -142,6 +142,11 @@ def test_real_background_scenes_are_byte_identical_per_seed(tmp_path, lake_tif):
     assert {"gain", "blur_sigma_px", "noise_std", "p50"} <= set(info["match"])
     with rasterio.open(a / "optical.tif") as ds, rasterio.open(lake_tif) as src:
         assert ds.crs == src.crs and ds.res == pytest.approx((0.2, 0.2))
+    png = tmp_path / "tile.png"
+    Image.fromarray(np.moveaxis(_lake_image(200), 0, -1), "RGB").save(png)
+    p1, p2 = (generate_scenes(tmp_path / d, seed=3, recipe="small", backgrounds=[png], background_gsd_m=0.3,
+                              size=384)[0] for d in ("p1", "p2"))
+    assert _sha(p1) == _sha(p2)
 
 
 # ---------------------------------------------------------------- on land, inside the image
