@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 
 test-base: $(BASE_VENV)/.installed
-	$(BASE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not torch" tests/core tests/datasets tests/infer
+	$(BASE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not torch" tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -45,7 +45,7 @@ lint: $(STAMP)
 model: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/default.yaml --out runs/default
 	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx
-	$(PY) -m minewatch.train.model_card runs/default models/minewatch-drone.onnx
+	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py --full --write BENCHMARKS.md

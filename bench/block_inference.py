@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from minewatch.datasets.features import InputSpec, assemble
+from minewatch.datasets.model_input import InputSpec, assemble
 from minewatch.datasets.scene import Scene
-from minewatch.datasets.tiles_job import plan_tiles
-from minewatch.datasets.tiling import Tile, tiles_to_gdf
+from minewatch.datasets.tiling import Tile, plan_tiles, tiles_to_gdf
 from minewatch.progress import setup_logging
 from minewatch.train.checkpoint import load_model
 
@@ -86,10 +85,9 @@ def run(args: argparse.Namespace) -> dict:
     spec = InputSpec.from_meta(meta)
     tile, results_tile, results_block = meta.tile_px, {}, {}
     t_tile = t_block = 0.0
-    with Scene(args.optical, args.thermal, profile=meta.profile, gsd_m=meta.gsd_m,
-               background_m=meta.thermal.background_m, background_step_m=meta.thermal.background_gsd_m) as scene, \
+    with Scene.for_model(meta, args.optical, args.thermal) as scene, \
             torch.inference_mode():
-        plan = plan_tiles(scene, tile_m=meta.tile_m, stride_m=args.stride_m or meta.stride_m, tile_px=tile)
+        plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=args.stride_m or meta.stride_m, tile_px=tile)
         stride = plan.stride_px
         n = max(1, (args.block_px - tile) // stride + 1)
         aligned, loose = {}, []

@@ -31,28 +31,29 @@ def scan(args: argparse.Namespace) -> dict:
     from minewatch.infer.scan import ScanRequest, run_scan
 
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
+        extra = {"tiles_out": Path(tmp) / "tiles.gpkg", "heatmap": Path(tmp) / "heat.tif"} if args.all_outputs else {}
         req = ScanRequest(raster=args.optical, thermal=args.thermal, model=args.model,
-                          out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m)
+                          out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m,
+                          max_tiles=args.max_tiles, **extra)
         t0 = time.perf_counter()
         result = run_scan(req)
         seconds = time.perf_counter() - t0
         if args.save_tiles:
             result.tiles.drop(columns="geometry").to_csv(args.save_tiles, index=False)
-    return {"seconds": seconds, "n_tiles": len(result.tiles), "n_scanned": result.n_scanned,
+    return {"seconds": seconds, "n_tiles": len(result.scores), "n_scanned": result.n_scanned,
             "n_sites": len(result.sites)}
 
 
 def _real_tiles(args: argparse.Namespace, spec, n: int) -> np.ndarray:
     """Up to ``n`` real model inputs from the scene (read once, before any timing)."""
     from minewatch.datasets.scene import Scene
-    from minewatch.datasets.tiles_job import plan_tiles
+    from minewatch.datasets.tiling import plan_tiles
     from minewatch.infer.reader import read_tiles
 
     meta = args.meta
-    with Scene(args.optical, args.thermal, profile=meta.profile, gsd_m=meta.gsd_m,
-               background_m=meta.thermal.background_m, background_step_m=meta.thermal.background_gsd_m) as sc:
-        plan = plan_tiles(sc, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
-        xs = [r.x for r in read_tiles(sc, plan.tiles[:n], spec, max_nodata=1.0, max_cloud=1.0)
+    with Scene.for_model(meta, args.optical, args.thermal) as sc:
+        plan = plan_tiles(sc.grid, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
+        xs = [r.x for r in read_tiles(sc, plan.tiles[:n], spec, stride_px=plan.stride_px, max_nodata=1.0, max_cloud=1.0)
               if r.x is not None]
     return np.stack(xs)
 
@@ -60,7 +61,7 @@ def _real_tiles(args: argparse.Namespace, spec, n: int) -> np.ndarray:
 def ceiling(args: argparse.Namespace) -> dict:
     """Tiles per second of ``predictor.predict`` alone, on batches already in memory, on every core
     (a scan's onnxruntime session leaves one core to its reader thread)."""
-    from minewatch.datasets.features import InputSpec
+    from minewatch.datasets.model_input import InputSpec
     from minewatch.infer.predictor import load_predictor
 
     os.environ.setdefault("MINEWATCH_THREADS", str(os.cpu_count() or 1))  # the ceiling uses every core
@@ -120,19 +121,18 @@ def read_meta(model: Path):
 
 def read(args: argparse.Namespace) -> dict:
     """The scan's reader alone: every planned tile through strip reads and feature assembly."""
-    from minewatch.datasets.features import InputSpec
+    from minewatch.datasets.model_input import InputSpec
     from minewatch.datasets.scene import Scene
-    from minewatch.datasets.tiles_job import plan_tiles
+    from minewatch.datasets.tiling import plan_tiles
     from minewatch.infer.reader import read_tiles
 
     meta = read_meta(args.model)
     spec = InputSpec.from_meta(meta)
     t0 = time.perf_counter()
     n = 0
-    with Scene(args.optical, args.thermal, profile=meta.profile, gsd_m=meta.gsd_m,
-               background_m=meta.thermal.background_m, background_step_m=meta.thermal.background_gsd_m) as sc:
-        plan = plan_tiles(sc, tile_m=meta.tile_m, stride_m=args.stride_m or meta.stride_m, tile_px=meta.tile_px)
-        for r in read_tiles(sc, plan.tiles, spec, max_nodata=1.0, max_cloud=1.0):
+    with Scene.for_model(meta, args.optical, args.thermal) as sc:
+        plan = plan_tiles(sc.grid, tile_m=meta.tile_m, stride_m=args.stride_m or meta.stride_m, tile_px=meta.tile_px)
+        for r in read_tiles(sc, plan.tiles, spec, stride_px=plan.stride_px, max_nodata=1.0, max_cloud=1.0):
             n += r.x is not None
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "n_tiles": n, "tiles_per_s": n / seconds}
@@ -178,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride-m", type=float, default=None)
     ap.add_argument("--level", choices=["native", "overview"], default="native", help="floor: which level")
     ap.add_argument("--save-tiles", type=Path, default=None, help="scan: also write tile scores (CSV)")
+    ap.add_argument("--all-outputs", action="store_true", help="scan: also write tiles.gpkg and the heatmap")
+    ap.add_argument("--max-tiles", type=int, default=1_000_000, help="scan: --max-tiles")
     args = ap.parse_args(argv)
     setup_logging(quiet=True)
     result = MODES[args.mode](args)

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from minewatch.classes import CLASSES, LOOKALIKE
 from minewatch.config import StrictModel
+from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
 
 
@@ -35,28 +36,18 @@ class LabelRule(StrictModel):
 
 
 def read_truth(path: str | Path) -> gpd.GeoDataFrame:
-    """Read labels (GeoJSON/GPKG/SHP, any CRS) with a ``class`` property."""
-    p = Path(path)
-    if not p.exists():
-        raise UserError("labels file not found", path=p, fix="check the path")
-    try:
-        gdf = gpd.read_file(p, engine="pyogrio")
-    except Exception as exc:
-        raise UserError(f"cannot read the labels ({str(exc).splitlines()[0][:120]})", path=p,
-                        fix="give a GeoJSON with a 'class' property per polygon") from None
-    if gdf.crs is None and not gdf.empty:
-        raise UserError("labels file has no CRS", path=p, fix="save it as GeoJSON in lon/lat or with a CRS")
-    if gdf.empty:  # a scene with nothing to label: every tile is negative
-        return gpd.GeoDataFrame({"class": pd.Series([], dtype=object)}, geometry=[], crs=gdf.crs or "EPSG:4326")
+    """Read labels (any vector format and CRS, see :func:`~minewatch.datasets.vectors.read_vector`) with a
+    ``class`` property; a file without features is a scene with nothing to find."""
+    gdf = read_vector(path, role="labels")
+    if gdf.empty:  # every tile is negative
+        return gpd.GeoDataFrame({"class": pd.Series([], dtype=object)}, geometry=[], crs=gdf.crs)
     if "class" not in gdf.columns:
-        raise UserError("labels lack a 'class' property", path=p,
+        raise UserError("labels lack a 'class' property", path=path,
                         fix=f"give each polygon class = one of {', '.join(CLASSES)} or {LOOKALIKE}")
     unknown = sorted(set(gdf["class"].dropna()) - set(CLASSES) - {LOOKALIKE})
     if unknown:
-        raise UserError(f"unknown class(es) {', '.join(map(str, unknown))}", path=p,
+        raise UserError(f"unknown class(es) {', '.join(map(str, unknown))}", path=path,
                         fix=f"use {', '.join(CLASSES)} or {LOOKALIKE}")
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
-    gdf["geometry"] = gdf.geometry.make_valid()
     return gdf
 
 

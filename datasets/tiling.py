@@ -1,8 +1,10 @@
-"""Tiling: windows of a given size and stride over a raster grid, as pure functions.
+"""Tiling: which windows of a scene's model grid are read, as pure functions (no pixel is read here).
 
 Windows never leave the raster: the last row and column are shifted back to the raster edge instead of
 being padded (so the last stride is shorter, never the tile). Tile ids are stable: they depend only on
-the window's pixel offsets, not on which windows a geofence kept.
+the window's pixel offsets, not on which windows a geofence kept. The tiling plan (:func:`plan_tiles`)
+is shared by ``minewatch tiles`` and ``scan``, so what a GIS user previews is exactly what is scanned;
+the plan's stride is passed on to the reader and the heatmap, never re-derived from the windows.
 """
 
 from __future__ import annotations
@@ -10,14 +12,45 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.windows import Window
 from shapely import box
 
 from minewatch.errors import UserError
+
+if TYPE_CHECKING:
+    from minewatch.datasets.geofence import Geofence
+
+DEFAULT_TILE_M = 64.0
+"""Window side when no model says otherwise."""
+DEFAULT_MAX_NODATA = 0.5
+"""Windows with more than half their pixels without data are skipped."""
+DEFAULT_MAX_CLOUD = 0.6
+"""Windows that look more than 60 % cloud are skipped."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up target grid in a projected CRS (metres)."""
+
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def gsd_m(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform.c, self.transform.f
+        return left, top - self.height * self.gsd_m, left + self.width * self.gsd_m, top
 
 
 @dataclass(frozen=True)
@@ -111,3 +144,34 @@ def grid_shape_for(bounds: tuple[float, float, float, float], gsd_m: float) -> t
     """(width, height) in pixels of a grid at ``gsd_m`` covering ``bounds``."""
     minx, miny, maxx, maxy = bounds
     return max(1, math.ceil((maxx - minx) / gsd_m - 1e-6)), max(1, math.ceil((maxy - miny) / gsd_m - 1e-6))
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """The kept windows of a scene's model grid, with the size and stride they were cut at."""
+
+    grid: Grid
+    tiles: list[Tile]
+    tile_px: int
+    stride_px: int
+    n_total: int
+
+    @property
+    def stride_m(self) -> float:
+        return self.stride_px * self.grid.gsd_m
+
+    def to_gdf(self) -> gpd.GeoDataFrame:
+        return tiles_to_gdf(self.tiles, self.grid.transform, self.grid.crs)
+
+
+def plan_tiles(grid: Grid, *, tile_m: float, stride_m: float | None = None, fence: Geofence | None = None,
+               tile_px: int | None = None) -> TilePlan:
+    """All windows of ``grid`` that the fence keeps (nodata and cloud are judged when reading)."""
+    size = tile_px or metres_to_pixels(tile_m, grid.gsd_m)
+    stride = metres_to_pixels(stride_m or tile_m, grid.gsd_m, what="stride")
+    tiles = grid_tiles(grid.width, grid.height, size, stride)
+    n_total = len(tiles)
+    if fence is not None:
+        keep = fence.keep_mask(tile_polygons(tiles, grid.transform))
+        tiles = [t for t, k in zip(tiles, keep, strict=True) if k]
+    return TilePlan(grid, tiles, size, stride, n_total)

@@ -1,6 +1,6 @@
 """Score candidate sites (sites.geojson) against truth polygons: what an analyst would find, and miss.
 
-Rules, all areas in a metric CRS (`minewatch.infer.sites.metric_crs`):
+Rules, all areas in a metric CRS (`minewatch.datasets.crs.metric_crs`):
 
 - A truth site is the union of the truth polygons of one ``site_id`` whose class is in CLASSES; look-alike
   polygons are never sites. A truth site carries class c when it has a polygon of class c.
@@ -19,7 +19,6 @@ Rules, all areas in a metric CRS (`minewatch.infer.sites.metric_crs`):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -34,9 +33,11 @@ from pyproj import CRS
 
 from minewatch.atomic import atomic_path, check_writable
 from minewatch.classes import CLASSES, LOOKALIKE
+from minewatch.datasets.crs import metric_crs
 from minewatch.datasets.labels import read_truth, tile_targets
+from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
-from minewatch.infer.sites import metric_crs
+from minewatch.json_io import json_safe, write_json
 from minewatch.metrics import average_precision, pr_curve, precision_recall_f1
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class EvalReport:
         """JSON-ready (NaN -> None, int keys -> str)."""
         data = asdict(self)
         data["precision_at"] = {str(k): v for k, v in self.precision_at.items()}
-        return _json_safe(data)
+        return json_safe(data)
 
     def table(self) -> str:
         """Aligned text table: overall and per-class figures, precision@k, look-alikes, tile AP."""
@@ -113,40 +114,7 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
 
 
-def _json_safe(obj: object) -> object:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(obj) else float(obj)
-    return obj
-
-
 # ----------------------------------------------------------------------------------------------- reading
-
-
-def _read_vector(path: str | Path, what: str) -> gpd.GeoDataFrame:
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{what} file not found", path=p, fix="check the path")
-    try:
-        gdf = gpd.read_file(p, engine="pyogrio")
-    except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise UserError(f"cannot read the {what} file ({exc})", path=p,
-                        fix="give a GeoJSON or GeoPackage readable by GDAL") from exc
-    if gdf.crs is None:
-        if len(gdf) == 0:
-            gdf = gdf.set_crs(4326)
-        else:
-            raise UserError(f"the {what} file has no CRS", path=p,
-                            fix="write it with a CRS (GeoJSON is lon/lat)")
-    if len(gdf):
-        gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty].copy()
-        gdf["geometry"] = shapely.make_valid(np.asarray(gdf.geometry.values))
-    return gdf
 
 
 def _read_geofence(geofence: str | Path | gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
@@ -156,7 +124,7 @@ def _read_geofence(geofence: str | Path | gpd.GeoDataFrame | None) -> gpd.GeoDat
         if geofence.crs is None:
             raise UserError("the geofence has no CRS", fix="set its CRS")
         return geofence
-    return _read_vector(geofence, "geofence")
+    return read_vector(geofence, role="geofence")
 
 
 def truth_sites(truth: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -251,7 +219,7 @@ def site_pr_curve(
 # ----------------------------------------------------------------------------------------------- evaluate
 
 
-def evaluate(
+def evaluate_sites(
     sites: gpd.GeoDataFrame,
     truth: gpd.GeoDataFrame,
     *,
@@ -428,16 +396,15 @@ def evaluate_files(
     sites_path, truth_path = Path(sites_path), Path(truth_path)
     out_path = check_writable(Path(out) if out else sites_path.with_suffix(".eval.json"))
     plot_path = check_writable(Path(plot) if plot else sites_path.with_suffix(".pr.png"))
-    sites = _read_vector(sites_path, "sites")
+    sites = read_vector(sites_path, role="sites")
     truth = read_truth(truth_path)
     fence = _read_geofence(geofence)
     tiles_gdf = None
     if tiles is not None:
-        tiles_gdf = tiles if isinstance(tiles, gpd.GeoDataFrame) else _read_vector(tiles, "tiles")
-    report = evaluate(sites, truth, geofence=fence, tiles=tiles_gdf, sites_path=str(sites_path),
+        tiles_gdf = tiles if isinstance(tiles, gpd.GeoDataFrame) else read_vector(tiles, role="tiles")
+    report = evaluate_sites(sites, truth, geofence=fence, tiles=tiles_gdf, sites_path=str(sites_path),
                       truth_path=str(truth_path))
-    with atomic_path(out_path) as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    write_json(out_path, report.to_dict())
     write_pr_plot(plot_path, report)
     log.info("evaluation: precision %.3f recall %.3f -> %s", report.overall.precision, report.overall.recall,
              out_path)

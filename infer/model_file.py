@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from minewatch.errors import UserError
+from minewatch.errors import UserError, first_line, require_utf8_path
 from minewatch.model_meta import META_KEY, ModelMeta
 
 ONNX_SUFFIXES = (".onnx",)
@@ -35,6 +35,7 @@ def onnx_session(path: str | Path, *, threads: int | None = None):
     import onnxruntime as ort
 
     p = Path(path)
+    require_utf8_path(p, "model")
     if not p.is_file():
         raise UserError("model file not found", path=p, fix="check the path, or run 'make model'")
     opts = ort.SessionOptions()
@@ -45,7 +46,7 @@ def onnx_session(path: str | Path, *, threads: int | None = None):
     try:
         return ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
-        raise UserError(f"not a valid ONNX model ({str(exc).splitlines()[0][:120]})", path=p,
+        raise UserError(f"not a valid ONNX model ({first_line(exc)})", path=p,
                         fix="give a model.onnx written by 'minewatch export'") from None
 
 

@@ -1,13 +1,14 @@
 """Streaming tile reader: every model-grid row is read and turned into model input once.
 
 Windows overlap (stride = half a tile by default), so reading each window, or even each row of windows,
-reads and resamples most pixels twice or four times. Instead the scene is read in bands between
-consecutive tile edges; a band's model input, nodata and cloud masks and thermal excess are computed once
-and kept while a row of windows still needs it, and each window is a slice of its row. Per-window figures
-(nodata and cloud shares, thermal maxima) come from column reductions of the row: a few look-ups per window.
+reads and resamples most pixels twice or four times. Instead the scene is read in strips (horizontal
+slabs) between consecutive tile edges; a strip's model input, nodata and cloud masks and thermal excess
+are computed once and kept while a row of windows still needs it, and each window is a slice of its row.
+Per-window figures (nodata and cloud shares, thermal maxima) come from column reductions of the row: a few
+look-ups per window.
 
 Bands are at most ``SWATH_PX`` model pixels wide: the scene is read in vertical swaths of whole tile
-columns, so the memory a scan holds (bands, rows, GDAL's block cache) does not grow with the scene's width.
+columns, so the memory a scan holds (strips, rows, GDAL's block cache) does not grow with the scene's width.
 Striped files (whole scanlines per block) are the exception: a swath would decode every scanline again, so
 they are read full width. ``prefetch`` runs the reader on a background thread (GDAL and numpy release the
 GIL) while the model runs.
@@ -23,13 +24,13 @@ from itertools import groupby
 
 import numpy as np
 
-from minewatch.datasets.features import InputSpec, assemble, cloud_mask, pad_to
+from minewatch.datasets.model_input import InputSpec, assemble, cloud_mask, pad_to
 from minewatch.datasets.scene import Scene
 from minewatch.datasets.tiling import Tile
 
 _DONE = object()
 SWATH_PX = 2048
-"""Widest band read at once, model pixels (2048 px at 0.5 m: 1 km; 40 MB of model input per row of tiles)."""
+"""Widest strip read at once, model pixels (2048 px at 0.5 m: 1 km; 40 MB of model input per row of tiles)."""
 
 
 @dataclass
@@ -46,9 +47,9 @@ class TileRead:
 
 @dataclass
 class Strip:
-    """A band of the scene over a swath's columns: its model input and, per column, what windows report.
+    """A strip of the scene over a swath's columns: its model input and, per column, what windows report.
 
-    Windows cover whole bands in height, so a window's nodata and cloud shares and thermal maxima are
+    Windows cover whole strips in height, so a window's nodata and cloud shares and thermal maxima are
     sums and maxima of these per-column figures over its columns: the full masks are not kept.
     """
 
@@ -76,18 +77,16 @@ def _column_max(a: np.ndarray | None) -> np.ndarray | None:
     return None if a is None else np.fmax.reduce(a, axis=0)
 
 
-def row_bands(tiles: Sequence[Tile]) -> dict[int, list[tuple[int, int, bool]]]:
-    """Per row offset, the bands ``(start, stop, shared)`` its windows are cut from.
+def row_strips(tiles: Sequence[Tile], stride_px: int) -> dict[int, list[tuple[int, int, bool]]]:
+    """Per row offset, the strips ``(start, stop, shared)`` its windows are cut from.
 
-    Rows on the stride lattice are split at every tile edge, so a band is shared by the rows that overlap
+    Rows on the stride lattice are split at every tile edge, so a strip is shared by the rows that overlap
     it and read once (``shared``). The last row, shifted back to the raster edge, starts off the lattice
     where GDAL's fractional source window resamples slightly differently: it is read on its own.
     """
     offsets = sorted({t.row_off for t in tiles})
     height = {t.row_off: t.height for t in tiles}
-    steps = np.diff(offsets)
-    stride = int(np.bincount(steps).argmax()) if len(steps) else 1  # the usual step: not the last row's
-    regular = [r for r in offsets if (r - offsets[0]) % stride == 0]
+    regular = [r for r in offsets if r % stride_px == 0]  # the lattice starts at row 0 (grid_tiles)
     edges = sorted({r for r in regular} | {r + height[r] for r in regular})
     out: dict[int, list[tuple[int, int, bool]]] = {}
     for r0 in offsets:
@@ -119,25 +118,29 @@ def column_swaths(tiles: Sequence[Tile], max_px: int | None) -> list[list[Tile]]
     return swaths
 
 
-def read_tiles(scene: Scene, tiles: Sequence[Tile], spec: InputSpec, *, max_nodata: float,
+def read_tiles(scene: Scene, tiles: Sequence[Tile], spec: InputSpec, *, stride_px: int, max_nodata: float,
                max_cloud: float, swath_px: int | None = SWATH_PX) -> Iterator[TileRead]:
-    """Yield every tile, swath by swath and row-major in each (see the module docstring)."""
+    """Yield every tile, swath by swath and row-major in each (see the module docstring).
+
+    ``tiles`` are windows of a :class:`~minewatch.datasets.tiling.TilePlan` (or some of them, when a scan
+    resumes) and ``stride_px`` is that plan's stride.
+    """
     for swath in column_swaths(tiles, None if scene.striped else swath_px):
-        yield from _read_swath(scene, swath, spec, max_nodata=max_nodata, max_cloud=max_cloud)
+        yield from _read_swath(scene, swath, spec, stride_px=stride_px, max_nodata=max_nodata, max_cloud=max_cloud)
 
 
-def _read_swath(scene: Scene, tiles: Sequence[Tile], spec: InputSpec, *, max_nodata: float,
+def _read_swath(scene: Scene, tiles: Sequence[Tile], spec: InputSpec, *, stride_px: int, max_nodata: float,
                 max_cloud: float) -> Iterator[TileRead]:
     c0 = min(t.col_off for t in tiles)
     width = max(t.col_off + t.width for t in tiles) - c0
-    bands = row_bands(tiles)
+    strips = row_strips(tiles, stride_px)
     kept: dict[int, Strip] = {}
     ordered = sorted(tiles, key=lambda t: (t.row_off, t.col_off))
     for r0, group in groupby(ordered, key=lambda t: t.row_off):
-        for start in [s for s in kept if s < r0]:  # rows are visited in order: earlier bands are done
+        for start in [s for s in kept if s < r0]:  # rows are visited in order: earlier strips are done
             del kept[start]
         parts = []
-        for b0, b1, shared in bands[r0]:
+        for b0, b1, shared in strips[r0]:
             strip = kept.get(b0) if shared else None
             if strip is None:
                 strip = Strip.read(scene, Tile(-1, -1, b0, c0, b1 - b0, width), spec)
@@ -155,10 +158,10 @@ def _window_max(col_max: np.ndarray | None, a: int, b: int) -> float:
 
 def cut_row(row: Sequence[Tile], c0: int, parts: Sequence[Strip], spec: InputSpec, *, max_nodata: float,
             max_cloud: float) -> Iterator[TileRead]:
-    """The windows of one row of tiles from the bands it spans; windows over the limits carry no input."""
+    """The windows of one row of tiles from the strips it spans; windows over the limits carry no input."""
     height = sum(p.height for p in parts)
     if any(t.height != height for t in row):
-        raise ValueError(f"windows of row {row[0].row} do not span its {height} px bands")
+        raise ValueError(f"windows of row {row[0].row} do not span its {height} px strips")
     nod_cum = np.concatenate([[0], np.cumsum(sum(p.nodata for p in parts))])
     cloud_cum = np.concatenate([[0], np.cumsum(sum(p.cloud for p in parts))])
     thermal = parts[0].dt_max is not None
@@ -173,7 +176,7 @@ def cut_row(row: Sequence[Tile], c0: int, parts: Sequence[Strip], spec: InputSpe
         if nod > max_nodata or cloud > max_cloud:
             yield TileRead(t, None, nod, cloud, dt_max, z_max)
             continue
-        # One copy per window, straight from the bands: a window never keeps a band alive.
+        # One copy per window, straight from the strips: a window never keeps a strip alive.
         x = np.concatenate([p.x[:, :, a:b] for p in parts], axis=1) if len(parts) > 1 else parts[0].x[:, :, a:b].copy()
         yield TileRead(t, pad_to(x, spec.tile_px), nod, cloud, dt_max, z_max)
 

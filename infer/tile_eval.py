@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from minewatch.datasets.features import InputSpec
 from minewatch.datasets.labels import read_truth, tile_targets
-from minewatch.datasets.scene import Scene
-from minewatch.datasets.tiles_job import plan_tiles
+from minewatch.datasets.model_input import InputSpec
+from minewatch.datasets.scene import SceneOpener
+from minewatch.datasets.scene_folder import SceneFiles
+from minewatch.datasets.tiling import plan_tiles
+from minewatch.errors import UserError
+from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.predictor import Predictor
 from minewatch.infer.reader import read_tiles
-from minewatch.infer.scan import heat_where_seen
 from minewatch.metrics import average_precision, binary_scores
 
 
@@ -25,15 +27,17 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
     """(probabilities, targets) of every scanned window of one scene folder."""
     meta = predictor.meta
     spec = InputSpec.from_meta(meta)
-    thermal = folder / "thermal.tif"
-    with Scene(folder / "optical.tif", thermal if thermal.exists() else None, profile=meta.profile,
-               gsd_m=meta.gsd_m, background_m=meta.thermal.background_m,
-               background_step_m=meta.thermal.background_gsd_m) as scene:
-        plan = plan_tiles(scene, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
-        reads = [r for r in read_tiles(scene, plan.tiles, spec, max_nodata=0.5, max_cloud=1.0) if r.x is not None]
+    files = SceneFiles.from_folder(Path(folder))
+    if files.truth is None:
+        raise UserError("scene folder has no truth.geojson to evaluate against", path=folder,
+                        fix="give labelled scene folders (e.g. from 'minewatch synth')")
+    with SceneOpener.for_model(meta).open_folder(files) as scene:
+        plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
+        reads = [r for r in read_tiles(scene, plan.tiles, spec, stride_px=plan.stride_px, max_nodata=0.5,
+                                       max_cloud=1.0) if r.x is not None]
         kept = [r.tile for r in reads]
-        targets = tile_targets(plan.to_gdf(scene).set_index("tile_id").loc[[t.tile_id for t in kept]]
-                               .reset_index(), read_truth(folder / "truth.geojson"), meta.classes)
+        targets = tile_targets(plan.to_gdf().set_index("tile_id").loc[[t.tile_id for t in kept]].reset_index(),
+                               read_truth(files.truth), meta.classes)
     probs = [predictor.predict(np.stack([r.x for r in reads[i:i + batch]])) for i in range(0, len(reads), batch)]
     if not probs:
         return np.zeros((0, len(meta.classes))), targets

@@ -6,6 +6,7 @@ never imports torch.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import traceback
@@ -14,24 +15,41 @@ from pathlib import Path
 import click
 
 from minewatch import __version__
-from minewatch.errors import UserError
+from minewatch.errors import UserError, first_line
 from minewatch.progress import setup_logging
 
 log = logging.getLogger("minewatch")
 
-EXISTING_FILE = click.Path(exists=False, dir_okay=False, path_type=Path)
+# Input paths are not checked by click: the code that opens them says what is wrong in one line (file,
+# problem, fix), the same way for every command and for files named inside configs.
+INPUT_PATH = click.Path(dir_okay=False, path_type=Path)
 OUT_FILE = click.Path(dir_okay=False, path_type=Path)
+DEBUG_KEY = "minewatch.debug"
 
 
 class MinewatchGroup(click.Group):
     """Maps exceptions to exit codes: 2 for bad input (one line), 1 for internal errors."""
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        """Click's own usage errors (a bad option value, a missing argument) as one line too."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:
+            where = err.ctx.command_path if getattr(err, "ctx", None) is not None else (prog_name or "minewatch")
+            click.echo(f"minewatch: error: {err.format_message().rstrip('.')}. Fix: see '{where} --help'.", err=True)
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("minewatch: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
-        debug = "--debug" in sys.argv
         try:
             return super().invoke(ctx)
         except UserError as err:
-            if debug:
+            if ctx.meta.get(DEBUG_KEY):
                 traceback.print_exc()
             click.echo(f"minewatch: error: {err.one_line()}", err=True)
             sys.exit(2)
@@ -41,26 +59,42 @@ class MinewatchGroup(click.Group):
             click.echo("minewatch: interrupted", err=True)
             sys.exit(130)
         except Exception as exc:  # noqa: BLE001 - the one place internal errors are reported
-            if debug:
+            if ctx.meta.get(DEBUG_KEY):
                 traceback.print_exc()
             else:
                 click.echo(
-                    f"minewatch: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                    err=True,
+                    f"minewatch: internal error: {type(exc).__name__}: {first_line(exc)} (a bug: please report it "
+                    f"with the output of --debug and 'minewatch info')", err=True,
                 )
             sys.exit(1)
 
 
 def common_options(func):
-    """--verbose/--quiet/--debug on every command, so they may follow the subcommand name."""
-    func = click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")(func)
-    func = click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")(func)
-    func = click.option("-v", "--verbose", count=True, help="More logging (repeatable).")(func)
-    return func
+    """-v/-q/--debug on every command (so they may follow the subcommand name); logging is set up and
+    --debug recorded in the click context (for the error handler) before the command runs."""
+
+    @click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
+    @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+    @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+    @functools.wraps(func)
+    def wrapper(*args, verbose: int, quiet: bool, debug: bool, **kwargs):
+        click.get_current_context().meta[DEBUG_KEY] = debug
+        setup_logging(verbose + (1 if debug else 0), quiet=quiet)
+        return func(*args, **kwargs)
+
+    return wrapper
 
 
-def _setup(verbose: int, quiet: bool, debug: bool) -> None:
-    setup_logging(verbose + (1 if debug else 0), quiet=quiet)
+def scene_options(func):
+    """The inputs of one scene, declared once for every command that reads a scene."""
+    func = click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's).")(func)
+    func = click.option("--exclude", type=INPUT_PATH, default=None,
+                        help="Skip these polygons (known legal sites, e.g. registered data centres).")(func)
+    func = click.option("--geofence", type=INPUT_PATH, default=None,
+                        help="Only inside these polygons (GeoJSON, GPKG, SHP; any CRS).")(func)
+    func = click.option("--thermal", type=INPUT_PATH, default=None,
+                        help="Thermal raster of the same scene (any grid and CRS).")(func)
+    return click.argument("raster", type=INPUT_PATH)(func)
 
 
 @click.group(cls=MinewatchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -71,9 +105,9 @@ def cli() -> None:
     \b
     Typical journey:
       minewatch synth --out scenes --count 3           # generated scenes with ground truth
-      minewatch tiles scenes/scene_000/optical.tif -o tiles.gpkg
-      minewatch scan scenes/scene_000/optical.tif --thermal scenes/scene_000/thermal.tif -o sites.geojson
-      minewatch evaluate sites.geojson --truth scenes/scene_000/truth.geojson
+      minewatch tiles scenes/scene_000000/optical.tif -o tiles.gpkg
+      minewatch scan scenes/scene_000000/optical.tif --thermal scenes/scene_000000/thermal.tif -o sites.geojson
+      minewatch evaluate sites.geojson --truth scenes/scene_000000/truth.geojson
       minewatch demo                                    # all of the above on an embedded default
     """
 
@@ -100,7 +134,7 @@ def cli() -> None:
 @click.argument("more_backgrounds", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @common_options
 def synth(out, seed, count, profile, config, background, backgrounds, background_gsd, size, preview,
-          more_backgrounds, verbose, quiet, debug) -> None:
+          more_backgrounds) -> None:
     """Generate georeferenced optical + thermal scenes of mining sites and look-alikes, with ground truth.
 
     Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json. PATHs after
@@ -111,7 +145,6 @@ def synth(out, seed, count, profile, config, background, backgrounds, background
       minewatch synth --out scenes --seed 7 --count 4 --profile drone --preview
       minewatch synth --out real --count 20 --backgrounds orthos/ tiles/*.png --background-gsd 0.3
     """
-    _setup(verbose, quiet, debug)
     from minewatch.datasets.synth import generate_scenes
 
     if more_backgrounds and not backgrounds:
@@ -128,31 +161,30 @@ def synth(out, seed, count, profile, config, background, backgrounds, background
 
 # ---------------------------------------------------------------- tiles
 @cli.command()
-@click.argument("raster", type=EXISTING_FILE)
-@click.option("--thermal", type=EXISTING_FILE, default=None, help="Thermal raster of the same scene (any grid).")
-@click.option("--geofence", type=EXISTING_FILE, default=None, help="Include polygons (GeoJSON, GPKG, SHP; any CRS).")
-@click.option("--exclude", type=EXISTING_FILE, default=None, help="Exclude polygons, e.g. registered data centres.")
-@click.option("--model", type=EXISTING_FILE, default=None, help="Take GSD and tile size from this model.")
-@click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's, else drone).")
-@click.option("--tile-m", type=float, default=None, help="Tile size in metres (default: the model's, else 64).")
-@click.option("--stride-m", type=float, default=None, help="Stride in metres (default: the tile size).")
+@scene_options
+@click.option("--model", type=INPUT_PATH, default=None,
+              help="Take grid, window size and stride from this model (default: the committed model, as scan).")
+@click.option("--tile-m", type=float, default=None, help="Window size in metres (default: the model's).")
+@click.option("--stride-m", type=float, default=None,
+              help="Stride in metres (default: the model's; the window size with --tile-m).")
 @click.option("--gsd", type=float, default=None, help="Target grid in metres per pixel (default: the profile's).")
 @click.option("--max-nodata", type=click.FloatRange(0, 1), default=None, help="Skip windows with more nodata.")
 @click.option("-o", "--out", type=OUT_FILE, required=True, help="Output GeoPackage of kept windows.")
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @common_options
 def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, gsd, max_nodata, out,
-          verbose, quiet, debug) -> None:
+          overwrite) -> None:
     """Write the windows a scan would read as polygons, so a GIS user can see what will be scanned.
 
     \b
     Example:
       minewatch tiles optical.tif --geofence province.geojson --exclude datacentres.gpkg -o tiles.gpkg
     """
-    _setup(verbose, quiet, debug)
-    from minewatch.datasets.tiles_job import write_tiles
+    from minewatch.infer.tiles_preview import write_tiles
 
     n = write_tiles(raster, out, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
-                    profile=profile, tile_m=tile_m, stride_m=stride_m, gsd_m=gsd, max_nodata=max_nodata)
+                    profile=profile, tile_m=tile_m, stride_m=stride_m, gsd_m=gsd, max_nodata=max_nodata,
+                    overwrite=overwrite)
     log.info("wrote %d windows to %s", n, out)
 
 
@@ -163,10 +195,10 @@ def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, 
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Run folder (default: runs/<config name>).")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in the run folder.")
-@click.option("--weights", type=EXISTING_FILE, default=None, help="Local RGB backbone weights to start from.")
+@click.option("--weights", type=INPUT_PATH, default=None, help="Local RGB backbone weights to start from.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @common_options
-def train(config, out, resume, weights, device, verbose, quiet, debug) -> None:
+def train(config, out, resume, weights, device) -> None:
     """Train a tile classifier from scene folders (generated or your own labelled imagery).
 
     \b
@@ -174,7 +206,6 @@ def train(config, out, resume, weights, device, verbose, quiet, debug) -> None:
       minewatch train --config configs/train/default.yaml --out runs/default
       minewatch train --config smoke --out runs/smoke --resume
     """
-    _setup(verbose, quiet, debug)
     _require_torch("train")
     from minewatch.train.loop import train_from_config
 
@@ -184,13 +215,13 @@ def train(config, out, resume, weights, device, verbose, quiet, debug) -> None:
 
 # ---------------------------------------------------------------- export
 @cli.command()
-@click.argument("checkpoint", type=EXISTING_FILE)
+@click.argument("checkpoint", type=INPUT_PATH)
 @click.option("-o", "--out", type=OUT_FILE, required=True, help="Output .onnx file.")
 @click.option("--int8", is_flag=True, help="Also quantise statically to int8 (QDQ), calibrated on tiles.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Folder of scene folders for int8 calibration (default: generated scenes).")
 @common_options
-def export(checkpoint, out, int8, calibration, verbose, quiet, debug) -> None:
+def export(checkpoint, out, int8, calibration) -> None:
     """Export a checkpoint to one self-describing ONNX file for CPU inference (checks parity first).
 
     \b
@@ -198,7 +229,6 @@ def export(checkpoint, out, int8, calibration, verbose, quiet, debug) -> None:
       minewatch export runs/default/best.pt -o model.onnx
       minewatch export runs/default/best.pt -o model-int8.onnx --int8 --calibration scenes/
     """
-    _setup(verbose, quiet, debug)
     _require_torch("export")
     from minewatch.train.export import export_onnx
 
@@ -208,62 +238,76 @@ def export(checkpoint, out, int8, calibration, verbose, quiet, debug) -> None:
 
 # ---------------------------------------------------------------- scan
 @cli.command()
-@click.argument("raster", type=EXISTING_FILE)
-@click.option("--thermal", type=EXISTING_FILE, default=None, help="Thermal raster of the same scene (any grid).")
-@click.option("--geofence", type=EXISTING_FILE, default=None, help="Scan only inside these polygons.")
-@click.option("--exclude", type=EXISTING_FILE, default=None, help="Skip these polygons (known legal sites).")
-@click.option("--model", type=EXISTING_FILE, default=None,
+@scene_options
+@click.option("--model", type=INPUT_PATH, default=None,
               help="model.onnx (CPU, no torch) or a training checkpoint (.pt); default: the committed model.")
 @click.option("-o", "--out", type=OUT_FILE, required=True, help="Candidate sites, GeoJSON (RFC 7946).")
 @click.option("--tiles-out", type=OUT_FILE, default=None, help="Tile scores as GeoPackage (scene CRS).")
 @click.option("--heatmap", type=OUT_FILE, default=None, help="Per-class score heatmap, Cloud Optimized GeoTIFF.")
 @click.option("--quicklook", type=OUT_FILE, default=None, help="PNG map: scene, site outlines, ranks, legend.")
-@click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's).")
-@click.option("--thermal-units", type=click.Choice(["kelvin", "celsius"]), default=None,
-              help="Units of a radiometric thermal GeoTIFF when its metadata does not say.")
+@click.option("--thermal-units", default=None,
+              help="Units of a radiometric thermal raster when its metadata does not say: K, kelvin, degC, "
+                   "celsius, degF or fahrenheit.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted scan from its journal.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never done without it).")
+@click.option("--dry-run", is_flag=True, help="Check everything and print what the scan would do; read nothing.")
+@click.option("--allow-coarse", is_flag=True,
+              help="Scan imagery coarser than twice the model's grid anyway (expect misses).")
+@click.option("--max-tiles", type=int, default=None,
+              help="Refuse a scan planning more windows than this (default 250,000: a 20k px mosaic passes).")
+@click.option("--nodata", type=float, default=None, help="Optical value that marks missing pixels.")
+@click.option("--scale", type=float, default=None,
+              help="Factor from optical values to reflectance (e.g. 0.0001), when the guess is wrong.")
+@click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
 @common_options
 def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume, verbose, quiet, debug) -> None:
+         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands) -> None:
     """Scan a scene of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
+
+    Everything is checked before the first window is read (pixel size against the model's, window count
+    and memory, bands, value scale, nodata, thermal units, the model's graph, every output against every
+    input); --dry-run prints that check and stops. Outputs are never replaced without --overwrite, and
+    are written together at the end, each with a QGIS style beside it.
 
     \b
     Example:
       minewatch scan optical.tif --thermal thermal.tif --geofence area.geojson \\
-          --model models/minewatch-drone.onnx -o sites.geojson --quicklook map.png
+          -o sites.geojson --tiles-out tiles.gpkg --heatmap heat.tif --quicklook map.png
+      minewatch scan mosaic.tif --dry-run -o sites.geojson     # what would be read, and any problem
     """
-    _setup(verbose, quiet, debug)
     from minewatch.infer.scan import ScanRequest, run_scan
 
     request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
-                          resume=resume)
+                          resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
+                          nodata=nodata, scale=scale,
+                          bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
+                          **({"max_tiles": max_tiles} if max_tiles is not None else {}))
     result = run_scan(request)
     click.echo(result.summary())
 
 
 # ---------------------------------------------------------------- evaluate
 @cli.command()
-@click.argument("sites", type=EXISTING_FILE)
-@click.option("--truth", type=EXISTING_FILE, required=True, help="Ground-truth GeoJSON (e.g. truth.geojson).")
-@click.option("--geofence", type=EXISTING_FILE, default=None, help="Count only truth inside these polygons.")
-@click.option("--tiles", "tiles_path", type=EXISTING_FILE, default=None,
+@click.argument("sites", type=INPUT_PATH)
+@click.option("--truth", type=INPUT_PATH, required=True, help="Ground-truth GeoJSON (e.g. truth.geojson).")
+@click.option("--geofence", type=INPUT_PATH, default=None, help="Count only truth inside these polygons.")
+@click.option("--tiles", "tiles_path", type=INPUT_PATH, default=None,
               help="Tile scores GeoPackage from scan --tiles-out, for tile-level AP.")
 @click.option("-o", "--out", type=OUT_FILE, default=None, help="Evaluation JSON (default: beside SITES).")
 @click.option("--plot", type=OUT_FILE, default=None, help="Precision-recall plot PNG (default: beside SITES).")
 @common_options
-def evaluate(sites, truth, geofence, tiles_path, out, plot, verbose, quiet, debug) -> None:
+def evaluate(sites, truth, geofence, tiles_path, out, plot) -> None:
     """Site-level precision, recall and F1 (overall and per class), top-k precision, tile AP.
 
     \b
     Example:
       minewatch evaluate sites.geojson --truth truth.geojson --tiles tiles.gpkg
     """
-    _setup(verbose, quiet, debug)
     from minewatch.infer.evaluate import evaluate_files
 
     report = evaluate_files(sites, truth, geofence=geofence, tiles=tiles_path, out=out, plot=plot)
@@ -276,31 +320,53 @@ def evaluate(sites, truth, geofence, tiles_path, out, plot, verbose, quiet, debu
               show_default=True, help="Folder for the demo scene and results.")
 @click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the demo scene.")
 @common_options
-def demo(out, seed, verbose, quiet, debug) -> None:
+def demo(out, seed) -> None:
     """Generate a sample scene, scan it with the committed model, evaluate against its truth.
 
     \b
     Example:
       minewatch demo --out demo-out
     """
-    _setup(verbose, quiet, debug)
     from minewatch.infer.demo import run_demo
 
     click.echo(run_demo(out, seed=seed))
 
 
-# ---------------------------------------------------------------- info
+# ---------------------------------------------------------------- card
 @cli.command()
-@click.argument("model", type=EXISTING_FILE, required=False)
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("model", type=INPUT_PATH)
+@click.option("--seed", type=int, default=None, help="First seed of the held-out generated scenes (default: 7000).")
+@click.option("--count", type=click.IntRange(1), default=None, help="Number of held-out scenes (default: 40).")
 @common_options
-def info(model, verbose, quiet, debug) -> None:
-    """Versions of minewatch and its libraries; with MODEL, the model's metadata.
+def card(run, model, seed, count) -> None:
+    """Write the model card (MODEL_CARD.md beside MODEL): config, data, held-out figures per class and scene.
+
+    Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest
+    ones; they are generated under RUN on first use.
 
     \b
     Example:
-      minewatch info models/minewatch-drone.onnx
+      minewatch card runs/default models/minewatch-drone.onnx
     """
-    _setup(verbose, quiet, debug)
+    _require_torch("card")
+    from minewatch.train.model_card import write_card
+
+    click.echo(str(write_card(run, model, seed=seed, count=count)))
+
+
+# ---------------------------------------------------------------- info
+@cli.command()
+@click.argument("model", type=INPUT_PATH, required=False)
+@common_options
+def info(model) -> None:
+    """Versions of minewatch and its libraries, and what a model expects (default: the committed model).
+
+    \b
+    Example:
+      minewatch info
+      minewatch info runs/default/model.onnx
+    """
     from minewatch.info import describe
 
     click.echo(describe(model))

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from minewatch.atomic import atomic_path
-from minewatch.errors import UserError
+from minewatch.errors import UserError, first_line
 from minewatch.model_meta import ModelMeta
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     try:
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as exc:
-        raise UserError(f"checkpoint weights do not fit its metadata ({str(exc).splitlines()[0][:120]})",
+        raise UserError(f"checkpoint weights do not fit its metadata ({first_line(exc)})",
                         path=path, fix=_FIX) from None
     return model.to(device).eval(), meta
 

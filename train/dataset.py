@@ -2,7 +2,7 @@
 
 Each scene is indexed once (its windows and their multi-label targets, from ``truth.geojson`` with one
 spatial-index query per class); pixels are read per item through the same
-:func:`~minewatch.datasets.features.tile_input` that ``scan`` uses, so training and inference see
+:func:`~minewatch.datasets.model_input.tile_input` that ``scan`` uses, so training and inference see
 identical inputs. Raster handles are opened lazily inside each process (DataLoader workers included)
 and never pickled.
 """
@@ -24,12 +24,12 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from minewatch.classes import CLASSES
-from minewatch.datasets.features import InputSpec, channel_names, nodata_fraction, tile_input
+from minewatch.datasets.bands import check_bands
 from minewatch.datasets.labels import LabelRule, confuser_windows, read_truth, tile_targets
-from minewatch.datasets.profiles import SensorProfile
-from minewatch.datasets.scene import Scene
-from minewatch.datasets.tiles_job import plan_tiles
-from minewatch.datasets.tiling import Tile, tiles_to_gdf
+from minewatch.datasets.model_input import InputSpec, channel_names, nodata_fraction, tile_input
+from minewatch.datasets.scene import Scene, SceneOpener
+from minewatch.datasets.scene_folder import SceneFiles
+from minewatch.datasets.tiling import Tile, plan_tiles, tiles_to_gdf
 from minewatch.errors import UserError
 from minewatch.progress import progress
 from minewatch.train.augment import TileAugmenter
@@ -37,50 +37,8 @@ from minewatch.train.config import GeneratedScenes
 
 log = logging.getLogger(__name__)
 
-OPTICAL_NAMES = ("optical.tif", "optical.tiff")
-THERMAL_NAMES = ("thermal.tif", "thermal.tiff")
-TRUTH_NAMES = ("truth.geojson", "labels.geojson", "truth.gpkg", "labels.gpkg")
 PARALLEL_MIN_PX = 200 * 128 * 128
 """Reading fewer pixels than this (~200 windows of 128 px, ~20 s) is not worth starting reader processes."""
-
-
-@dataclass(frozen=True)
-class SceneFiles:
-    """The files of one scene folder."""
-
-    folder: Path
-    optical: Path
-    thermal: Path | None
-    truth: Path | None
-
-    @classmethod
-    def from_folder(cls, folder: Path) -> SceneFiles:
-        def first(names: Sequence[str]) -> Path | None:
-            return next((folder / n for n in names if (folder / n).is_file()), None)
-
-        optical = first(OPTICAL_NAMES)
-        if optical is None:
-            raise UserError("not a scene folder (no optical.tif)", path=folder,
-                            fix="give folders from 'minewatch synth' or with optical.tif + truth.geojson")
-        return cls(folder, optical, first(THERMAL_NAMES), first(TRUTH_NAMES))
-
-
-def find_scenes(paths: Sequence[Path]) -> list[SceneFiles]:
-    """Scene folders from a list of paths; a path may also be a folder of scene folders."""
-    found: list[SceneFiles] = []
-    for p in paths:
-        p = Path(p)
-        if not p.is_dir():
-            raise UserError("scene folder not found", path=p, fix="check the path in data.*_scenes")
-        if any((p / n).is_file() for n in OPTICAL_NAMES):
-            found.append(SceneFiles.from_folder(p))
-            continue
-        subs = sorted(d for d in p.iterdir() if d.is_dir() and any((d / n).is_file() for n in OPTICAL_NAMES))
-        if not subs:
-            raise UserError("no scene folders here (none holds optical.tif)", path=p,
-                            fix="give scene folders written by 'minewatch synth' or your own labelled scenes")
-        found.extend(SceneFiles.from_folder(d) for d in subs)
-    return found
 
 
 # ---------------------------------------------------------------------------------------- generated scenes
@@ -149,51 +107,29 @@ class SceneWindows:
     confusers: np.ndarray | None = None  # negative windows holding look-alikes (see confuser_windows)
 
 
-def check_bands(found: Sequence[str], expected: Sequence[str], where: Path | str, *,
-                what: str = "model") -> None:
-    """Refuse data whose optical bands are not the model's, naming both."""
-    if tuple(found) != tuple(expected):
-        missing = [b for b in expected if b not in found]
-        extra = [b for b in found if b not in expected]
-        detail = []
-        if missing:
-            detail.append(f"missing {', '.join(missing)}")
-        if extra:
-            detail.append(f"extra {', '.join(extra)}")
-        if not detail:
-            detail.append("other order")
-        raise UserError(
-            f"band mismatch: the data has {len(found)} optical band(s) ({', '.join(found)}), "
-            f"the {what} takes {len(expected)} ({', '.join(expected)}); {'; '.join(detail)}",
-            path=where,
-            fix="use scenes of the model's sensor profile, or set model.profile to the data's profile",
-        )
-
-
-@dataclass(frozen=True)
-class SceneReader:
-    """How scenes are opened: the same arguments in the indexing process and in every worker."""
-
-    profile: SensorProfile
-    gsd_m: float
-    background_m: float
-    background_gsd_m: float
-
-    def open(self, files: SceneFiles, *, thermal: bool = True) -> Scene:
-        return Scene.open(files.optical, files.thermal if thermal else None, profile=self.profile,
-                          gsd_m=self.gsd_m, background_m=self.background_m,
-                          background_step_m=self.background_gsd_m)
-
-
-def index_scene(files: SceneFiles, reader: SceneReader, *, tile_m: float, stride_m: float, tile_px: int,
+def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride_m: float, tile_px: int,
                 bands: Sequence[str], rule: LabelRule, classes: Sequence[str] = CLASSES,
-                max_nodata: float = 0.5, confuser_m2: float | None = None) -> SceneWindows:
-    """Windows of one scene (nodata-filtered) and their targets, computed once."""
-    with reader.open(files, thermal=False) as scene:  # the thermal background is not needed to index
-        check_bands(scene.band_names, bands, files.optical)
-        plan = plan_tiles(scene, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px)
-        tiles = [t for t in plan.tiles if nodata_fraction(scene.read_optical(t)) <= max_nodata]
-        if files.truth is not None and tiles and _has_features(files.truth):
+                max_nodata: float = 0.5, confuser_m2: float | None = None, negative: bool = False) -> SceneWindows:
+    """Windows of one scene (nodata-filtered) and their targets, computed once.
+
+    ``negative``: real imagery known to hold no mining: every window negative for every class and, with
+    ``confuser_m2``, drawn as a hard negative; extra bands (an alpha band) are allowed, and a raster smaller
+    than one window gives none (a padded window is not what scans see).
+    """
+    with reader.open_folder(files, thermal=False) as scene:  # the thermal background is not needed to index
+        check_bands(scene.band_names, bands, path=files.optical, exact=not negative,
+                    fix="use scenes of the model's sensor profile, or set model.profile to the data's profile")
+        plan = plan_tiles(scene.grid, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px)
+        small = negative and min(scene.grid.width, scene.grid.height) < tile_px
+        if small:
+            log.warning("%s: smaller than one %g m window on the model grid; not used as negatives",
+                        files.optical, tile_m)
+        tiles = [] if small else [t for t in plan.tiles
+                                  if nodata_fraction(scene.read_optical(t, tuple(bands))) <= max_nodata]
+        if negative:
+            targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
+            confusers = None if confuser_m2 is None else np.ones(len(tiles), dtype=bool)
+        elif files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
             truth = read_truth(files.truth)
             targets = tile_targets(gdf, truth, classes, rule)
@@ -217,10 +153,12 @@ def _has_features(path: Path) -> bool:
         return True
 
 
-def index_scenes(scenes: Sequence[SceneFiles], reader: SceneReader, *, desc: str = "indexing",
-                 **kwargs) -> list[SceneWindows]:
-    out = [index_scene(f, reader, **kwargs)
-           for f in progress(scenes, total=len(scenes), desc=desc, unit="scene")]
+def index_scenes(scenes: Sequence[SceneFiles], reader: SceneOpener, *, desc: str = "indexing",
+                 negatives: Sequence[SceneFiles] = (), **kwargs) -> list[SceneWindows]:
+    """Windows of labelled scenes, then of ``negatives`` (see :func:`index_scene`)."""
+    items = [(f, False) for f in scenes] + [(f, True) for f in negatives]
+    out = [index_scene(f, reader, negative=neg, **kwargs)
+           for f, neg in progress(items, total=len(items), desc=desc, unit="scene")]
     n = sum(len(s.tiles) for s in out)
     if n == 0:
         raise UserError(f"no usable windows in {len(scenes)} scene(s)",
@@ -229,7 +167,7 @@ def index_scenes(scenes: Sequence[SceneFiles], reader: SceneReader, *, desc: str
     return out
 
 
-def normalisation_stats(index: Sequence[SceneWindows], reader: SceneReader, bands: Sequence[str], *,
+def normalisation_stats(index: Sequence[SceneWindows], reader: SceneOpener, bands: Sequence[str], *,
                         n_tiles: int, seed: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-band mean and std of reflectance over a random sample of windows (computed once per run)."""
     pairs = [(i, j) for i, s in enumerate(index) for j in range(len(s.tiles))]
@@ -243,7 +181,7 @@ def normalisation_stats(index: Sequence[SceneWindows], reader: SceneReader, band
         i, j = pairs[k]
         by_scene.setdefault(i, []).append(j)
     for i, js in progress(by_scene.items(), total=len(by_scene), desc="band statistics", unit="scene"):
-        with reader.open(index[i].files, thermal=False) as scene:
+        with reader.open_folder(index[i].files, thermal=False) as scene:
             for j in js:
                 x = scene.read_optical(index[i].tiles[j], tuple(bands)).astype(np.float64)
                 valid = np.isfinite(x)
@@ -267,7 +205,7 @@ class TileDataset(Dataset):
     (training: the seed drives the augmentation, so it is identical in any worker and after a resume).
     """
 
-    def __init__(self, index: Sequence[SceneWindows], spec: InputSpec, reader: SceneReader, *,
+    def __init__(self, index: Sequence[SceneWindows], spec: InputSpec, reader: SceneOpener, *,
                  augmenter: TileAugmenter | None = None, cache_mb: float = 0.0,
                  heat_needs_thermal: bool = False) -> None:
         self.index = list(index)
@@ -303,7 +241,7 @@ class TileDataset(Dataset):
             self._scenes, self._cache, self._cache_bytes, self._pid = {}, {}, 0, os.getpid()
         scene = self._scenes.get(i)
         if scene is None:
-            scene = self._scenes[i] = self.reader.open(self.index[i].files)
+            scene = self._scenes[i] = self.reader.open_folder(self.index[i].files)
         return scene
 
     def read(self, k: int) -> np.ndarray:
@@ -386,10 +324,10 @@ class TileDataset(Dataset):
             pass
 
 
-def _read_windows(task: tuple[SceneFiles, list[Tile], InputSpec, SceneReader]) -> list[np.ndarray]:
+def _read_windows(task: tuple[SceneFiles, list[Tile], InputSpec, SceneOpener]) -> list[np.ndarray]:
     """Model inputs of some windows of one scene (run in a worker process by :meth:`TileDataset.prefill`)."""
     files, tiles, spec, reader = task
-    with reader.open(files) as scene:
+    with reader.open_folder(files) as scene:
         return [tile_input(scene, t, spec) for t in tiles]
 
 

@@ -23,14 +23,16 @@ import onnx
 import torch
 
 from minewatch.atomic import atomic_path, check_writable
-from minewatch.datasets.features import InputSpec, tile_input
 from minewatch.datasets.labels import LabelRule
+from minewatch.datasets.model_input import InputSpec, tile_input
 from minewatch.datasets.profiles import load_profile
+from minewatch.datasets.scene import SceneOpener
+from minewatch.datasets.scene_folder import find_scenes
 from minewatch.errors import UserError
 from minewatch.metrics import binary_scores
 from minewatch.model_meta import META_KEY, ModelMeta
 from minewatch.train.checkpoint import load_checkpoint, load_model
-from minewatch.train.dataset import SceneReader, find_scenes, index_scene
+from minewatch.train.dataset import index_scene
 from minewatch.train.models import ProbabilityModel
 
 log = logging.getLogger(__name__)
@@ -90,9 +92,8 @@ def _generate(meta: ModelMeta, folder: Path) -> Path:
 
 def _read_tiles(meta: ModelMeta, scenes: list, *, rule: LabelRule, limit: int, seed: int,
                 source: str) -> Tiles:
-    profile = load_profile(meta.profile)
     spec = InputSpec.from_meta(meta)
-    reader = SceneReader(profile, meta.gsd_m, meta.thermal.background_m, meta.thermal.background_gsd_m)
+    reader = SceneOpener.for_model(meta)
     stride_m = max(meta.gsd_m, meta.tile_m / 2)
     xs, ys = [], []
     per_scene = max(1, -(-limit // len(scenes)))
@@ -103,7 +104,7 @@ def _read_tiles(meta: ModelMeta, scenes: list, *, rule: LabelRule, limit: int, s
         if not windows.tiles:
             continue
         pick = np.sort(rng.choice(len(windows.tiles), size=min(per_scene, len(windows.tiles)), replace=False))
-        with reader.open(files) as scene:
+        with reader.open_folder(files) as scene:
             for j in pick:
                 xs.append(tile_input(scene, windows.tiles[j], spec))
                 ys.append(windows.targets[j])

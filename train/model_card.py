@@ -2,13 +2,11 @@
 held-out figures per class, training time and machine.
 
 Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest ones.
-
-    python -m minewatch.train.model_card runs/default models/minewatch-drone.onnx
+``minewatch card RUN MODEL`` runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -17,6 +15,7 @@ import platform
 from pathlib import Path
 
 from minewatch.atomic import atomic_path
+from minewatch.errors import UserError
 from minewatch.infer.predictor import OnnxPredictor
 from minewatch.infer.tile_eval import evaluate_tiles_by_scene
 
@@ -89,7 +88,14 @@ def figure_lines(report: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int = HELDOUT_COUNT) -> Path:
+def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | None = None) -> Path:
+    """Write ``MODEL_CARD.md`` beside ``model`` from the run folder's metrics and fresh held-out figures."""
+    seed = HELDOUT_SEED if seed is None else seed
+    count = HELDOUT_COUNT if count is None else count
+    for name in ("metrics.json", "log.csv", "best.pt"):
+        if not (Path(run) / name).is_file():
+            raise UserError(f"the run folder lacks {name}", path=run,
+                            fix="give the --out folder of a finished 'minewatch train' run")
     metrics = json.loads((run / "metrics.json").read_text())
     with open(run / "log.csv", newline="") as fh:
         epochs = list(csv.DictReader(fh))
@@ -170,18 +176,3 @@ def write_card(run: Path, model: Path, *, seed: int = HELDOUT_SEED, count: int =
     with atomic_path(card) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return card
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", type=Path, help="training run folder (metrics.json, log.csv)")
-    parser.add_argument("model", type=Path, help="exported model.onnx")
-    parser.add_argument("--seed", type=int, default=HELDOUT_SEED)
-    parser.add_argument("--count", type=int, default=HELDOUT_COUNT)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    log.info("wrote %s", write_card(args.run, args.model, seed=args.seed, count=args.count))
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from minewatch.cli import cli
 
-COMMANDS = ["synth", "tiles", "train", "export", "scan", "evaluate", "demo", "info"]
+COMMANDS = ["synth", "tiles", "train", "export", "scan", "evaluate", "demo", "card", "info"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -43,7 +43,7 @@ POISON = "import sys; sys.modules['torch'] = None; "
 
 def test_scan_path_imports_without_torch():
     code = POISON + (
-        "import minewatch.datasets.scene, minewatch.datasets.tiles_job, minewatch.datasets.labels, "
+        "import minewatch.datasets.scene, minewatch.datasets.tiling, minewatch.datasets.labels, "
         "minewatch.infer.scan, minewatch.infer.predictor, minewatch.infer.sites, minewatch.infer.writers, "
         "minewatch.infer.evaluate; print('ok')"
     )

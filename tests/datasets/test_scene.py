@@ -5,7 +5,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from minewatch.datasets.features import nodata_fraction
+from minewatch.datasets.model_input import nodata_fraction
 from minewatch.datasets.scene import Scene
 from minewatch.datasets.tiling import Tile, grid_tiles
 from minewatch.errors import UserError
@@ -113,12 +113,12 @@ def test_vrt_is_refused(tmp_path, rgb_raster):
                                        ("deepforest/5b90f92da0d7280005fab355_4310.tif", 32651),
                                        ("deepforest/OSBS_029.tif", 32617)])
 def test_real_rasters_tile_within_bounds(real_data, name, crs):
-    from minewatch.datasets.tiles_job import plan_tiles
+    from minewatch.datasets.tiling import plan_tiles
 
     gsd = 30.0 if "byte" in name or "rmnp" in name else 0.5
     with Scene(real_data / name, gsd_m=gsd) as scene:
         assert scene.grid.crs.to_epsg() == crs  # 4326 and Mercator rasters go to their UTM zone
-        plan = plan_tiles(scene, tile_m=32 * gsd)
+        plan = plan_tiles(scene.grid, tile_m=32 * gsd)
         for t in plan.tiles[:: max(1, len(plan.tiles) // 20)]:
             assert t.col_off + t.width <= scene.grid.width and t.row_off + t.height <= scene.grid.height
             x = scene.read_optical(t)

@@ -9,11 +9,10 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from minewatch.datasets.features import InputSpec, cloud_fraction, nodata_fraction, tile_input
+from minewatch.datasets.model_input import InputSpec, cloud_fraction, nodata_fraction, tile_input
 from minewatch.datasets.scene import Scene
-from minewatch.datasets.tiles_job import plan_tiles
-from minewatch.datasets.tiling import Tile
-from minewatch.infer.reader import column_swaths, read_tiles, row_bands
+from minewatch.datasets.tiling import Tile, plan_tiles
+from minewatch.infer.reader import column_swaths, read_tiles, row_strips
 from minewatch.model_meta import ThermalInput
 
 X0, Y0 = 500_000.0, 5_500_000.0
@@ -49,9 +48,11 @@ def scene_files(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.parametrize("stride_m", [16.0, 12.0, 32.0])
 def test_strip_reader_matches_reading_each_window(scene_files, stride_m) -> None:
     optical, thermal = scene_files
-    with Scene(optical, thermal, gsd_m=0.5, background_m=100, background_step_m=25) as scene:
-        tiles = plan_tiles(scene, tile_m=32, stride_m=stride_m, tile_px=64).tiles
-        reads = list(read_tiles(scene, tiles, SPEC, max_nodata=0.5, max_cloud=0.6, swath_px=None))
+    with Scene(optical, thermal, gsd_m=0.5, background_m=100, background_gsd_m=25) as scene:
+        plan = plan_tiles(scene.grid, tile_m=32, stride_m=stride_m, tile_px=64)
+        tiles = plan.tiles
+        reads = list(read_tiles(scene, tiles, SPEC, stride_px=plan.stride_px, max_nodata=0.5, max_cloud=0.6,
+                                swath_px=None))
         assert [r.tile.tile_id for r in reads] == [t.tile_id for t in sorted(tiles, key=lambda t: (t.row, t.col))]
         last_col = max(t.col_off for t in tiles)
         checked = skipped = 0
@@ -80,23 +81,27 @@ def test_strip_reader_matches_reading_each_window(scene_files, stride_m) -> None
     assert checked > 20 and skipped > 0  # the collar and the cloud block were seen
 
 
-def test_rows_share_bands_between_tile_edges() -> None:
+def test_rows_share_strips_between_tile_edges() -> None:
     tiles = [Tile(r, 0, off, 0, 64, 64) for r, off in enumerate([0, 32, 64, 80])]  # last row shifted back
-    bands = row_bands(tiles)
-    assert bands[0] == [(0, 32, True), (32, 64, True)]
-    assert bands[32] == [(32, 64, True), (64, 96, True)]
-    assert bands[64] == [(64, 96, True), (96, 128, True)]
-    assert bands[80] == [(80, 144, False)]
+    strips = row_strips(tiles, 32)
+    assert strips[0] == [(0, 32, True), (32, 64, True)]
+    assert strips[32] == [(32, 64, True), (64, 96, True)]
+    assert strips[64] == [(64, 96, True), (96, 128, True)]
+    assert strips[80] == [(80, 144, False)]
+    # a resumed scan may hold only some rows: the lattice is the plan's stride from row 0, not the first row
+    assert row_strips(tiles[2:], 32) == {64: [(64, 128, True)], 80: [(80, 144, False)]}
 
 
 def test_swaths_give_the_same_windows_as_full_width_strips(scene_files) -> None:
     optical, thermal = scene_files
-    with Scene(optical, thermal, gsd_m=0.5, background_m=100, background_step_m=25) as scene:
+    with Scene(optical, thermal, gsd_m=0.5, background_m=100, background_gsd_m=25) as scene:
         assert not scene.striped
-        tiles = plan_tiles(scene, tile_m=32, stride_m=16, tile_px=64).tiles
-        full = {r.tile.tile_id: r for r in read_tiles(scene, tiles, SPEC, max_nodata=0.5, max_cloud=0.6,
-                                                       swath_px=None)}
-        swathed = list(read_tiles(scene, tiles, SPEC, max_nodata=0.5, max_cloud=0.6, swath_px=160))
+        plan = plan_tiles(scene.grid, tile_m=32, stride_m=16, tile_px=64)
+        tiles = plan.tiles
+        full = {r.tile.tile_id: r for r in read_tiles(scene, tiles, SPEC, stride_px=plan.stride_px, max_nodata=0.5,
+                                                       max_cloud=0.6, swath_px=None)}
+        swathed = list(read_tiles(scene, tiles, SPEC, stride_px=plan.stride_px, max_nodata=0.5, max_cloud=0.6,
+                                  swath_px=160))
     assert sorted(r.tile.tile_id for r in swathed) == sorted(full)
     assert swathed[0].tile.col_off == 0 and swathed[-1].tile.col_off > 160  # swath by swath, not row-major
     for r in swathed:

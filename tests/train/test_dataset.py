@@ -8,30 +8,32 @@ import numpy as np
 import pytest
 from tiny_scenes import make_scene
 
-from minewatch.datasets.features import InputSpec
 from minewatch.datasets.labels import LabelRule
+from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.profiles import load_profile
+from minewatch.datasets.scene import SceneOpener
+from minewatch.datasets.scene_folder import find_scenes
 from minewatch.errors import UserError
 from minewatch.model_meta import ThermalInput
 from minewatch.train.dataset import (
     BalancedSampler,
-    SceneReader,
     TileDataset,
     check_bands,
     expected_positive_rate,
-    find_scenes,
     index_scenes,
     normalisation_stats,
     sample_weights,
 )
 from minewatch.train.loop import train_from_config
 
+pytestmark = pytest.mark.torch
+
 BANDS = ("red", "green", "blue")
 THERMAL = ThermalInput(background_m=100, background_gsd_m=25, dt_scale_k=10, dt_clip_k=40)
 
 
 def _reader():
-    return SceneReader(load_profile("drone"), 0.5, 100.0, 25.0)
+    return SceneOpener(load_profile("drone"), 0.5, 100.0, 25.0)
 
 
 def _index(folder):
@@ -63,9 +65,9 @@ def test_dataset_reads_windows_with_targets_and_pickles_without_handles(tiny_sce
 def test_normalisation_stats_match_the_pixels(tiny_scenes):
     index = _index(tiny_scenes / "val")
     mean, std = normalisation_stats(index, _reader(), BANDS, n_tiles=10_000, seed=0)
-    with _reader().open(index[0].files, thermal=False) as scene:
+    with _reader().open_folder(index[0].files, thermal=False) as scene:
         pixels = np.concatenate([scene.read_optical(t, BANDS).reshape(3, -1) for t in index[0].tiles], axis=1)
-    with _reader().open(index[1].files, thermal=False) as scene:
+    with _reader().open_folder(index[1].files, thermal=False) as scene:
         more = np.concatenate([scene.read_optical(t, BANDS).reshape(3, -1) for t in index[1].tiles], axis=1)
     allpix = np.concatenate([pixels, more], axis=1)
     assert np.allclose(mean, np.nanmean(allpix, axis=1), atol=1e-5)
@@ -77,7 +79,7 @@ def test_band_count_mismatch_is_a_user_error_naming_the_bands(tmp_path):
     with pytest.raises(UserError, match=r"4 optical band\(s\) \(red, green, blue, nir\).*takes 3 \(red, green, blue\)"):
         _index(tmp_path / "rgbn")
     with pytest.raises(UserError, match="extra nir"):
-        check_bands(("red", "green", "blue", "nir"), BANDS, "x")
+        check_bands(("red", "green", "blue", "nir"), BANDS, path="x", exact=True)
 
 
 def test_training_on_scenes_of_another_band_count_fails_before_training(tmp_path):
@@ -159,3 +161,41 @@ def test_index_marks_lookalike_windows_as_confusers(tiny_scenes):
     targets = np.concatenate([s.targets for s in index])
     assert confusers.any() and not (confusers & targets.any(axis=1)).any()
     assert _index(tiny_scenes / "train")[0].confusers is None  # off unless asked for
+
+
+def test_negative_rasters_give_all_zero_targets_drawn_as_hard_negatives(tmp_path, tiny_scenes):
+    """Real imagery known to hold no mining: every window negative for every class, even over objects a
+    truth file would label, and in the look-alike sampling group; an alpha band is allowed; a raster
+    smaller than one window gives no windows."""
+    from minewatch.datasets.scene_folder import find_rasters
+    from tests.conftest import write_raster
+
+    rng = np.random.default_rng(3)
+    rgba = np.concatenate([rng.integers(30, 220, (3, 96, 96), dtype=np.uint8), np.full((1, 96, 96), 255, np.uint8)])
+    folder = tmp_path / "negatives"
+    folder.mkdir()
+    write_raster(folder / "yard.tif", rgba, descriptions=["red", "green", "blue", "alpha"])
+    write_raster(folder / "tiny.tif", rgba[:3, :20, :20])
+    labelled = find_scenes([tiny_scenes / "train"])[:1]
+    index = index_scenes(labelled, _reader(), negatives=find_rasters([folder], what="negative raster"), tile_m=16,
+                         stride_m=16, tile_px=32, bands=BANDS, rule=LabelRule(), confuser_m2=20)
+    neg = {s.files.optical.name: s for s in index[1:]}
+    assert len(neg["yard.tif"].tiles) == 9 and not neg["yard.tif"].targets.any()
+    assert neg["yard.tif"].confusers.all() and len(neg["tiny.tif"].tiles) == 0
+    assert index[0].targets.any()  # the labelled scene keeps its positives
+
+
+def test_training_config_takes_negative_rasters(make_config, tmp_path):
+    from minewatch.train.config import load_train_config
+    from minewatch.train.ddp import DistInfo
+    from minewatch.train.prepare import prepare
+    from tests.conftest import write_raster
+
+    write_raster(tmp_path / "neg.tif", np.full((3, 64, 64), 90, np.uint8), descriptions=["red", "green", "blue"])
+    cfg, _ = load_train_config(make_config())
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"negative_rasters": [tmp_path / "neg.tif"]})})
+    prep = prepare(cfg, tmp_path / "run", DistInfo(), None)
+    names = [s.files.optical.name for s in prep.train_index]
+    assert names.count("neg.tif") == 1
+    neg = prep.train_index[names.index("neg.tif")]
+    assert len(neg.tiles) == 4 and not neg.targets.any()
