@@ -122,23 +122,39 @@ def cli() -> None:
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Synthetic-scene recipe YAML (default: configs/synth/default.yaml).")
 @click.option("--background", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Real optical raster to use as background (its CRS is kept).")
+              help="One real optical raster to paste the sites on (the one-file form of --backgrounds).")
+@click.option("--backgrounds", "backgrounds", type=click.Path(path_type=Path), multiple=True,
+              help="Real orthophotos to paste sites and look-alikes on: GeoTIFF (any CRS), PNG or JPEG files or "
+                   "folders of them; several may follow (--backgrounds a.tif b.png dir/). Each scene picks one by "
+                   "its seed. Default: the recipe's 'backgrounds'.")
+@click.option("--background-gsd", "background_gsd", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="METRES", help="Pixel size of PNG/JPEG backgrounds without georeferencing.")
 @click.option("--size", type=click.IntRange(64), default=None, help="Optical raster size in pixels (square).")
 @click.option("--preview", is_flag=True, help="Also write preview.png: optical, thermal and truth side by side.")
+@click.argument("more_backgrounds", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @common_options
-def synth(out, seed, count, profile, config, background, size, preview) -> None:
+def synth(out, seed, count, profile, config, background, backgrounds, background_gsd, size, preview,
+          more_backgrounds) -> None:
     """Generate georeferenced optical + thermal scenes of mining sites and look-alikes, with ground truth.
 
-    Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json.
+    Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json. PATHs after
+    --backgrounds are more backgrounds (so a shell glob works: --backgrounds tiles/*.png).
 
     \b
     Example:
       minewatch synth --out scenes --seed 7 --count 4 --profile drone --preview
+      minewatch synth --out real --count 20 --backgrounds orthos/ tiles/*.png --background-gsd 0.3
     """
     from minewatch.datasets.synth import generate_scenes
 
-    folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config,
-                              background=background, size=size, preview=preview)
+    if more_backgrounds and not backgrounds:
+        raise UserError(f"'{more_backgrounds[0]}' given without --backgrounds",
+                        fix="put background paths after --backgrounds")
+    paths = [*backgrounds, *more_backgrounds]
+    if background is not None and paths:
+        raise UserError("both --background and --backgrounds given", fix="list every background after --backgrounds")
+    folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config, background=background,
+                              size=size, preview=preview, backgrounds=paths or None, background_gsd_m=background_gsd)
     for folder in folders:
         click.echo(str(folder))
 
