@@ -43,9 +43,14 @@ PARALLEL_MIN_PX = 200 * 128 * 128
 
 # ---------------------------------------------------------------------------------------- generated scenes
 def generated_folder(spec: GeneratedScenes, data_dir: Path, profile: str) -> Path:
-    """Cache folder of generated scenes: one per (profile, size, recipe), seeds side by side inside."""
-    key = json.dumps({"profile": spec.profile or profile, "size": spec.size, "recipe": spec.recipe},
-                     sort_keys=True)
+    """Cache folder of generated scenes: one per (profile, size, recipe content, generator version), seeds
+    side by side inside. The recipe's resolved content and the generator's version are in the key, so a
+    changed recipe or generator never reuses scenes drawn by the old one."""
+    from minewatch.datasets.synth import GENERATOR_VERSION, load_recipe
+
+    recipe = load_recipe(spec.recipe).model_dump(mode="json")
+    key = json.dumps({"profile": spec.profile or profile, "size": spec.size, "recipe": recipe,
+                      "generator": GENERATOR_VERSION}, sort_keys=True, default=str)
     return data_dir / f"synth-{spec.profile or profile}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
