@@ -131,10 +131,11 @@ def cli() -> None:
               metavar="METRES", help="Pixel size of PNG/JPEG backgrounds without georeferencing.")
 @click.option("--size", type=click.IntRange(64), default=None, help="Optical raster size in pixels (square).")
 @click.option("--preview", is_flag=True, help="Also write preview.png: optical, thermal and truth side by side.")
+@click.option("--overwrite", is_flag=True, help="Replace scene folders that exist (their truth too).")
 @click.argument("more_backgrounds", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @common_options
 def synth(out, seed, count, profile, config, background, backgrounds, background_gsd, size, preview,
-          more_backgrounds) -> None:
+          overwrite, more_backgrounds) -> None:
     """Generate georeferenced optical + thermal scenes of mining sites and look-alikes, with ground truth.
 
     Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json. PATHs after
@@ -154,7 +155,8 @@ def synth(out, seed, count, profile, config, background, backgrounds, background
     if background is not None and paths:
         raise UserError("both --background and --backgrounds given", fix="list every background after --backgrounds")
     folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config, background=background,
-                              size=size, preview=preview, backgrounds=paths or None, background_gsd_m=background_gsd)
+                              size=size, preview=preview, backgrounds=paths or None, background_gsd_m=background_gsd,
+                              overwrite=overwrite)
     for folder in folders:
         click.echo(str(folder))
 
@@ -359,8 +361,10 @@ def demo(out, seed) -> None:
 @click.argument("model", type=INPUT_PATH)
 @click.option("--seed", type=int, default=None, help="First seed of the held-out generated scenes (default: 7000).")
 @click.option("--count", type=click.IntRange(1), default=None, help="Number of held-out scenes (default: 40).")
+@click.option("--previous", type=INPUT_PATH, default=None,
+              help="The model this one replaces: scored on the same held-out data, side by side.")
 @common_options
-def card(run, model, seed, count) -> None:
+def card(run, model, seed, count, previous) -> None:
     """Write the model card (MODEL_CARD.md beside MODEL): config, data, held-out figures per class and scene.
 
     Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest
@@ -373,7 +377,7 @@ def card(run, model, seed, count) -> None:
     _require_torch("card")
     from minewatch.train.model_card import write_card
 
-    click.echo(str(write_card(run, model, seed=seed, count=count)))
+    click.echo(str(write_card(run, model, seed=seed, count=count, previous=previous)))
 
 
 # ---------------------------------------------------------------- info

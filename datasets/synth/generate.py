@@ -27,10 +27,16 @@ from minewatch.progress import progress
 log = logging.getLogger(__name__)
 
 
+MAX_SIZE_PX = 16_384
+"""Largest scene side: 3.3 km at 0.2 m. The renderer keeps a few whole-scene id maps (parts, shadows, land
+cover), about ``BYTES_PER_PX`` per pixel; larger areas are several scenes or a mosaic."""
+BYTES_PER_PX = 20
+
+
 def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | None = None,
                     recipe: str | Path | None = None, background: Path | None = None, size: int | None = None,
                     preview: bool = False, backgrounds: Sequence[Path | str | BackgroundEntry] | None = None,
-                    background_gsd_m: float | None = None) -> list[Path]:
+                    background_gsd_m: float | None = None, overwrite: bool = False) -> list[Path]:
     """Write ``count`` scenes into ``out/scene_<seed+k:06d>/``; scene k uses seed ``seed + k``.
 
     ``profile`` defaults to the recipe's (drone), ``recipe`` to configs/synth/default.yaml, ``size``
@@ -46,6 +52,10 @@ def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | 
         raise UserError("count must be at least 1", fix="pass --count 1 or more")
     if size is not None and size < 64:
         raise UserError(f"size {size} px is too small", fix="use --size 64 or more")
+    if size is not None and size > MAX_SIZE_PX:
+        raise UserError(f"size {size:,} px would need about {size * size * BYTES_PER_PX / 2**30:.0f} GiB of memory "
+                        f"(the largest scene is {MAX_SIZE_PX:,} px)",
+                        fix="make several scenes with --count, or mosaic one (bench/scenes.py)")
     if background_gsd_m is not None and background_gsd_m <= 0:
         raise UserError(f"background pixel size {background_gsd_m} m is not positive", fix="pass a size in metres")
     rec = load_recipe(recipe)
@@ -59,9 +69,14 @@ def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | 
     if out.exists() and not out.is_dir():
         raise UserError("the output path is a file", path=out, fix="give a folder")
     out.mkdir(parents=True, exist_ok=True)
+    targets = [out / f"scene_{seed + k:06d}" for k in range(count)]
+    taken = [f for f in targets if f.is_dir() and any(f.iterdir())]
+    if taken and not overwrite:
+        raise UserError(f"{len(taken)} scene folder(s) exist and would be replaced (their truth.geojson too)",
+                        path=taken[0], fix="pass --overwrite, or write to another --out or --seed")
     folders = []
     for k in progress(range(count), total=count, desc="synth", unit="scene"):
-        folder = out / f"scene_{seed + k:06d}"
+        folder = targets[k]
         folder.mkdir(exist_ok=True)
         generate_scene(folder, seed + k, rec, prof, size=size, backgrounds=files, background_gsd_m=background_gsd_m,
                        preview=preview)
