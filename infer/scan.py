@@ -37,7 +37,7 @@ from minewatch.progress import progress
 
 log = logging.getLogger(__name__)
 
-TILES_CHUNK = 20_000
+TILES_CHUNK = 5_000
 """Windows written to tiles.gpkg per chunk."""
 
 
