@@ -47,6 +47,10 @@ class ScanRequest:
     resume: bool = False
     max_nodata: float = DEFAULT_MAX_NODATA
     max_cloud: float = DEFAULT_MAX_CLOUD
+    # Set by multi-scene scans (infer/many.py): the run's unique id of the scene and the acquisition time from
+    # its catalogue (STAC); default: the raster's own tags or name.
+    scene_id: str | None = None
+    acquired: str | None = None
 
 
 @dataclass
@@ -156,8 +160,9 @@ def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, tiles: gpd.Ge
     from minewatch.infer.writers import write_heatmap_cog, write_sites_geojson, write_tiles_gpkg
 
     scanned = tiles[tiles["scanned"]] if "scanned" in tiles.columns else tiles.iloc[:0]
+    scene_id = req.scene_id or scene.scene_id
     sites = build_sites(
-        scanned, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
+        scanned, dict(meta.thresholds), scene_id=scene_id, acquired=req.acquired or scene.acquired,
         sensor=scene.profile.name, model_name=predictor.path.name, model_sha256=predictor.sha256,
         run_id=header["run_id"], created=header["created"],
     )
@@ -172,7 +177,7 @@ def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, tiles: gpd.Ge
     if req.quicklook:
         from minewatch.infer.quicklook import write_quicklook
 
-        write_quicklook(req.quicklook, req.raster, sites, title=f"minewatch: {scene.scene_id}")
+        write_quicklook(req.quicklook, req.raster, sites, title=f"minewatch: {scene_id}")
         outputs.append(req.quicklook)
     n_scanned = int(tiles["scanned"].sum()) if "scanned" in tiles.columns else 0
     return ScanResult(sites, tiles, req.out, n_scanned, len(tiles) - n_scanned, 0.0, outputs)

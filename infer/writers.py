@@ -63,6 +63,23 @@ def write_sites_geojson(sites: gpd.GeoDataFrame, path: str | Path) -> Path:
     return target
 
 
+def write_sites_gpkg(sites: gpd.GeoDataFrame, path: str | Path, *, layer: str = "sites") -> Path:
+    """Write candidate sites to a GeoPackage layer in EPSG:4326 (one geometry type, as in `write_sites_geojson`),
+    for runs whose sites span several UTM zones."""
+    target = check_writable(path)
+    out = sites.to_crs(4326) if sites.crs is not None else sites.set_crs(4326)
+    geoms = np.asarray(out.geometry.values)
+    multi = bool(len(geoms)) and bool((shapely.get_type_id(geoms) == 6).any())
+    if multi:
+        promoted = [g if g.geom_type == "MultiPolygon" else shapely.MultiPolygon([g]) for g in geoms]
+        out = out.set_geometry(gpd.GeoSeries(promoted, index=out.index, crs=out.crs))
+    with atomic_path(target) as tmp:
+        pyogrio.write_dataframe(out, tmp, driver="GPKG", layer=layer,
+                                geometry_type="MultiPolygon" if multi else "Polygon")
+    log.debug("wrote %d sites to %s", len(out), target)
+    return target
+
+
 def write_tiles_gpkg(tiles: gpd.GeoDataFrame, path: str | Path, *, layer: str = "tiles") -> Path:
     """Write tile scores (scene CRS) to a GeoPackage layer, for QGIS styling and re-evaluation."""
     target = check_writable(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Iterable, Iterator
@@ -43,3 +44,15 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", un
     from tqdm import tqdm
 
     yield from tqdm(items, total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No progress bars for the duration (a scene scanned inside a multi-scene run, which draws its own)."""
+    global _QUIET
+    before = _QUIET
+    _QUIET = True
+    try:
+        yield
+    finally:
+        _QUIET = before
