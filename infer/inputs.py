@@ -79,7 +79,7 @@ def _norm(href: str) -> str:
 def discover(inputs: Sequence[str], *, thermal_asset: str | None = None) -> list[SceneInput]:
     """Every scene behind ``inputs``, in the order given (folders and globs sorted), duplicates dropped, ids
     made unique. Raises :class:`UserError` for an input that does not exist or cannot be read at all, and when
-    no scene is found."""
+    no scene can be scanned."""
     found: list[SceneInput] = []
     for raw in inputs:
         found += _one(str(raw), thermal_asset)
@@ -94,6 +94,8 @@ def discover(inputs: Sequence[str], *, thermal_asset: str | None = None) -> list
     if not unique:
         raise UserError("no scenes found in the inputs", path=", ".join(map(str, inputs)),
                         fix="give rasters, scene folders, a list file or a STAC catalog")
+    if all(s.error for s in unique):
+        raise UserError(unique[0].error or "")  # nothing to scan: the (first) reason is the run's one line
     return assign_ids(unique)
 
 

@@ -44,6 +44,8 @@ MARKER = "scan.json"
 OUTPUT_NAMES = {"sites": "sites.geojson", "tiles": "tiles.gpkg", "heatmap": "heatmap.tif",
                 "quicklook": "quicklook.png"}
 DEFAULT_OUTPUTS = ("sites", "tiles", "heatmap", "quicklook")
+SCHEDULER_TIMEOUT_S = 10
+"""How long to try reaching an existing scheduler before giving up."""
 WORKER_MEMORY_GB = 1.0
 """Memory a worker needs for one scan (peak RSS ~0.4 GB at 20000 px plus the worker itself): the local cluster
 never starts more workers than the machine's memory holds at this much each."""
@@ -363,7 +365,7 @@ def _run_dask(todo: list[SceneInput], out_dir: Path, options: ScanOptions, finge
     try:
         if cluster.scheduler:
             try:
-                client = Client(cluster.scheduler, timeout="20s")
+                client = Client(cluster.scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
             except OSError as exc:
                 raise UserError(f"cannot reach the Dask scheduler ({first_line(exc)})", path=cluster.scheduler,
                                 fix="start it with 'dask scheduler' and workers with 'dask worker ADDRESS', "
