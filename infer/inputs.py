@@ -96,7 +96,17 @@ def discover(inputs: Sequence[str], *, thermal_asset: str | None = None) -> list
                         fix="give rasters, scene folders, a list file or a STAC catalog")
     if all(s.error for s in unique):
         raise UserError(unique[0].error or "")  # nothing to scan: the (first) reason is the run's one line
-    return assign_ids(unique)
+    return assign_ids(_absolute(s) for s in unique)
+
+
+def _absolute(scene: SceneInput) -> SceneInput:
+    """Local paths made absolute: a worker on another machine (or in another folder) reads the same files."""
+
+    def fix(href: str | None) -> str | None:
+        return href if href is None or is_remote(href) or "://" in href else str(Path(href).absolute())
+
+    return replace(scene, optical=fix(scene.optical), thermal=fix(scene.thermal),
+                   bands=tuple(replace(b, href=fix(b.href) or b.href) for b in scene.bands))
 
 
 def _one(raw: str, thermal_asset: str | None) -> list[SceneInput]:

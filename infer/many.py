@@ -25,11 +25,12 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +45,18 @@ MARKER = "scan.json"
 OUTPUT_NAMES = {"sites": "sites.geojson", "tiles": "tiles.gpkg", "heatmap": "heatmap.tif",
                 "quicklook": "quicklook.png"}
 DEFAULT_OUTPUTS = ("sites", "tiles", "heatmap", "quicklook")
+
+
+def parse_outputs(text: str | None) -> tuple[str, ...]:
+    """``--scene-outputs`` (comma-separated names of `OUTPUT_NAMES`; sites are always written)."""
+    if text is None:
+        return DEFAULT_OUTPUTS
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in OUTPUT_NAMES]
+    if unknown:
+        raise UserError(f"unknown scene output(s) {', '.join(unknown)}",
+                        fix=f"use a comma-separated list of {', '.join(OUTPUT_NAMES)}")
+    return tuple(n for n in OUTPUT_NAMES if n in names or n == "sites")
 SCHEDULER_TIMEOUT_S = 10
 """How long to try reaching an existing scheduler before giving up."""
 WORKER_MEMORY_GB = 1.0
@@ -169,6 +182,8 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                                 fix="pass --allow-remote to allow remote reads, or give local copies")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / MARKER).unlink(missing_ok=True)
+            for stale in folder.glob(".*.tmp*"):  # half-written files of a worker killed in this scene
+                stale.unlink(missing_ok=True)
             optical, thermal = materialize(scene, folder)
             out = {k: folder / OUTPUT_NAMES[k] for k in options.outputs}
             request = ScanRequest(
@@ -201,10 +216,14 @@ def _worker_name() -> str | None:
         return None
 
 
+_CAPTURE_LOCK = threading.Lock()
+_CAPTURING = [0, True]  # tasks capturing now in this process, the logger's own propagate setting
+
+
 @contextmanager
 def _captured_warnings(sink: list[str]) -> Iterator[None]:
     """Collect the scan's warnings for the outcome (the client prints them once, with the scene's id) instead of
-    letting each worker print its own."""
+    letting each worker print its own. With several threads per worker, concurrent scenes share the capture."""
     logger = logging.getLogger("minewatch")
 
     class Sink(logging.Handler):
@@ -212,14 +231,20 @@ def _captured_warnings(sink: list[str]) -> Iterator[None]:
             sink.append(first_line(Exception(record.getMessage()), 300))
 
     handler = Sink(logging.WARNING)
-    propagate = logger.propagate
+    with _CAPTURE_LOCK:
+        if _CAPTURING[0] == 0:
+            _CAPTURING[1] = logger.propagate
+            logger.propagate = False
+        _CAPTURING[0] += 1
     logger.addHandler(handler)
-    logger.propagate = False
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.propagate = propagate
+        with _CAPTURE_LOCK:
+            _CAPTURING[0] -= 1
+            if _CAPTURING[0] == 0:
+                logger.propagate = _CAPTURING[1]
 
 
 def _write_marker(folder: Path, scene: SceneInput, fingerprint: str, outcome: SceneOutcome, outputs: list) -> None:
@@ -254,10 +279,12 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
     from minewatch.infer.predictor import default_model_path
 
     start = time.perf_counter()
-    out_dir = _prepare(out_dir)
-    model = options.model or default_model_path()
-    if not Path(model).is_file():
+    out_dir = _prepare(out_dir).resolve()
+    model = Path(options.model or default_model_path()).resolve()
+    if not model.is_file():
         raise UserError("model not found", path=model, fix="check the path")
+    # Workers elsewhere have another working folder: every path they get is absolute.
+    options = replace(options, model=model, geofence=_absolute(options.geofence), exclude=_absolute(options.exclude))
     model_sha = file_sha256(Path(model))
     run_id, created = uuid.uuid4().hex[:12], _now()
     fingerprints = {s.scene_id: options.fingerprint(s, model_sha) for s in scenes}
@@ -302,6 +329,10 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
     return summary
 
 
+def _absolute(p: Path | None) -> Path | None:
+    return Path(p).resolve() if p is not None else None
+
+
 def _prepare(out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -338,10 +369,12 @@ def _now() -> str:
 
 # ------------------------------------------------------------------------------------------------ Dask
 def local_workers(requested: int | None) -> int:
-    """Workers of the default LocalCluster: one per core, no more than the memory holds (``WORKER_MEMORY_GB``)."""
+    """Workers of the default LocalCluster: one per two cores (a scan runs the model on one core and reads on
+    another: on 2 cores, 2 workers were x0.87 of 1, BENCHMARKS.md), no more than the memory holds
+    (``WORKER_MEMORY_GB`` each)."""
     if requested:
         return requested
-    cores = os.cpu_count() or 1
+    cores = max(1, (os.cpu_count() or 1) // 2)
     try:
         import psutil
 

@@ -233,12 +233,14 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None, metavar="ADDRESS",
               help="Several scenes: run on this Dask scheduler (tcp://HOST:8786; also $DASK_SCHEDULER_ADDRESS).")
 @click.option("--no-cluster", is_flag=True, help="Several scenes: scan them one after another in this process.")
+@click.option("--scene-outputs", default=None, metavar="LIST",
+              help="Several scenes: what each scene writes, of sites,tiles,heatmap,quicklook (default: all).")
 @click.option("--merge-gap-m", type=click.FloatRange(0), default=None,
               help="Several scenes: sites of different scenes this close (metres) are one site (default 1).")
 @common_options
 def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
          device, batch, stride_m, resume, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit,
-         scheduler, no_cluster, merge_gap_m) -> None:
+         scheduler, no_cluster, scene_outputs, merge_gap_m) -> None:
     """Scan scenes of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
 
     INPUT is one raster (sites go to the -o GeoJSON), or several scenes: rasters, folders (scene folders with
@@ -276,12 +278,13 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
             raise UserError(f"{flag} applies to a one-raster scan, not to {len(inputs)} input(s)", path=value,
                             fix=fix)
     from minewatch.infer.inputs import discover
-    from minewatch.infer.many import DEFAULT_GAP_M, Cluster, ProgressReport, ScanOptions, run_many
+    from minewatch.infer.many import DEFAULT_GAP_M, Cluster, ProgressReport, ScanOptions, parse_outputs, run_many
 
+    outputs = parse_outputs(scene_outputs)
     scenes = discover(list(inputs), thermal_asset=thermal_asset)
     options = ScanOptions(model=model, geofence=geofence, exclude=exclude, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m, resume=resume,
-                          allow_remote=allowed)
+                          allow_remote=allowed, outputs=outputs)
     cluster = Cluster(scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
                       memory_limit=memory_limit, in_process=no_cluster)
     quiet = logging.getLogger().level > logging.INFO

@@ -64,10 +64,14 @@ def test_the_cli_takes_a_folder_and_several_rasters(two_scenes, tmp_path):
     assert res.exit_code == 0, res.output
     assert "scene_920000  done" in res.output and "2 scenes: 2 scanned" in res.output
     rasters = [str(p / "optical.tif") for p in sorted(two_scenes.iterdir())]
-    res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "b"), "--no-cluster"])
+    res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "b"), "--no-cluster", "--scene-outputs", "tiles"])
     assert res.exit_code == 0, res.output
     assert {p.name for p in (tmp_path / "b").iterdir()} == {"scene_920000-optical", "scene_920001-optical",
                                                             "sites.geojson", "sites.gpkg", "run.json"}
+    assert {p.name for p in (tmp_path / "b" / "scene_920000-optical").iterdir()} == {"sites.geojson", "tiles.gpkg",
+                                                                                       "scan.json"}
+    res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "c"), "--scene-outputs", "map"])
+    assert res.exit_code == 2 and "unknown scene output(s) map" in res.output
 
 
 def test_the_one_raster_form_is_unchanged(two_scenes, tmp_path):
