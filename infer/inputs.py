@@ -426,6 +426,7 @@ def _wrap(href: str, out: Path, names: Sequence[str], tags: dict[str, str]) -> P
     try:
         with rasterio.open(gdal_href) as ds:
             descriptions, count = ds.descriptions, ds.count
+            tags = {**ds.tags(), **tags}  # e.g. a thermal raster's UNITS
     except Exception as exc:  # noqa: BLE001 - rasterio raises several kinds for a failed (HTTP) read
         raise UserError(f"cannot read {href} ({first_line(exc)})", path=out.parent,
                         fix="check the file or URL (and the network)") from None

@@ -109,3 +109,19 @@ def test_bad_inputs_fail_in_one_line(two_scenes, tmp_path, monkeypatch):
                               "tcp://127.0.0.1:1"])
     assert res.exit_code == 2 and "cannot reach the Dask scheduler" in res.output, res.output
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_a_remote_scene_is_scanned_over_http(two_scenes, http_root, tmp_path):
+    root, url = http_root
+    scene = sorted(two_scenes.iterdir())[0]
+    for name in ("optical.tif", "thermal.tif"):
+        (root / name).write_bytes((scene / name).read_bytes())
+    remote = SceneInput("remote", f"{url}/optical.tif", f"{url}/thermal.tif", origin="remote")
+    outcome = scan_scene(remote, str(tmp_path), ScanOptions(allow_remote=True, outputs=("sites",)), "x")
+    assert outcome.status == "done", outcome.reason
+    local = scan_scene(SceneInput("local", str(scene / "optical.tif"), str(scene / "thermal.tif")), str(tmp_path),
+                       ScanOptions(outputs=("sites",)), "x")
+    assert local.status == "done"
+    got, want = (gpd.read_file(tmp_path / s / "sites.geojson") for s in ("remote", "local"))
+    assert len(got) == len(want) and list(got["score"]) == list(want["score"])
+    assert (tmp_path / "remote" / "optical.vrt").is_file()
