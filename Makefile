@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 
 test-base: $(BASE_VENV)/.installed
-	$(BASE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not torch" tests
+	$(BASE_VENV)/bin/python -m pytest -q -p no:cacheprovider -m "not torch and not postgis" tests
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

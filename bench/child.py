@@ -31,14 +31,16 @@ def scan(args: argparse.Namespace) -> dict:
     from minewatch.infer.scan import ScanRequest, run_scan
 
     with tempfile.TemporaryDirectory(prefix="mw-bench-") as tmp:
+        extra = {"tiles_out": Path(tmp) / "tiles.gpkg", "heatmap": Path(tmp) / "heat.tif"} if args.all_outputs else {}
         req = ScanRequest(raster=args.optical, thermal=args.thermal, model=args.model,
-                          out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m)
+                          out=Path(tmp) / "sites.geojson", batch=args.batch, stride_m=args.stride_m,
+                          max_tiles=args.max_tiles, **extra)
         t0 = time.perf_counter()
         result = run_scan(req)
         seconds = time.perf_counter() - t0
         if args.save_tiles:
             result.tiles.drop(columns="geometry").to_csv(args.save_tiles, index=False)
-    return {"seconds": seconds, "n_tiles": len(result.tiles), "n_scanned": result.n_scanned,
+    return {"seconds": seconds, "n_tiles": len(result.scores), "n_scanned": result.n_scanned,
             "n_sites": len(result.sites)}
 
 
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stride-m", type=float, default=None)
     ap.add_argument("--level", choices=["native", "overview"], default="native", help="floor: which level")
     ap.add_argument("--save-tiles", type=Path, default=None, help="scan: also write tile scores (CSV)")
+    ap.add_argument("--all-outputs", action="store_true", help="scan: also write tiles.gpkg and the heatmap")
+    ap.add_argument("--max-tiles", type=int, default=1_000_000, help="scan: --max-tiles")
     args = ap.parse_args(argv)
     setup_logging(quiet=True)
     result = MODES[args.mode](args)

@@ -7,6 +7,7 @@ or, without them, from the sensor profile's order.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,17 +18,50 @@ log = logging.getLogger(__name__)
 
 BAND_ALIASES = {
     "r": "red", "red": "red", "g": "green", "green": "green", "b": "blue", "blue": "blue",
-    "n": "nir", "nir": "nir", "near infrared": "nir", "near-infrared": "nir",
+    "n": "nir", "nir": "nir", "near infrared": "nir", "near-infrared": "nir", "nir08": "nir",
+    # Sentinel-2 band names (zero-padded: "B4" alone would be Landsat 5/7 NIR or Landsat 8/9 red)
+    "b02": "blue", "b03": "green", "b04": "red", "b08": "nir",
 }
-"""Names a band description may use, mapped to minewatch's band names."""
+"""Names a band description may use for the bands minewatch's models read."""
+OTHER_BANDS = {
+    "coastal": "coastal", "yellow": "yellow", "pan": "pan", "rededge": "rededge", "nir09": "nir09",
+    "cirrus": "cirrus", "swir16": "swir16", "swir22": "swir22", "lwir": "lwir", "lwir11": "lwir11",
+    "lwir12": "lwir12", "b01": "coastal", "b05": "rededge", "b06": "rededge", "b07": "rededge",
+    "b8a": "nir08", "b09": "nir09", "b10": "cirrus", "b11": "swir16", "b12": "swir22", "swir": "swir16",
+    "thermal": "lwir", "tir": "lwir", "alpha": "alpha",
+}
+"""STAC common names and Sentinel-2 names of bands no model here reads: recognised, so that NIR/SWIR
+composites are refused by name instead of being read as red, green and blue."""
+GENERIC_DESCRIPTION = re.compile(r"^(band|layer|b)?[ _-]?\d+$")
+"""Descriptions such as "Band 1" or "layer_2" say nothing about the band."""
 
 
-def band_names_of(descriptions: Sequence[str | None], count: int, profile: SensorProfile,
-                  path: str | Path) -> tuple[str, ...]:
-    """Band names from a raster's descriptions, else the profile's order when the count fits."""
-    described = [BAND_ALIASES.get((d or "").strip().lower()) for d in descriptions]
-    if described and all(described) and len(set(described)) == len(described):
-        return tuple(described)  # type: ignore[arg-type]
+def band_name(description: str | None) -> str | None:
+    """minewatch's name of a band from its description: a model band, another known band, or None."""
+    d = (description or "").strip().lower()
+    return BAND_ALIASES.get(d) or OTHER_BANDS.get(d)
+
+
+def band_names_of(descriptions: Sequence[str | None], count: int, profile: SensorProfile, path: str | Path, *,
+                  override: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Band names: ``override`` (--bands), else the raster's descriptions when they name bands, else the
+    profile's order when the count fits. Descriptions that name other bands (NIR, SWIR) are kept, so a
+    check against the model's bands refuses them by name."""
+    if override is not None:
+        names = tuple(band_name(b) or b for b in override)
+        if len(names) != count:
+            raise UserError(f"--bands names {len(names)} band(s), the raster has {count}", path=path,
+                            fix=f"name every band in file order, e.g. --bands {','.join(profile.optical.bands)}")
+        return names
+    named = [band_name(d) for d in descriptions]
+    meaningful = [d for d in descriptions if d and d.strip() and not GENERIC_DESCRIPTION.match(d.strip().lower())]
+    if named and all(named) and len(set(named)) == len(named):
+        return tuple(named)  # type: ignore[arg-type]
+    if meaningful:
+        raise UserError(
+            f"band descriptions {', '.join(repr(d) for d in descriptions)} do not say which bands are red, green "
+            "and blue", path=path,
+            fix=f"name them with --bands (e.g. --bands {','.join(profile.optical.bands)}) or fix the descriptions")
     expected = profile.optical.bands
     if count >= len(expected):
         log.debug("%s: no band descriptions; assuming the %s profile order %s", path, profile.name, expected)

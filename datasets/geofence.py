@@ -15,6 +15,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from pydantic import Field
+from pyproj import CRS
+from rasterio.warp import transform_bounds
 
 from minewatch.config import StrictModel
 from minewatch.datasets.vectors import read_vector
@@ -36,11 +38,35 @@ class FenceRule(StrictModel):
     max_excluded: float = Field(DEFAULT_MAX_EXCLUDED, ge=0, le=1, description="most share in exclude areas")
 
 
-def _union_in(gdf: gpd.GeoDataFrame, crs) -> shapely.Geometry:
-    """Union of the polygonal parts of a layer, in ``crs``."""
-    geoms = gdf.to_crs(crs).geometry.values
-    parts = shapely.get_parts(shapely.union_all(geoms))
+CLIP_MARGIN = 0.25
+"""Fences are cut to the scene's extent grown by this share on each side before they are reprojected."""
+
+
+def _polygonal(geoms) -> shapely.Geometry:
+    parts = shapely.get_parts(shapely.union_all(shapely.make_valid(np.asarray(geoms))))
     return shapely.union_all([g for g in parts if g.geom_type in ("Polygon", "MultiPolygon")])
+
+
+def _union_in(gdf: gpd.GeoDataFrame, crs, scene_bounds: tuple[float, float, float, float]) -> shapely.Geometry:
+    """Union of the polygonal parts of a layer near the scene, in ``crs``.
+
+    A country or world layer reprojected whole into a scene's UTM zone turns its far side into
+    self-intersecting nonsense (GEOS: "side location conflict"), and its union costs seconds: the layer is
+    cut to the scene's surroundings in its own CRS first, repaired, then reprojected and repaired again.
+    """
+    left, bottom, right, top = scene_bounds
+    mx, my = (right - left) * CLIP_MARGIN, (top - bottom) * CLIP_MARGIN
+    grown = (left - mx, bottom - my, right + mx, top + my)
+    if gdf.crs is not None and CRS.from_user_input(gdf.crs) != CRS.from_user_input(crs):
+        near = shapely.box(*transform_bounds(crs, gdf.crs, *grown, densify_pts=21))
+    else:
+        near = shapely.box(*grown)
+    geoms = shapely.make_valid(np.asarray(gdf.geometry.values))
+    geoms = shapely.intersection(geoms[shapely.intersects(geoms, near)], near)
+    if len(geoms) == 0:
+        return shapely.Polygon()
+    local = gpd.GeoSeries(geoms, crs=gdf.crs).to_crs(crs).values
+    return _polygonal(local)
 
 
 @dataclass
@@ -58,12 +84,12 @@ class Geofence:
         scene_box = shapely.box(*scene_bounds)
         inc = exc = None
         if include is not None:
-            inc = _union_in(read_vector(include, role="geofence", polygons_only=True), crs)
+            inc = _union_in(read_vector(include, role="geofence", polygons_only=True), crs, scene_bounds)
             if not inc.intersects(scene_box) or inc.intersection(scene_box).area == 0:
                 raise UserError("geofence does not overlap the scene", path=include,
                                 fix="check the fence is for this scene (and its CRS is right)")
         if exclude is not None:
-            exc = _union_in(read_vector(exclude, role="exclude fence", polygons_only=True), crs)
+            exc = _union_in(read_vector(exclude, role="exclude fence", polygons_only=True), crs, scene_bounds)
             if not exc.intersects(scene_box):
                 log.warning("%s: exclude fence does not touch the scene; nothing is excluded", exclude)
         return cls(inc, exc, rule or FenceRule())

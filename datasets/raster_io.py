@@ -6,16 +6,20 @@ Everything here raises :class:`UserError` with the file name, the problem and th
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from minewatch.datasets.crs import utm_epsg
 from minewatch.datasets.vrt import check_vrt, is_vrt_file
-from minewatch.errors import UserError, first_line
+from minewatch.errors import UserError, first_line, require_utf8_path
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,7 @@ def configure_gdal() -> None:
 def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True) -> rasterio.DatasetReader:
     """Open a raster for reading, refusing unexpected drivers, absurd sizes, missing CRS and truncation."""
     p = Path(path)
+    require_utf8_path(p, what)
     if not p.exists():
         raise UserError(f"{what} not found", path=p, fix="check the path")
     if p.is_dir():
@@ -92,6 +97,31 @@ def _check(ds: rasterio.DatasetReader, p: Path, *, what: str, need_crs: bool, vr
     if ds.transform.b != 0 or ds.transform.d != 0:
         raise UserError(f"{what} is rotated", path=p, fix="warp it north-up first (gdalwarp)")
     _probe_last_block(ds, p, what=what)
+
+
+@dataclass(frozen=True)
+class RasterExtent:
+    """What a raster covers, in metres, measured at its centre: enough to plan a scan before reading it."""
+
+    gsd_m: float  # native pixel size (the larger side)
+    width_m: float
+    height_m: float
+
+
+def raster_extent(src: rasterio.DatasetReader) -> RasterExtent:
+    """Pixel size and extent in metres in the UTM zone of the raster's centre, whatever its CRS (degrees,
+    feet, Web Mercator's inflated metres are all measured on the ground)."""
+    left, bottom, right, top = src.bounds
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    lon, lat = warp_transform(src.crs, "EPSG:4326", [cx], [cy])
+    utm = f"EPSG:{utm_epsg(lon[0], lat[0])}"
+    px, py = abs(src.transform.a), abs(src.transform.e)
+    xs, ys = warp_transform(src.crs, utm, [cx, cx + px, cx, left, right, cx, cx],
+                            [cy, cy, cy + py, cy, cy, bottom, top])
+    gx = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+    gy = math.hypot(xs[2] - xs[0], ys[2] - ys[0])
+    return RasterExtent(max(gx, gy), math.hypot(xs[4] - xs[3], ys[4] - ys[3]),
+                        math.hypot(xs[6] - xs[5], ys[6] - ys[5]))
 
 
 def _probe_last_block(ds: rasterio.DatasetReader, p: Path, *, what: str) -> None:

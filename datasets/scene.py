@@ -18,18 +18,21 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import calculate_default_transform, transform_bounds
 from rasterio.windows import Window
 
 from minewatch.datasets import thermal as th
+from minewatch.datasets.acquisition import acquisition_of
 from minewatch.datasets.bands import band_names_of, check_bands
 from minewatch.datasets.crs import is_metric, utm_epsg
 from minewatch.datasets.profiles import SensorProfile, load_profile
 from minewatch.datasets.raster_io import configure_gdal, open_raster
 from minewatch.datasets.scene_folder import SceneFiles
 from minewatch.datasets.tiling import Grid, Tile
-from minewatch.errors import UserError
+from minewatch.datasets.values import Scaling, ValueSample, choose_scaling, collar_value, sample_raster
+from minewatch.errors import UserError, first_line
 from minewatch.model_meta import ModelMeta
 
 log = logging.getLogger(__name__)
@@ -67,14 +70,18 @@ class GridReader:
     masked ``WarpedVRT`` read. Other CRSs go through a ``WarpedVRT``.
     """
 
-    def __init__(self, src: rasterio.DatasetReader, grid: Grid, resampling: Resampling) -> None:
+    def __init__(self, src: rasterio.DatasetReader, grid: Grid, resampling: Resampling, *,
+                 nodata: float | None = None) -> None:
         self.src = src
         self.grid = grid
         self.resampling = resampling
         t = src.transform
-        self.direct = src.crs == grid.crs and t.b == 0 and t.d == 0 and t.e < 0
-        self.vrt = None if self.direct else _warp(src, grid, resampling=resampling)
-        self.nodata = src.nodata
+        self.nodata = src.nodata if nodata is None else nodata
+        # A nodata value the file does not carry (--nodata, an untagged collar) must reach GDAL's resampling,
+        # so those reads go through a warp that knows it.
+        own_nodata = self.nodata is not None and self.nodata != src.nodata
+        self.direct = src.crs == grid.crs and t.b == 0 and t.d == 0 and t.e < 0 and not own_nodata
+        self.vrt = None if self.direct else _warp(src, grid, resampling=resampling, nodata=self.nodata)
         # With a nodata value, validity is ``value != nodata`` (GDAL's resampling already skips nodata
         # pixels); only an internal mask or alpha band (or a warp without nodata, which adds alpha) needs
         # GDAL's mask pass: a second resampled read.
@@ -131,8 +138,9 @@ class GridReader:
             self.vrt.close()
 
 
-def _warp(src: rasterio.DatasetReader, grid: Grid, *, resampling: Resampling) -> WarpedVRT:
-    nodata = src.nodata
+def _warp(src: rasterio.DatasetReader, grid: Grid, *, resampling: Resampling,
+          nodata: float | None = None) -> WarpedVRT:
+    nodata = src.nodata if nodata is None else nodata
     kwargs = {}
     if nodata is None and src.crs != grid.crs:
         kwargs["add_alpha"] = True  # know where the reprojected footprint ends
@@ -140,56 +148,94 @@ def _warp(src: rasterio.DatasetReader, grid: Grid, *, resampling: Resampling) ->
                      resampling=resampling, src_nodata=nodata, nodata=nodata, **kwargs)
 
 
+@dataclass(frozen=True)
+class ReadOptions:
+    """What the user says about the rasters when their metadata does not (or says it wrong)."""
+
+    nodata: float | None = None  # optical nodata value (--nodata)
+    scale: float | None = None  # optical value -> reflectance factor (--scale)
+    bands: tuple[str, ...] | None = None  # optical band names in file order (--bands)
+    thermal_units: str | None = None  # K / kelvin / degC / celsius / degF / fahrenheit (--thermal-units)
+
+
 class Scene:
     """One acquisition read lazily on the model grid. Use as a context manager, or call close()."""
 
     def __init__(self, optical: str | Path, thermal: str | Path | None = None, *,
                  profile: SensorProfile | str | None = None, gsd_m: float | None = None,
-                 thermal_units: str | None = None, background_m: float = th.DEFAULT_BACKGROUND_M,
+                 options: ReadOptions | None = None, background_m: float = th.DEFAULT_BACKGROUND_M,
                  background_gsd_m: float | None = None) -> None:
         self.optical_path = Path(optical)
         self.thermal_path = Path(thermal) if thermal is not None else None
         self.profile = profile if isinstance(profile, SensorProfile) else load_profile(profile or "drone")
         self._handles: list = []
         try:
-            self._open(gsd_m or self.profile.model_gsd_m, thermal_units, background_m, background_gsd_m)
+            self.options = options or ReadOptions()
+            self._open(gsd_m or self.profile.model_gsd_m, background_m, background_gsd_m)
         except Exception:
             self.close()
             raise
 
     @classmethod
     def for_model(cls, meta: ModelMeta, optical: str | Path, thermal: str | Path | None = None, *,
-                  profile: SensorProfile | str | None = None, thermal_units: str | None = None) -> Scene:
+                  profile: SensorProfile | str | None = None, options: ReadOptions | None = None) -> Scene:
         """The scene as ``meta``'s model sees it: its grid, sensor profile and thermal background."""
-        return SceneOpener.for_model(meta).open(optical, thermal, profile=profile, thermal_units=thermal_units)
+        return SceneOpener.for_model(meta).open(optical, thermal, profile=profile, options=options)
 
-    def _open(self, gsd_m: float, thermal_units: str | None, background_m: float,
-              background_gsd_m: float | None) -> None:
+    def _open(self, gsd_m: float, background_m: float, background_gsd_m: float | None) -> None:
         src = open_raster(self.optical_path, what="optical raster")
         self._handles.append(src)
+        opts = self.options
         self.grid = target_grid(src, gsd_m)
-        self.band_names = band_names_of(src.descriptions, src.count, self.profile, self.optical_path)
+        self.band_names = band_names_of(src.descriptions, src.count, self.profile, self.optical_path,
+                                        override=opts.bands)
         native = _native_gsd_m(src, self.grid)
         kernel = Resampling.average if native < gsd_m * 0.95 else Resampling.bilinear
-        self._optical = GridReader(src, self.grid, kernel)
+        self.nodata, self.nodata_source = self._optical_nodata(src)
+        self._optical = GridReader(src, self.grid, kernel, nodata=self.nodata)
         self._handles.append(self._optical)
-        self._scale, self._offset = self._optical_scaling(src)
+        self.scaling = self._optical_scaling(src)
+        self._scale, self._offset = self.scaling.scale, self.scaling.offset
         tags = src.tags()
+        info = acquisition_of(self.optical_path, tags)
         self.scene_id = tags.get("MINEWATCH_SCENE_ID") or _default_scene_id(self.optical_path)
-        self.acquired = tags.get("ACQUISITION_DATETIME") or _tiff_datetime(tags.get("TIFFTAG_DATETIME"))
+        self.acquired = info.acquired
+        self.sensor = info.sensor or self.profile.name
         self._thermal: GridReader | None = None
         self.background: th.Background | None = None
         if self.thermal_path is not None:
-            self._open_thermal(thermal_units, background_m, th.background_gsd(background_m, background_gsd_m))
+            self._open_thermal(opts.thermal_units, background_m, th.background_gsd(background_m, background_gsd_m))
 
-    def _optical_scaling(self, src: rasterio.DatasetReader) -> tuple[float, float]:
+    def _sample(self, src: rasterio.DatasetReader) -> ValueSample:
+        if self._value_sample is None:
+            self._value_sample = sample_raster(src, list(range(1, src.count + 1)), src.nodata)
+        return self._value_sample
+
+    _value_sample: ValueSample | None = None
+
+    def _optical_nodata(self, src: rasterio.DatasetReader) -> tuple[float | None, str]:
+        """The optical nodata value and where it came from: --nodata, the file's tag, or a collar of 0 (or
+        255) along the edges that nobody tagged (then masked, with a warning)."""
+        if self.options.nodata is not None:
+            return self.options.nodata, "--nodata"
+        if src.nodata is not None:
+            return src.nodata, "nodata tag"
+        if any(rasterio.enums.MaskFlags.per_dataset in f or rasterio.enums.MaskFlags.alpha in f
+               for f in src.mask_flag_enums):
+            return None, "internal mask"
+        value = collar_value(self._sample(src))
+        if value is None:
+            return None, "none"
+        return value, f"collar of {value:g} along the edges"
+
+    def _optical_scaling(self, src: rasterio.DatasetReader) -> Scaling:
+        """The profile's scale when the raster is stored as the profile says, else inferred (``guessed``)."""
         spec = self.profile.optical
-        if src.dtypes[0] == spec.dtype:
-            return spec.scale, spec.offset
-        default = {"uint8": 1 / 255, "uint16": 1e-4}.get(src.dtypes[0], 1.0)
-        log.warning("%s: stored as %s, the '%s' profile expects %s; scaling by %g", self.optical_path,
-                    src.dtypes[0], self.profile.name, spec.dtype, default)
-        return default, 0.0
+        self.scale_guessed = self.options.scale is None and src.dtypes[0] != spec.dtype
+        if self.options.scale is None and src.dtypes[0] == spec.dtype:
+            return choose_scaling(ValueSample(src.dtypes[0], 0, 0, 0, True, ()), spec,
+                                  path=self.optical_path)
+        return choose_scaling(self._sample(src), spec, path=self.optical_path, override=self.options.scale)
 
     def _open_thermal(self, units: str | None, background_m: float, step_m: float) -> None:
         assert self.thermal_path is not None
@@ -198,7 +244,8 @@ class Scene:
         if src.count != 1:
             raise UserError(f"thermal raster has {src.count} bands, expected 1", path=self.thermal_path,
                             fix="give the single thermal band (e.g. Landsat B10)")
-        self._thermal_kind = th.detect_thermal_kind(self.thermal_path, src.tags().get("UNITS"), units)
+        tags = {k.upper(): v for k, v in src.tags().items()}
+        self._thermal_kind = th.detect_thermal_kind(self.thermal_path, tags.get("UNITS"), units, src.units[0])
         self._thermal_nodata = src.nodata
         overlap = _overlap_fraction(self.grid, src)
         if overlap < 0.01:
@@ -232,12 +279,17 @@ class Scene:
     def has_thermal(self) -> bool:
         return self._thermal is not None
 
+    @property
+    def thermal_kind(self) -> str | None:
+        """What the thermal raster holds (kelvin, celsius, fahrenheit, landsat_l1, landsat_l2_st); None without."""
+        return self._thermal_kind if self._thermal is not None else None
+
     def read_optical(self, tile: Tile, bands: tuple[str, ...] | None = None) -> np.ndarray:
         """(B, h, w) float32 reflectance of the named bands (default all), NaN where nodata."""
         names = bands or self.band_names
         check_bands(self.band_names, names, path=self.optical_path)
         indexes = [self.band_names.index(b) + 1 for b in names]
-        data, valid = self._optical.read(indexes, tile)
+        data, valid = self._read(self._optical, indexes, tile, self.optical_path)
         out = data.astype(np.float32) * np.float32(self._scale) + np.float32(self._offset)
         out[:, ~valid] = np.nan
         return out
@@ -246,9 +298,19 @@ class Scene:
         """(h, w) float32 kelvin, NaN where nodata; None without thermal."""
         if self._thermal is None:
             return None
-        raw, valid = self._thermal.read([1], tile)
+        raw, valid = self._read(self._thermal, [1], tile, self.thermal_path)
         values = np.where(valid, raw[0].astype(np.float64), np.nan)
         return th.to_kelvin(values, self._thermal_kind, source=self.thermal_path, nodata=None)
+
+    def _read(self, reader: GridReader, indexes: list[int], tile: Tile, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """A window read; a damaged block is a user error naming the file and where it is."""
+        try:
+            return reader.read(indexes, tile)
+        except RasterioIOError as exc:
+            left, bottom, right, top = tile.bounds(self.grid.transform)
+            raise UserError(f"cannot read the window {left:.0f},{bottom:.0f} - {right:.0f},{top:.0f} "
+                            f"({self.grid.crs.to_string()}): the file is damaged there ({first_line(exc, 100)})",
+                            path=path, fix="copy or export the raster again") from None
 
     def thermal_anomaly(self, tile: Tile) -> tuple[np.ndarray, np.ndarray] | None:
         """(dt_k, z) of a tile against the scene's robust background; None without thermal."""
@@ -288,13 +350,6 @@ def _default_scene_id(path: Path) -> str:
     return f"{path.parent.name}-{stem}" if stem in ("optical", "image", "rgb") and path.parent.name else stem
 
 
-def _tiff_datetime(value: str | None) -> str | None:
-    """TIFF 'YYYY:MM:DD HH:MM:SS' to ISO 8601."""
-    if not value or len(value) < 19:
-        return None
-    return f"{value[:4]}-{value[5:7]}-{value[8:10]}T{value[11:19]}"
-
-
 @dataclass(frozen=True)
 class SceneOpener:
     """How scenes are opened for one model: sensor profile, model grid and thermal background.
@@ -313,9 +368,9 @@ class SceneOpener:
         return cls(meta.profile, meta.gsd_m, meta.thermal.background_m, meta.thermal.background_gsd_m)
 
     def open(self, optical: str | Path, thermal: str | Path | None = None, *,
-             profile: SensorProfile | str | None = None, thermal_units: str | None = None) -> Scene:
+             profile: SensorProfile | str | None = None, options: ReadOptions | None = None) -> Scene:
         """Open one scene (``profile`` overrides the model's, e.g. from --profile)."""
-        return Scene(optical, thermal, profile=profile or self.profile, gsd_m=self.gsd_m, thermal_units=thermal_units,
+        return Scene(optical, thermal, profile=profile or self.profile, gsd_m=self.gsd_m, options=options,
                      background_m=self.background_m, background_gsd_m=self.background_gsd_m)
 
     def open_folder(self, files: SceneFiles, *, thermal: bool = True) -> Scene:

@@ -15,6 +15,7 @@ from minewatch.errors import UserError
 OPTICAL_NAMES = ("optical.tif", "optical.tiff")
 THERMAL_NAMES = ("thermal.tif", "thermal.tiff")
 TRUTH_NAMES = ("truth.geojson", "labels.geojson", "truth.gpkg", "labels.gpkg")
+RASTER_SUFFIXES = (".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,23 @@ class SceneFiles:
             raise UserError("not a scene folder (no optical.tif)", path=folder,
                             fix="give folders from 'minewatch synth' or with optical.tif + truth.geojson")
         return cls(folder, optical, first(THERMAL_NAMES), first(TRUTH_NAMES))
+
+
+def find_rasters(paths: Sequence[Path], *, what: str) -> list[SceneFiles]:
+    """Loose rasters (files, or folders searched recursively for GeoTIFFs) as scenes without thermal or
+    truth, e.g. real imagery used as negatives."""
+    found: list[SceneFiles] = []
+    for p in map(Path, paths):
+        if p.is_file():
+            files = [p]
+        elif p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in RASTER_SUFFIXES and f.is_file())
+            if not files:
+                raise UserError(f"no GeoTIFF in this {what} folder", path=p, fix="give .tif files or their folder")
+        else:
+            raise UserError(f"{what} not found", path=p, fix="check the path")
+        found.extend(SceneFiles(f.parent, f, None, None) for f in files)
+    return found
 
 
 def find_scenes(paths: Sequence[Path]) -> list[SceneFiles]:

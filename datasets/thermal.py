@@ -17,7 +17,15 @@ from scipy import ndimage
 
 from minewatch.errors import UserError
 
-ThermalKind = Literal["kelvin", "celsius", "landsat_l1", "landsat_l2_st"]
+ThermalKind = Literal["kelvin", "celsius", "fahrenheit", "landsat_l1", "landsat_l2_st"]
+UNIT_NAMES: dict[str, ThermalKind] = {
+    "k": "kelvin", "kelvin": "kelvin", "kelvins": "kelvin", "deg k": "kelvin",
+    "c": "celsius", "celsius": "celsius", "degc": "celsius", "deg c": "celsius", "°c": "celsius",
+    "degrees celsius": "celsius", "degree_celsius": "celsius",
+    "f": "fahrenheit", "fahrenheit": "fahrenheit", "degf": "fahrenheit", "deg f": "fahrenheit",
+    "°f": "fahrenheit", "degrees fahrenheit": "fahrenheit",
+}
+"""Spellings of temperature units in a UNITS tag, GDAL's band unit type or --thermal-units (lower case)."""
 
 # Landsat Collection 2 Level-2 surface temperature: K = DN * 0.00341802 + 149.0, fill 0.
 L2_ST_SCALE = 0.00341802
@@ -95,24 +103,42 @@ def landsat_l2_st_to_kelvin(dn: np.ndarray) -> np.ndarray:
     return np.where(dn == 0, np.nan, dn * L2_ST_SCALE + L2_ST_OFFSET).astype(np.float32)
 
 
-def detect_thermal_kind(path: str | Path, units_tag: str | None, units_flag: str | None) -> ThermalKind:
-    """What the thermal raster holds: Landsat L1 DN (MTL beside it), L2 ST_B10, or a radiometric raster."""
+def thermal_units(name: str | None) -> ThermalKind | None:
+    """The temperature unit a spelling means (case-insensitive), None for an empty one; refuses others."""
+    text = (name or "").strip().lower()
+    if not text:
+        return None
+    if text not in UNIT_NAMES:
+        raise UserError(f"unknown temperature unit {name!r}",
+                        fix="use K, kelvin, degC, celsius, degF or fahrenheit")
+    return UNIT_NAMES[text]
+
+
+def detect_thermal_kind(path: str | Path, units_tag: str | None, units_flag: str | None,
+                        band_unit: str | None = None) -> ThermalKind:
+    """What the thermal raster holds: ``units_flag`` (--thermal-units) first, then Landsat L2 ST_B10 or
+    L1 DN with its MTL, then GDAL's band unit type (what QGIS, gdal_edit -units and rasterio's
+    ``dst.units`` write), then a UNITS metadata tag (any case)."""
     name = Path(path).name.upper()
     if units_flag:
-        return units_flag  # type: ignore[return-value]
+        return thermal_units(units_flag)  # type: ignore[return-value]
     if "ST_B10" in name:
         return "landsat_l2_st"
     if re.search(r"B1[01]\.TIF+$", name) and find_mtl(path) is not None:
         return "landsat_l1"
-    tag = (units_tag or "").strip().lower()
-    if tag in ("k", "kelvin"):
-        return "kelvin"
-    if tag in ("c", "celsius", "degc", "°c"):
-        return "celsius"
+    for source, value in (("band unit type", band_unit), ("UNITS tag", units_tag)):
+        try:
+            kind = thermal_units(value)
+        except UserError:
+            raise UserError(f"the thermal raster's {source} {value!r} is not a temperature unit", path=path,
+                            fix="pass --thermal-units kelvin, celsius or fahrenheit") from None
+        if kind is not None:
+            return kind
     raise UserError(
-        "the thermal raster does not say its units (no UNITS tag, not a Landsat band with its MTL)",
+        "the thermal raster does not say its units (no band unit type or UNITS tag, not a Landsat band with "
+        "its MTL)",
         path=path,
-        fix="pass --thermal-units kelvin or --thermal-units celsius",
+        fix="pass --thermal-units kelvin, celsius or fahrenheit (or set it: gdal_edit -units K FILE)",
     )
 
 
@@ -143,6 +169,8 @@ def to_kelvin(values: np.ndarray, kind: ThermalKind, *, source: Path | None = No
         out = np.where(out == nodata, np.nan, out)
     if kind == "celsius":
         out = out + np.float32(273.15)
+    elif kind == "fahrenheit":
+        out = (out - np.float32(32.0)) * np.float32(5 / 9) + np.float32(273.15)
     return out.astype(np.float32, copy=False)
 
 

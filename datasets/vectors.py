@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from minewatch.errors import UserError, first_line
+from minewatch.errors import UserError, first_line, require_utf8_path
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def read_vector(path: str | Path, *, role: str, polygons_only: bool = False) -> 
     ``polygons_only`` keeps Polygon and MultiPolygon features and refuses a file that has none.
     """
     p = Path(path)
+    require_utf8_path(p, role)
     if not p.exists():
         raise UserError(f"{role} file not found", path=p, fix="check the path")
     if p.is_dir() and p.suffix.lower() not in (".gdb",):

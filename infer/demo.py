@@ -30,7 +30,7 @@ def run_demo(out: Path, *, seed: int = 2026, model: Path | None = None, size: in
     result = run_scan(ScanRequest(
         raster=scene / "optical.tif", thermal=scene / "thermal.tif", model=model,
         out=out / "sites.geojson", tiles_out=out / "tiles.gpkg", heatmap=out / "heatmap.tif",
-        quicklook=out / "quicklook.png",
+        quicklook=out / "quicklook.png", overwrite=True,  # the demo's own folder: a rerun replaces it
     ))
     log.info("3/3 evaluating against the scene's ground truth ...")
     report = evaluate_files(out / "sites.geojson", scene / "truth.geojson", tiles=out / "tiles.gpkg",

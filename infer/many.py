@@ -77,7 +77,13 @@ class ScanOptions:
     batch: int = 32
     stride_m: float | None = None
     resume: bool = False
+    overwrite: bool = False
     allow_remote: bool = False
+    allow_coarse: bool = False
+    max_tiles: int | None = None
+    nodata: float | None = None
+    scale: float | None = None
+    bands: tuple[str, ...] | None = None
     outputs: tuple[str, ...] = DEFAULT_OUTPUTS
 
     def fingerprint(self, scene: SceneInput, model_sha256: str) -> str:
@@ -85,7 +91,7 @@ class ScanOptions:
         key = {"scene": {k: v for k, v in asdict(scene).items() if k not in ("origin", "error")},
                "model_sha256": model_sha256, "geofence": _stat(self.geofence), "exclude": _stat(self.exclude),
                "profile": self.profile, "thermal_units": self.thermal_units, "stride_m": self.stride_m,
-               "outputs": sorted(self.outputs)}
+               "nodata": self.nodata, "scale": self.scale, "bands": self.bands, "outputs": sorted(self.outputs)}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -191,7 +197,11 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                 heatmap=out.get("heatmap"), quicklook=out.get("quicklook"), geofence=options.geofence,
                 exclude=options.exclude, model=options.model, profile=options.profile,
                 thermal_units=options.thermal_units, device=options.device, batch=options.batch,
-                stride_m=options.stride_m, resume=options.resume, scene_id=scene.scene_id, acquired=scene.acquired)
+                stride_m=options.stride_m, resume=options.resume, scene_id=scene.scene_id, acquired=scene.acquired,
+                # The run owns DIR/<scene_id>/ (checked once in run_many): a retried task replaces what an
+                # interrupted attempt may have left.
+                overwrite=True, allow_coarse=options.allow_coarse, nodata=options.nodata, scale=options.scale,
+                bands=options.bands, **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
             result = run_scan(request)
             outcome.status = "done"
             outcome.n_sites = len(result.sites)
@@ -288,6 +298,14 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
     model_sha = file_sha256(Path(model))
     run_id, created = uuid.uuid4().hex[:12], _now()
     fingerprints = {s.scene_id: options.fingerprint(s, model_sha) for s in scenes}
+    if not (options.overwrite or options.resume):
+        previous = [s.scene_id for s in scenes
+                    if any((out_dir / s.scene_id / n).exists() for n in OUTPUT_NAMES.values())]
+        if previous:
+            raise UserError(f"the output folder holds outputs of an earlier run ({len(previous)} scene(s), e.g. "
+                            f"{previous[0]})", path=out_dir,
+                            fix="pass --resume to skip the complete scenes, --overwrite to scan them again, or "
+                                "choose another -o")
     results: dict[str, SceneOutcome] = {}
     todo = []
     for s in scenes:
@@ -323,7 +341,7 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
     ok = [o for o in outcomes if o.status in ("done", "skipped")]
     merged = merge_sites(read_scene_sites([out_dir / o.scene_id / OUTPUT_NAMES["sites"] for o in ok]),
                          run_id=run_id, created=created, gap_m=gap_m)
-    outputs = write_merged(merged, out_dir)
+    outputs = write_merged(merged, out_dir, run={"run_id": run_id, "created": created})
     summary = RunSummary(out_dir, outcomes, len(merged), time.perf_counter() - start, outputs, where)
     outputs.append(_write_run(out_dir, summary, options, run_id, created, model, model_sha))
     return summary

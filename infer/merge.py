@@ -173,9 +173,17 @@ def _nanmax(values: pd.Series) -> float:
     return float(v.max()) if v.size else float("nan")
 
 
-def write_merged(sites: gpd.GeoDataFrame, out_dir: Path) -> list[Path]:
-    """``sites.geojson`` (RFC 7946) and ``sites.gpkg`` (EPSG:4326, layer ``sites``) in ``out_dir``."""
+def write_merged(sites: gpd.GeoDataFrame, out_dir: Path, *, run: dict[str, str] | None = None) -> list[Path]:
+    """``sites.geojson`` (RFC 7946, with its QGIS style ``sites.qml``) and ``sites.gpkg`` (EPSG:4326, layer
+    ``sites``, the style inside) in ``out_dir``."""
+    from minewatch.atomic import atomic_path
+    from minewatch.infer import styles
     from minewatch.infer.writers import write_sites_geojson, write_sites_gpkg
 
-    return [write_sites_geojson(sites, out_dir / "sites.geojson"), write_sites_gpkg(sites, out_dir / "sites.gpkg")]
+    geojson = write_sites_geojson(sites, out_dir / "sites.geojson", run=run)
+    with atomic_path(styles.qml_path(geojson)) as tmp:
+        tmp.write_text(styles.sites_qml(), encoding="utf-8")
+    gpkg = write_sites_gpkg(sites.to_crs(4326), out_dir / "sites.gpkg", run=run)
+    styles.add_layer_style(gpkg, "sites", styles.sites_qml())
+    return [geojson, gpkg]
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from minewatch.errors import UserError, first_line
+from minewatch.errors import UserError, first_line, require_utf8_path
 from minewatch.model_meta import META_KEY, ModelMeta
 
 ONNX_SUFFIXES = (".onnx",)
@@ -35,6 +35,7 @@ def onnx_session(path: str | Path, *, threads: int | None = None):
     import onnxruntime as ort
 
     p = Path(path)
+    require_utf8_path(p, "model")
     if not p.is_file():
         raise UserError("model file not found", path=p, fix="check the path, or run 'make model'")
     opts = ort.SessionOptions()

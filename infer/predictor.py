@@ -42,9 +42,30 @@ class OnnxPredictor:
         self.meta = meta_from_session(self.session, path)
         self.sha256 = file_sha256(path)
         self._input = self.session.get_inputs()[0].name
+        check_graph(self.session, self.meta, path)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def check_graph(session, meta: ModelMeta, path: Path) -> None:
+    """Refuse an ONNX model whose graph does not take or give what its metadata says: a metadata file edited
+    by hand (or a graph swapped) would otherwise scan to silently wrong sites."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or not outputs:
+        raise UserError(f"the model graph has {len(inputs)} inputs and {len(outputs)} outputs, expected 1 and 1+",
+                        path=path, fix="give a model.onnx written by 'minewatch export'")
+    shape = list(inputs[0].shape)
+    want = {1: len(meta.channels), 2: meta.tile_px, 3: meta.tile_px}
+    if len(shape) != 4 or any(isinstance(shape[i], int) and shape[i] != n for i, n in want.items()):
+        raise UserError(f"the model graph takes input {shape}, its metadata says (batch, {len(meta.channels)}, "
+                        f"{meta.tile_px}, {meta.tile_px})", path=path,
+                        fix="re-export the model with 'minewatch export' so graph and metadata agree")
+    out = list(outputs[0].shape)
+    if len(out) != 2 or (isinstance(out[1], int) and out[1] != len(meta.classes)):
+        raise UserError(f"the model graph outputs {out}, its metadata lists {len(meta.classes)} class(es) "
+                        f"({', '.join(meta.classes)})", path=path,
+                        fix="re-export the model with 'minewatch export' so graph and metadata agree")
 
 
 class TorchPredictor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -47,11 +48,12 @@ def write_quicklook(
     *,
     title: str,
     max_px: int = 1600,
+    run: Mapping[str, str] | None = None,
 ) -> Path:
     """Draw ``sites`` over a stretched thumbnail of ``optical_path`` and save a PNG at ``path``.
 
     The thumbnail's longest side is at most ``max_px`` pixels. Outlines are coloured by each site's
-    strongest class (highest probability among its classes above threshold) and labelled with the rank.
+    main class (:func:`main_class`) and labelled with the rank.
     """
     target = check_writable(path)
     rgb, extent, crs = read_thumbnail(optical_path, max_px)
@@ -87,7 +89,8 @@ def write_quicklook(
     subtitle = f"{n_sites} candidate site{'s' if n_sites != 1 else ''}" if n_sites else "no candidate sites"
     ax.set_title(f"{title}\n{subtitle}", fontsize=14, loc="left")
     with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi,
+                    metadata={"Software": "minewatch", **{f"minewatch:{k}": str(v) for k, v in (run or {}).items()}})
     log.debug("wrote quicklook %s", target)
     return target
 
@@ -144,18 +147,18 @@ def _stretch(band: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return np.clip((band - lo) / (hi - lo), 0.0, 1.0)
 
 
-def strongest_class(site: dict) -> str:
-    """The site's class with the highest tile probability among its classes above threshold."""
-    listed = [c for c in str(site.get("classes") or "").split(",") if c in CLASSES] or list(CLASSES)
-    probs = {c: site.get(f"p_{c}") for c in listed}
-    probs = {c: float(p) for c, p in probs.items() if p is not None and math.isfinite(float(p))}
-    return max(probs, key=probs.get) if probs else listed[0]
+def main_class(site: dict) -> str:
+    """The first of the site's classes in CLASSES order (containers, then cooling, then heat): what an
+    inspector walks to. Colouring by the highest probability hid container farms behind their heat, which
+    scores higher wherever a farm runs."""
+    listed = [c for c in str(site.get("classes") or "").split(",") if c in CLASSES]
+    return listed[0] if listed else CLASSES[0]
 
 
 def _draw_sites(ax: Axes, sites: gpd.GeoDataFrame) -> None:
     order = sites.sort_values("rank", ascending=False) if "rank" in sites else sites.iloc[::-1]
     for _, site in order.iterrows():
-        colour = CLASS_COLOURS.get(strongest_class(site.to_dict()), "white")
+        colour = CLASS_COLOURS.get(main_class(site.to_dict()), "white")
         for poly in shapely.get_parts(site.geometry):
             if not isinstance(poly, shapely.Polygon):
                 continue
@@ -175,7 +178,7 @@ def _draw_sites(ax: Axes, sites: gpd.GeoDataFrame) -> None:
 
 def _legend(ax: Axes) -> None:
     handles = [Line2D([], [], color=CLASS_COLOURS[c], lw=3, label=c.replace("_", " ")) for c in CLASSES]
-    legend = ax.legend(handles=handles, title="strongest evidence", loc="lower right", fontsize=11,
+    legend = ax.legend(handles=handles, title="main evidence", loc="lower right", fontsize=11,
                        title_fontsize=11, framealpha=0.85)
     legend.set_zorder(5)
 

@@ -1,4 +1,11 @@
-"""``minewatch scan``: a scene of any size to ranked candidate sites, streaming, on CPU or GPU."""
+"""``minewatch scan``: a scene of any size to ranked candidate sites, streaming, on CPU or GPU.
+
+The order is the promise "a clear error, and nothing lost": every number, path, model and raster is
+checked before any window is read (infer/preflight.py), outputs are checked against every input and are
+only replaced with --overwrite (infer/outputs.py); windows are scored into flat arrays and journalled, so
+memory does not grow with the window count and a killed scan resumes; outputs are written under
+temporary names and renamed together at the end.
+"""
 
 from __future__ import annotations
 
@@ -12,21 +19,27 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 
-from minewatch.atomic import check_writable
-from minewatch.classes import CLASSES
 from minewatch.datasets.bands import check_bands
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.model_input import InputSpec
-from minewatch.datasets.scene import Scene
+from minewatch.datasets.scene import ReadOptions, Scene
 from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, TilePlan, plan_tiles
 from minewatch.errors import UserError
 from minewatch.infer.heat_rule import heat_where_seen
-from minewatch.infer.journal import Journal, journal_path
-from minewatch.infer.predictor import load_predictor
+from minewatch.infer.journal import Journal, fingerprint, journal_path
+from minewatch.infer.outputs import OutputSet
+from minewatch.infer.predictor import Predictor, load_predictor
+from minewatch.infer.preflight import DEFAULT_MAX_TILES, Report, check_number, check_raster, check_stride
 from minewatch.infer.reader import prefetch, read_tiles
+from minewatch.infer.tile_scores import TileScores
+from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.progress import progress
 
 log = logging.getLogger(__name__)
+
+TILES_CHUNK = 20_000
+"""Windows written to tiles.gpkg per chunk."""
+
 
 @dataclass
 class ScanRequest:
@@ -45,6 +58,13 @@ class ScanRequest:
     batch: int = 32
     stride_m: float | None = None
     resume: bool = False
+    overwrite: bool = False
+    dry_run: bool = False
+    allow_coarse: bool = False
+    max_tiles: int = DEFAULT_MAX_TILES
+    nodata: float | None = None
+    scale: float | None = None
+    bands: tuple[str, ...] | None = None
     max_nodata: float = DEFAULT_MAX_NODATA
     max_cloud: float = DEFAULT_MAX_CLOUD
     # Set by multi-scene scans (infer/many.py): the run's unique id of the scene and the acquisition time from
@@ -52,18 +72,41 @@ class ScanRequest:
     scene_id: str | None = None
     acquired: str | None = None
 
+    def inputs(self, model_path: Path | None) -> dict[str, Path | None]:
+        return {"optical raster": self.raster, "thermal raster": self.thermal, "geofence": self.geofence,
+                "exclude fence": self.exclude, "model": model_path}
+
+    def targets(self) -> dict[str, Path | None]:
+        return {"out": self.out, "tiles_out": self.tiles_out, "heatmap": self.heatmap, "quicklook": self.quicklook}
+
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(nodata=self.nodata, scale=self.scale, bands=self.bands, thermal_units=self.thermal_units)
+
 
 @dataclass
 class ScanResult:
     sites: gpd.GeoDataFrame
-    tiles: gpd.GeoDataFrame
+    scores: TileScores | None
     out: Path
     n_scanned: int
     n_skipped: int
     seconds: float
+    report: Report
     outputs: list[Path] = field(default_factory=list)
+    dry_run: bool = False
+    provenance: dict = field(default_factory=dict)
+    """scene_id, acquired, sensor, model, model_sha256, run_id, created, optical, thermal: what a catalogue
+    records about the scan (known even when no site was found)."""
+
+    @property
+    def tiles(self) -> gpd.GeoDataFrame:
+        """Every planned window with its scores (built on demand: large scans should not hold it)."""
+        assert self.scores is not None
+        return self.scores.frame()
 
     def summary(self) -> str:
+        if self.dry_run:
+            return self.report.text() + "\n(dry run: nothing was read or written)"
         lines = [f"{len(self.sites)} candidate site(s) from {self.n_scanned} tiles "
                  f"({self.n_skipped} skipped for nodata/cloud) in {self.seconds:.1f} s"]
         for _, s in self.sites.head(5).iterrows():
@@ -73,46 +116,100 @@ class ScanResult:
         return "\n".join(lines)
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
 def run_scan(req: ScanRequest) -> ScanResult:
-    """Scan ``req.raster`` and write the requested outputs (each atomically)."""
+    """Scan ``req.raster`` and write the requested outputs (see the module docstring for the order)."""
     start = time.perf_counter()
-    for path in (req.out, req.tiles_out, req.heatmap, req.quicklook):
-        if path is not None:
-            check_writable(path)
-    if req.out.suffix.lower() not in (".geojson", ".json"):
-        raise UserError("sites are written as GeoJSON", path=req.out, fix="name the output *.geojson")
+    keep_large_buffers_mmapped()
+    check_number(req.stride_m, "--stride-m")
+    check_number(float(req.batch), "--batch", minimum=1, inclusive=True)
+    check_number(float(req.max_tiles), "--max-tiles", minimum=1, inclusive=True)
     predictor = load_predictor(req.model, req.device)
     meta = predictor.meta
-    spec = InputSpec.from_meta(meta)
-    with Scene.for_model(meta, req.raster, req.thermal, profile=req.profile,
-                         thermal_units=req.thermal_units) as scene:
+    outputs = OutputSet.check(req.targets(), req.inputs(predictor.path), run_id=uuid.uuid4().hex[:12],
+                              overwrite=req.overwrite, resume=req.resume)
+    stride_m = meta.stride_m if req.stride_m is None else req.stride_m
+    check_stride(stride_m, meta)
+    raster_check = check_raster(req.raster, meta, stride_m=stride_m, allow_coarse=req.allow_coarse,
+                                max_tiles=req.max_tiles)
+    with Scene.for_model(meta, req.raster, req.thermal, profile=req.profile, options=req.read_options()) as scene:
+        scene.scene_id = req.scene_id or scene.scene_id
+        scene.acquired = req.acquired or scene.acquired
         check_bands(scene.band_names, meta.optical_bands, path=req.raster)
         fence = None
         if req.geofence or req.exclude:
             fence = Geofence.load(req.geofence, req.exclude, crs=scene.grid.crs, scene_bounds=scene.grid.bounds)
-        plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=req.stride_m or meta.stride_m, fence=fence,
-                          tile_px=meta.tile_px)
-        header = {
-            "raster": str(Path(req.raster).resolve()), "thermal": str(req.thermal) if req.thermal else None,
-            "model_sha256": predictor.sha256, "tile_px": plan.tile_px, "stride_px": plan.stride_px,
-            "n_tiles": len(plan.tiles), "run_id": uuid.uuid4().hex[:12],
-            "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-        }
-        journal = Journal(journal_path(req.out), header, resume=req.resume)
-        if journal.done:
-            log.info("resuming: %d of %d tiles already scanned", len(journal.done), len(plan.tiles))
-        todo = [t for t in plan.tiles if t.tile_id not in journal.done]
-        _score(scene, todo, plan.stride_px, spec, predictor, journal, req)
-        records = [journal.done[t.tile_id] for t in plan.tiles]
-        tiles = _tile_frame(plan, records)
-        result = _write_outputs(req, scene, plan, tiles, meta, predictor, journal.header)
-        journal.close(remove=True)
-    result.seconds = time.perf_counter() - start
-    return result
+        plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=stride_m, fence=fence, tile_px=meta.tile_px)
+        if not plan.tiles:
+            raise UserError(f"no window of the scene is kept by the fences (of {plan.n_total:,}: at least "
+                            f"{fence.rule.min_inside:.0%} inside the geofence, at most "
+                            f"{fence.rule.max_excluded:.0%} excluded)", path=req.geofence or req.exclude,
+                            fix="check the fences are for this scene; an include fence must hold at least one "
+                                f"{meta.tile_m:g} m window")
+        report = preflight_report(req, scene, predictor, plan, raster_check.warnings, outputs)
+        if req.dry_run:
+            return ScanResult(gpd.GeoDataFrame(), None, req.out, 0, 0, time.perf_counter() - start, report,
+                              dry_run=True)
+        for warning in report.warnings:
+            log.warning("%s: %s", req.raster, warning)
+        with outputs.lock():
+            header = {
+                "model_sha256": predictor.sha256, "tile_px": plan.tile_px, "stride_px": plan.stride_px,
+                "n_tiles": len(plan.tiles), "run_id": outputs.run_id, "created": _now(),
+                "options": {k: v for k, v in vars(req.read_options()).items() if v is not None},
+                "inputs": {role: fingerprint(p) for role, p in req.inputs(predictor.path).items() if p is not None},
+            }
+            journal = Journal(journal_path(req.out), header, resume=req.resume)
+            scores = TileScores(plan, meta.classes)
+            for rec in journal.replay():
+                scores.add(rec)
+            if scores.done.any():
+                log.info("resuming: %d of %d tiles already scanned", int(scores.done.sum()), len(plan.tiles))
+            _score(scene, scores.todo(), plan.stride_px, InputSpec.from_meta(meta), predictor, journal, scores, req)
+            run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
+            sites = _sites(scores, scene, predictor, run)
+            written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
+            journal.close(remove=True)
+        provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
+                      "model": predictor.path.name, "model_sha256": predictor.sha256, **run,
+                      "optical": str(req.raster), "thermal": str(req.thermal) if req.thermal else None}
+    n_scanned = scores.n_scanned
+    return ScanResult(sites, scores, req.out, n_scanned, len(scores) - n_scanned, time.perf_counter() - start,
+                      report, written, provenance=provenance)
 
 
-def _score(scene: Scene, todo: list[Tile], stride_px: int, spec: InputSpec, predictor, journal: Journal,
-           req: ScanRequest) -> None:
+def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan: TilePlan, warnings: list[str],
+                     outputs: OutputSet) -> Report:
+    """What the scan will read and write, and what looked odd (printed by --dry-run, logged otherwise)."""
+    meta = predictor.meta
+    r = Report(warnings=list(warnings))
+    g = scene.grid
+    r.add("raster", f"{req.raster} -> model grid {g.width:,} x {g.height:,} px at {g.gsd_m:g} m ({g.crs.to_string()})")
+    r.add("bands", f"{', '.join(scene.band_names)}; the model reads {', '.join(meta.optical_bands)}")
+    r.add("values", scene.scaling.reason)
+    if scene.scale_guessed:
+        r.warnings.append(f"stored as values the '{scene.profile.name}' profile does not use: {scene.scaling.reason} "
+                          "(pass --scale if that is wrong)")
+    r.add("nodata", f"{scene.nodata:g} ({scene.nodata_source})" if scene.nodata is not None else
+          f"none ({scene.nodata_source})")
+    if scene.nodata_source.startswith("collar"):
+        r.warnings.append(f"no nodata tag; a {scene.nodata_source} is masked as nodata (pass --nodata to choose)")
+    r.add("thermal", f"{req.thermal} ({scene.thermal_kind})" if scene.has_thermal else
+          "none: heat_signature is not reported")
+    r.add("acquired", f"{scene.acquired or 'unknown'}, sensor {scene.sensor}")
+    r.add("model", f"{predictor.path.name} ({meta.backbone}, {', '.join(meta.classes)}; {meta.tile_m:g} m windows "
+          f"at {meta.gsd_m:g} m)")
+    r.add("windows", f"{len(plan.tiles):,} of {plan.n_total:,} ({plan.tile_px} px, stride {plan.stride_m:g} m)")
+    for path in outputs.targets.values():
+        r.add("output", f"{path}{' (exists: replaced)' if path.exists() else ''}")
+    return r
+
+
+def _score(scene: Scene, todo: list[Tile], stride_px: int, spec: InputSpec, predictor: Predictor,
+           journal: Journal, scores: TileScores, req: ScanRequest) -> None:
     """Read tiles on a background thread and run the model on full batches; journal each batch."""
     classes = predictor.meta.classes
     reads = prefetch(read_tiles(scene, todo, spec, stride_px=stride_px, max_nodata=req.max_nodata,
@@ -121,13 +218,19 @@ def _score(scene: Scene, todo: list[Tile], stride_px: int, spec: InputSpec, pred
     for item in progress(reads, total=len(todo), desc="scan", unit="tile"):
         pending.append(item)
         if sum(r.x is not None for r in pending) >= req.batch:
-            journal.append(_run_batch(pending, predictor, classes))
+            _record(_run_batch(pending, predictor, classes), journal, scores)
             pending = []
     if pending:
-        journal.append(_run_batch(pending, predictor, classes))
+        _record(_run_batch(pending, predictor, classes), journal, scores)
 
 
-def _run_batch(reads, predictor, classes) -> list[dict]:
+def _record(records: list[dict], journal: Journal, scores: TileScores) -> None:
+    journal.append(records)
+    for rec in records:
+        scores.add(rec)
+
+
+def _run_batch(reads, predictor: Predictor, classes) -> list[dict]:
     scored = [r for r in reads if r.x is not None]
     probs = predictor.predict(np.stack([r.x for r in scored])) if scored else np.zeros((0, len(classes)))
     probs = heat_where_seen(probs, np.array([r.dt_max_k for r in scored], dtype=float), classes)
@@ -143,41 +246,49 @@ def _run_batch(reads, predictor, classes) -> list[dict]:
     return records
 
 
-def _tile_frame(plan: TilePlan, records: list[dict]) -> gpd.GeoDataFrame:
-    gdf = plan.to_gdf()
-    for key in records[0] if records else []:
-        if key != "tile_id":
-            gdf[key] = [r[key] for r in records]
-    for name in CLASSES:
-        if f"p_{name}" not in gdf.columns:
-            gdf[f"p_{name}"] = np.nan
-    return gdf
-
-
-def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, tiles: gpd.GeoDataFrame, meta, predictor,
-                   header: dict) -> ScanResult:
+def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str]) -> gpd.GeoDataFrame:
+    """Candidate sites from the positive windows only (a handful, however large the scan)."""
     from minewatch.infer.sites import build_sites
-    from minewatch.infer.writers import write_heatmap_cog, write_sites_geojson, write_tiles_gpkg
 
-    scanned = tiles[tiles["scanned"]] if "scanned" in tiles.columns else tiles.iloc[:0]
-    scene_id = req.scene_id or scene.scene_id
-    sites = build_sites(
-        scanned, dict(meta.thresholds), scene_id=scene_id, acquired=req.acquired or scene.acquired,
-        sensor=scene.profile.name, model_name=predictor.path.name, model_sha256=predictor.sha256,
-        run_id=header["run_id"], created=header["created"],
-    )
-    outputs = [req.out]
-    write_sites_geojson(sites, req.out)
+    meta = predictor.meta
+    positive = scores.frame(scores.positive(dict(meta.thresholds)))
+    return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
+                       sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
+                       run_id=run["run_id"], created=run["created"])
+
+
+def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,
+                   classes, run: dict[str, str], outputs: OutputSet) -> list[Path]:
+    """Every output and its QGIS style under temporary names, then all renamed into place."""
+    from minewatch.infer import styles
+    from minewatch.infer.writers import write_heatmap_cog, write_sites, write_tiles_gpkg
+
+    out = outputs.targets["out"]
+    with outputs.writing(out) as tmp:
+        write_sites(sites, tmp, run=run)
+        if out.suffix.lower() == ".gpkg":
+            styles.add_layer_style(tmp, "sites", styles.sites_qml())
+    if out.suffix.lower() != ".gpkg":
+        with outputs.writing(styles.qml_path(out)) as tmp:
+            tmp.write_text(styles.sites_qml(), encoding="utf-8")
     if req.tiles_out:
-        write_tiles_gpkg(tiles, req.tiles_out)
-        outputs.append(req.tiles_out)
+        with outputs.writing(req.tiles_out) as tmp:
+            write_tiles_gpkg(scores.chunks(TILES_CHUNK), tmp, run=run)
+            styles.add_layer_style(tmp, "tiles", styles.tiles_qml())
     if req.heatmap:
-        write_heatmap_cog(req.heatmap, scanned, list(meta.classes), scene.grid.crs, pixel_size_m=plan.stride_m)
-        outputs.append(req.heatmap)
+        scanned = np.flatnonzero(scores.scanned)
+        if len(scanned):
+            with outputs.writing(req.heatmap) as tmp:
+                write_heatmap_cog(tmp, scores.bounds(scanned), scores.probs[scanned].T, list(classes),
+                                  scene.grid.crs, pixel_size_m=plan.stride_m, run=run)
+            with outputs.writing(styles.qml_path(req.heatmap)) as tmp:
+                tmp.write_text(styles.heatmap_qml(classes), encoding="utf-8")
+        else:
+            log.warning("no tiles were scanned: no heatmap written to %s", req.heatmap)
     if req.quicklook:
         from minewatch.infer.quicklook import write_quicklook
 
-        write_quicklook(req.quicklook, req.raster, sites, title=f"minewatch: {scene_id}")
-        outputs.append(req.quicklook)
-    n_scanned = int(tiles["scanned"].sum()) if "scanned" in tiles.columns else 0
-    return ScanResult(sites, tiles, req.out, n_scanned, len(tiles) - n_scanned, 0.0, outputs)
+        with outputs.writing(req.quicklook) as tmp:
+            write_quicklook(tmp, req.raster, sites, title=f"minewatch: {scene.scene_id}", run=run)
+    return outputs.commit()
+

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
+from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -95,10 +96,16 @@ def tile_components(geoms: np.ndarray) -> np.ndarray:
     """Connected-component label of each polygon: polygons sharing area or an edge belong together.
 
     Tiles that meet only at a corner stay apart (their union would be a bow-tie, not one outline).
+    Windows are axis-aligned boxes, so this is decided on a grid of their own edges (:func:`box_components`)
+    in memory that does not grow with how densely they overlap; other polygons go through a spatial index.
     """
     n = len(geoms)
     if n == 0:
         return np.zeros(0, dtype=int)
+    bounds = shapely.bounds(geoms)
+    box_area = (bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1])
+    if np.allclose(shapely.area(geoms), box_area, rtol=1e-9, atol=1e-9):
+        return box_components(bounds)
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="intersects")
     keep = left < right
@@ -110,6 +117,28 @@ def tile_components(geoms: np.ndarray) -> np.ndarray:
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return labels
+
+
+def box_components(bounds: np.ndarray) -> np.ndarray:
+    """Components of axis-aligned boxes (n, 4: minx, miny, maxx, maxy) that share area or an edge.
+
+    The boxes are drawn on a grid whose cell edges are the boxes' own edges (so every box covers whole
+    cells, and a gap between two boxes is a cell of its own); boxes sharing area share cells, boxes sharing an
+    edge cover 4-neighbouring cells, boxes meeting at a corner only touch diagonally. The cost is that grid
+    (at most twice the distinct edges per axis), not the number of overlapping pairs, which at a fine stride
+    reached millions (a 4 m stride: each 64 m window overlaps ~1,000 others).
+    """
+    xs = np.unique(np.round(bounds[:, [0, 2]], 6))
+    ys = np.unique(np.round(bounds[:, [1, 3]], 6))
+    ix0 = np.searchsorted(xs, np.round(bounds[:, 0], 6))
+    ix1 = np.searchsorted(xs, np.round(bounds[:, 2], 6))
+    iy0 = np.searchsorted(ys, np.round(bounds[:, 1], 6))
+    iy1 = np.searchsorted(ys, np.round(bounds[:, 3], 6))
+    covered = np.zeros((len(ys), len(xs)), dtype=bool)
+    for a, b, c, d in zip(iy0, iy1, ix0, ix1, strict=True):
+        covered[a:max(b, a + 1), c:max(d, c + 1)] = True
+    cells, _ = ndimage.label(covered)  # 4-connectivity: corners do not join
+    return cells[iy0, ix0] - 1
 
 
 def build_sites(

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from minewatch import __version__
-from minewatch.errors import UserError
+from minewatch.errors import UserError, first_line
 from minewatch.progress import setup_logging
 
 log = logging.getLogger("minewatch")
@@ -29,6 +29,21 @@ DEBUG_KEY = "minewatch.debug"
 
 class MinewatchGroup(click.Group):
     """Maps exceptions to exit codes: 2 for bad input (one line), 1 for internal errors."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        """Click's own usage errors (a bad option value, a missing argument) as one line too."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as err:
+            where = err.ctx.command_path if getattr(err, "ctx", None) is not None else (prog_name or "minewatch")
+            click.echo(f"minewatch: error: {err.format_message().rstrip('.')}. Fix: see '{where} --help'.", err=True)
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("minewatch: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -48,8 +63,8 @@ class MinewatchGroup(click.Group):
                 traceback.print_exc()
             else:
                 click.echo(
-                    f"minewatch: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                    err=True,
+                    f"minewatch: internal error: {type(exc).__name__}: {first_line(exc)} (a bug: please report it "
+                    f"with the output of --debug and 'minewatch info')", err=True,
                 )
             sys.exit(1)
 
@@ -135,14 +150,18 @@ def synth(out, seed, count, profile, config, background, size, preview) -> None:
 # ---------------------------------------------------------------- tiles
 @cli.command()
 @scene_options
-@click.option("--model", type=INPUT_PATH, default=None, help="Take GSD and tile size from this model.")
-@click.option("--tile-m", type=float, default=None, help="Tile size in metres (default: the model's, else 64).")
-@click.option("--stride-m", type=float, default=None, help="Stride in metres (default: the tile size).")
+@click.option("--model", type=INPUT_PATH, default=None,
+              help="Take grid, window size and stride from this model (default: the committed model, as scan).")
+@click.option("--tile-m", type=float, default=None, help="Window size in metres (default: the model's).")
+@click.option("--stride-m", type=float, default=None,
+              help="Stride in metres (default: the model's; the window size with --tile-m).")
 @click.option("--gsd", type=float, default=None, help="Target grid in metres per pixel (default: the profile's).")
 @click.option("--max-nodata", type=click.FloatRange(0, 1), default=None, help="Skip windows with more nodata.")
 @click.option("-o", "--out", type=OUT_FILE, required=True, help="Output GeoPackage of kept windows.")
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
 @common_options
-def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, gsd, max_nodata, out) -> None:
+def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, gsd, max_nodata, out,
+          overwrite) -> None:
     """Write the windows a scan would read as polygons, so a GIS user can see what will be scanned.
 
     \b
@@ -152,7 +171,8 @@ def tiles(raster, thermal, geofence, exclude, model, profile, tile_m, stride_m, 
     from minewatch.infer.tiles_preview import write_tiles
 
     n = write_tiles(raster, out, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
-                    profile=profile, tile_m=tile_m, stride_m=stride_m, gsd_m=gsd, max_nodata=max_nodata)
+                    profile=profile, tile_m=tile_m, stride_m=stride_m, gsd_m=gsd, max_nodata=max_nodata,
+                    overwrite=overwrite)
     log.info("wrote %d windows to %s", n, out)
 
 
@@ -215,17 +235,30 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--tiles-out", type=OUT_FILE, default=None, help="Tile scores as GeoPackage (scene CRS).")
 @click.option("--heatmap", type=OUT_FILE, default=None, help="Per-class score heatmap, Cloud Optimized GeoTIFF.")
 @click.option("--quicklook", type=OUT_FILE, default=None, help="PNG map: scene, site outlines, ranks, legend.")
-@click.option("--thermal-units", type=click.Choice(["kelvin", "celsius"]), default=None,
-              help="Units of a radiometric thermal GeoTIFF when its metadata does not say.")
+@click.option("--thermal-units", default=None,
+              help="Units of a radiometric thermal raster when its metadata does not say: K, kelvin, degC, "
+                   "celsius, degF or fahrenheit.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted scan from its journal; several scenes: skip the complete ones.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never done without it).")
+@click.option("--dry-run", is_flag=True, help="Check everything and print what the scan would do; read nothing.")
+@click.option("--allow-coarse", is_flag=True,
+              help="Scan imagery coarser than twice the model's grid anyway (expect misses).")
+@click.option("--max-tiles", type=int, default=None,
+              help="Refuse a scan planning more windows than this (default 250,000: a 20k px mosaic passes).")
+@click.option("--nodata", type=float, default=None, help="Optical value that marks missing pixels.")
+@click.option("--scale", type=float, default=None,
+              help="Factor from optical values to reflectance (e.g. 0.0001), when the guess is wrong.")
+@click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
+@click.option("--catalog", default=None, metavar="CAT",
+              help="Then add the sites to this catalogue (*.gpkg or postgresql:// URL; see 'minewatch catalog').")
 @click.option("--allow-remote", is_flag=True, help="Allow reads over HTTP(S) (STAC hrefs, VRT sources, URLs).")
 @click.option("--thermal-asset", default=None, help="Several scenes: the STAC asset key of the thermal band.")
 @click.option("--workers", type=click.IntRange(1), default=None,
-              help="Several scenes: local Dask worker processes (default: one per core).")
+              help="Several scenes: local Dask worker processes (default: one per two cores).")
 @click.option("--threads-per-worker", type=click.IntRange(1), default=1, show_default=True,
               help="Several scenes: scenes each local worker scans at once.")
 @click.option("--memory-limit", default="auto", show_default=True,
@@ -239,65 +272,68 @@ def export(checkpoint, out, int8, calibration) -> None:
               help="Several scenes: sites of different scenes this close (metres) are one site (default 1).")
 @common_options
 def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit,
-         scheduler, no_cluster, scene_outputs, merge_gap_m) -> None:
+         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands,
+         catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit, scheduler, no_cluster,
+         scene_outputs, merge_gap_m) -> None:
     """Scan scenes of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
 
-    INPUT is one raster (sites go to the -o GeoJSON), or several scenes: rasters, folders (scene folders with
+    INPUT is one raster (sites go to the -o file), or several scenes: rasters, folders (scene folders with
     optical.tif [+ thermal.tif], Landsat 8/9 or Sentinel-2 band folders, loose GeoTIFFs; recursive), globs, a
     text/CSV list of optical[,thermal] lines, or STAC Item/ItemCollection/Catalog JSON. Several scenes run as
     Dask tasks, one per scene, and -o names a folder: DIR/<scene_id>/ gets each scene's sites, tiles, heatmap and
     quicklook; DIR/sites.geojson and DIR/sites.gpkg hold the sites of all scenes merged and ranked together.
 
+    Everything is checked before the first window is read (pixel size against the model's, window count
+    and memory, bands, value scale, nodata, thermal units, the model's graph, every output against every
+    input); --dry-run prints that check and stops. Outputs are never replaced without --overwrite, and
+    are written together at the end, each with a QGIS style beside it.
+
     \b
-    Examples:
+    Example:
       minewatch scan optical.tif --thermal thermal.tif --geofence area.geojson \\
-          --model models/minewatch-drone.onnx -o sites.geojson --quicklook map.png
+          -o sites.geojson --tiles-out tiles.gpkg --heatmap heat.tif --quicklook map.png
+      minewatch scan mosaic.tif --dry-run -o sites.geojson     # what would be read, and any problem
       minewatch scan flights/ -o province --workers 2
       minewatch scan items.json --thermal-asset lwir11 -o province --scheduler tcp://10.0.0.5:8786
     """
     from minewatch.datasets.vrt import remote_reads, remote_reads_allowed
+    from minewatch.infer.scan import ScanRequest, run_scan
 
     allowed = allow_remote or remote_reads_allowed()
-    if _one_raster(inputs):
-        from minewatch.infer.scan import ScanRequest, run_scan
-
-        request = ScanRequest(raster=Path(inputs[0]), thermal=thermal, geofence=geofence, exclude=exclude,
-                              model=model, out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook,
-                              profile=profile, thermal_units=thermal_units, device=device, batch=batch,
-                              stride_m=stride_m, resume=resume)
-        with remote_reads(allowed):
-            result = run_scan(request)
-        click.echo(result.summary())
+    band_names = tuple(b.strip() for b in bands.split(",")) if bands else None
+    if not _one_raster(inputs):
+        _scan_many(inputs, out, thermal=thermal, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook,
+                   dry_run=dry_run, catalog=catalog, thermal_asset=thermal_asset, scene_outputs=scene_outputs,
+                   scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                   memory_limit=memory_limit, no_cluster=no_cluster, merge_gap_m=merge_gap_m,
+                   scan_options=dict(model=model, geofence=geofence, exclude=exclude, profile=profile,
+                                     thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
+                                     resume=resume, overwrite=overwrite, allow_remote=allowed,
+                                     allow_coarse=allow_coarse, max_tiles=max_tiles, nodata=nodata, scale=scale,
+                                     bands=band_names))
         return
-    for flag, value in (("--thermal", thermal), ("--tiles-out", tiles_out), ("--heatmap", heatmap),
-                        ("--quicklook", quicklook)):
-        if value is not None:
-            fix = ("give scene folders holding thermal.tif, or a list of optical,thermal lines" if flag == "--thermal"
-                   else "drop it: every scene's tiles, heatmap and quicklook are written under DIR/<scene_id>/")
-            raise UserError(f"{flag} applies to a one-raster scan, not to {len(inputs)} input(s)", path=value,
-                            fix=fix)
-    from minewatch.infer.inputs import discover
-    from minewatch.infer.many import DEFAULT_GAP_M, Cluster, ProgressReport, ScanOptions, parse_outputs, run_many
+    raster = Path(inputs[0])
+    if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
+        from minewatch.infer.catalog.store import opened
 
-    outputs = parse_outputs(scene_outputs)
-    scenes = discover(list(inputs), thermal_asset=thermal_asset)
-    options = ScanOptions(model=model, geofence=geofence, exclude=exclude, profile=profile,
-                          thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m, resume=resume,
-                          allow_remote=allowed, outputs=outputs)
-    cluster = Cluster(scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
-                      memory_limit=memory_limit, in_process=no_cluster)
-    quiet = logging.getLogger().level > logging.INFO
-    report = ProgressReport(len(scenes), quiet=quiet)
-    try:
-        summary = run_many(scenes, out, options, cluster,
-                           gap_m=DEFAULT_GAP_M if merge_gap_m is None else merge_gap_m,
-                           on_scene=report, on_start=log.info)
-    finally:
-        report.close()
-    click.echo(summary.table())
-    if summary.exit_code:
-        sys.exit(summary.exit_code)
+        with opened(catalog, create=True):
+            pass
+    request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
+                          out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
+                          thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
+                          resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
+                          nodata=nodata, scale=scale,
+                          bands=band_names, **({"max_tiles": max_tiles} if max_tiles is not None else {}))
+    with remote_reads(allowed):
+        result = run_scan(request)
+    click.echo(result.summary())
+    if catalog is not None and not dry_run:
+        from minewatch.infer.catalog.ingest import batch_from_scan
+        from minewatch.infer.catalog.store import opened
+        from minewatch.infer.catalog.update import add_batch
+
+        with opened(catalog) as store:
+            click.echo(f"catalogue {store.location}: {add_batch(store, batch_from_scan(result)).line()}")
 
 
 def _one_raster(inputs: tuple[str, ...]) -> bool:
@@ -314,6 +350,40 @@ def _one_raster(inputs: tuple[str, ...]) -> bool:
     if not p.exists() and glob.has_magic(raw):
         return False
     return p.suffix.lower() not in (".txt", ".csv", ".lst", ".json")
+
+
+def _scan_many(inputs, out: Path, *, thermal, tiles_out, heatmap, quicklook, dry_run, catalog, thermal_asset,
+               scene_outputs, scheduler, workers, threads_per_worker, memory_limit, no_cluster, merge_gap_m,
+               scan_options: dict) -> None:
+    """Several scenes: one Dask task each, then their sites merged (infer/many.py)."""
+    for flag, value in (("--thermal", thermal), ("--tiles-out", tiles_out), ("--heatmap", heatmap),
+                        ("--quicklook", quicklook), ("--dry-run", dry_run or None), ("--catalog", catalog)):
+        if value is not None:
+            fix = {"--thermal": "give scene folders holding thermal.tif, or a list of optical,thermal lines",
+                   "--dry-run": "dry-run one scene at a time ('minewatch scan RASTER --dry-run -o x.geojson')",
+                   "--catalog": "add the scenes afterwards: minewatch catalog add CAT DIR/*/"
+                   }.get(flag, "drop it: every scene's tiles, heatmap and quicklook are written under DIR/<scene_id>/")
+            raise UserError(f"{flag} applies to a one-raster scan, not to {len(inputs)} input(s)",
+                            path=value if isinstance(value, (str, Path)) else None, fix=fix)
+    from minewatch.infer.inputs import discover
+    from minewatch.infer.many import DEFAULT_GAP_M, Cluster, ProgressReport, ScanOptions, parse_outputs, run_many
+
+    outputs = parse_outputs(scene_outputs)
+    scenes = discover(list(inputs), thermal_asset=thermal_asset)
+    options = ScanOptions(**scan_options, outputs=outputs)
+    cluster = Cluster(scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                      memory_limit=memory_limit, in_process=no_cluster)
+    quiet = logging.getLogger().level > logging.INFO
+    report = ProgressReport(len(scenes), quiet=quiet)
+    try:
+        summary = run_many(scenes, out, options, cluster,
+                           gap_m=DEFAULT_GAP_M if merge_gap_m is None else merge_gap_m,
+                           on_scene=report, on_start=log.info)
+    finally:
+        report.close()
+    click.echo(summary.table())
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -385,11 +455,12 @@ def card(run, model, seed, count) -> None:
 @click.argument("model", type=INPUT_PATH, required=False)
 @common_options
 def info(model) -> None:
-    """Versions of minewatch and its libraries; with MODEL, the model's metadata.
+    """Versions of minewatch and its libraries, and what a model expects (default: the committed model).
 
     \b
     Example:
-      minewatch info models/minewatch-drone.onnx
+      minewatch info
+      minewatch info runs/default/model.onnx
     """
     from minewatch.info import describe
 
@@ -404,6 +475,11 @@ def _require_torch(command: str) -> None:
             f"'minewatch {command}' needs PyTorch, which this install lacks",
             fix="pip install 'minewatch[train]'",
         ) from None
+
+
+from minewatch.cli_catalog import catalog  # noqa: E402 - it uses the option helpers above
+
+cli.add_command(catalog)
 
 
 def main() -> None:

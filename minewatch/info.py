@@ -30,26 +30,27 @@ def library_versions() -> dict[str, str]:
 
 
 def describe(model: Path | None = None) -> str:
+    """Versions, and what ``model`` (default: the committed model) expects."""
+    from minewatch.infer.model_file import file_sha256, read_model_meta
+    from minewatch.infer.predictor import default_model_path
+
     lines = [f"minewatch {__version__} (Python {platform.python_version()}, {platform.system()})"]
     lines += [f"  {name:<14} {version}" for name, version in library_versions().items()]
-    if model is not None:
-        from minewatch.infer.model_file import file_sha256, read_model_meta
-
-        meta = read_model_meta(model)
-        lines += [
-            "",
-            f"model {model}",
-            f"  sha256         {file_sha256(model)}",
-            f"  backbone       {meta.backbone}  (trained by minewatch {meta.model_version})",
-            f"  profile        {meta.profile}",
-            f"  classes        {', '.join(meta.classes)}",
-            f"  channels       {', '.join(meta.channels)}",
-            f"  grid           {meta.gsd_m} m/px, tiles {meta.tile_m:g} m ({meta.tile_px} px), "
-            f"stride {meta.stride_m:g} m",
-            "  thresholds     " + ", ".join(f"{k} {v:.3f}" for k, v in meta.thresholds.items()),
-            f"  thermal        {meta.thermal.mode} over a {meta.thermal.background_m:g} m background"
-            f"{' (required)' if meta.thermal.required else ' (optional: trained with thermal dropout)'}",
-        ]
-        if meta.metrics:
-            lines.append("  validation     " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(meta.metrics.items())))
+    path = default_model_path() if model is None else Path(model)
+    meta = read_model_meta(path)
+    lines += [
+        "",
+        f"model {path}{'  (the committed default)' if model is None else ''}",
+        f"  sha256         {file_sha256(path)}",
+        f"  backbone       {meta.backbone}  (trained by minewatch {meta.model_version})",
+        f"  profile        {meta.profile}",
+        f"  classes        {', '.join(meta.classes)}",
+        f"  channels       {', '.join(meta.channels)}",
+        f"  grid           {meta.gsd_m} m/px, tiles {meta.tile_m:g} m ({meta.tile_px} px), stride {meta.stride_m:g} m",
+        "  thresholds     " + ", ".join(f"{k} {v:.3f}" for k, v in meta.thresholds.items()),
+        f"  thermal        {meta.thermal.mode} over a {meta.thermal.background_m:g} m background"
+        f"{' (required)' if meta.thermal.required else ' (optional: trained with thermal dropout)'}",
+    ]
+    if meta.metrics:
+        lines.append("  validation     " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(meta.metrics.items())))
     return "\n".join(lines)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 
-from minewatch.config import StrictModel
+from minewatch.config import StrictModel, explain_validation_error
 from minewatch.errors import UserError
 
 META_KEY = "minewatch"
@@ -34,21 +34,41 @@ class ModelMeta(StrictModel):
     format_version: int = FORMAT_VERSION
     model_version: str = Field(description="minewatch version that trained the model")
     backbone: str
-    classes: tuple[str, ...]
+    classes: tuple[str, ...] = Field(min_length=1)
     profile: str = Field(description="sensor profile the model was trained on")
-    optical_bands: tuple[str, ...] = Field(description="optical band names, in model input order")
+    optical_bands: tuple[str, ...] = Field(min_length=1, description="optical band names, in model input order")
     channels: tuple[str, ...] = Field(description="all input channels, in order")
     mean: tuple[float, ...] = Field(description="per optical band mean of reflectance")
     std: tuple[float, ...] = Field(description="per optical band std of reflectance")
     thresholds: dict[str, float] = Field(description="calibrated per-class decision thresholds")
-    gsd_m: float = Field(description="metres per pixel of the model grid")
-    tile_m: float = Field(description="tile side in metres")
-    stride_m: float = Field(description="default scan stride in metres")
-    tile_px: int
+    gsd_m: float = Field(gt=0, description="metres per pixel of the model grid")
+    tile_m: float = Field(gt=0, description="tile side in metres")
+    stride_m: float = Field(gt=0, description="default scan stride in metres")
+    tile_px: int = Field(gt=0, le=4096)
     thermal: ThermalInput
     config_sha256: str = ""
     created: str = ""
     metrics: dict[str, float] = Field(default_factory=dict, description="validation figures")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelMeta:
+        """Fields that must agree with each other: a model whose metadata contradicts itself would scan
+        to wrong results without an error."""
+        n = len(self.optical_bands)
+        if len(self.mean) != n or len(self.std) != n:
+            raise ValueError(f"mean/std have {len(self.mean)}/{len(self.std)} values for {n} optical bands")
+        if any(not (v > 0) for v in self.std):
+            raise ValueError("std values must be positive")
+        if tuple(self.channels[:n]) != tuple(self.optical_bands):
+            raise ValueError("channels must start with the optical bands")
+        missing = [c for c in self.classes if c not in self.thresholds]
+        if missing:
+            raise ValueError(f"no threshold for classes {missing}")
+        if any(not (0 < self.thresholds[c] < 1) for c in self.classes):
+            raise ValueError("thresholds must lie between 0 and 1")
+        if abs(self.tile_px * self.gsd_m - self.tile_m) > self.gsd_m:
+            raise ValueError(f"tile_px {self.tile_px} at {self.gsd_m} m/px is not tile_m {self.tile_m} m")
+        return self
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -64,6 +84,6 @@ class ModelMeta(StrictModel):
             raise UserError("model was written by a newer minewatch", path=source, fix="upgrade minewatch")
         try:
             return cls.model_validate(data)
-        except Exception as exc:  # pydantic ValidationError
-            raise UserError(f"model metadata is incomplete ({exc.__class__.__name__})", path=source,
+        except ValidationError as exc:
+            raise UserError(f"model metadata is invalid ({explain_validation_error(exc, cls)})", path=source,
                             fix="re-export the model with 'minewatch export'") from None

@@ -59,6 +59,22 @@ class TileAugmenter:
             A.GaussNoise(std_range=cfg.noise_std, per_channel=True, p=cfg.noise_p),
             A.GaussianBlur(sigma_limit=cfg.blur_sigma, blur_limit=0, p=cfg.blur_p),
         ]
+        # Camera and processing effects real imagery has and generated scenes lack (sim-to-real): colour ones
+        # on the red, green and blue bands, the others on every optical band.
+        self.rgb = [channels.index(b) for b in ("red", "green", "blue")] if {"red", "green", "blue"} <= set(
+            channels[: self.n_optical]) else []
+        self.sensor_rgb = [
+            A.ImageCompression(quality_range=cfg.jpeg_quality, p=cfg.jpeg_p),
+            A.HueSaturationValue(hue_shift_limit=cfg.hue_shift, sat_shift_limit=cfg.saturation_shift,
+                                 val_shift_limit=0, p=cfg.hue_sat_p),
+        ]
+        self.sensor = [
+            A.RandomGamma(gamma_limit=(cfg.gamma[0] * 100, cfg.gamma[1] * 100), p=cfg.gamma_p),
+            A.Sharpen(alpha=(0.1, 0.4), lightness=(0.9, 1.1), p=cfg.sharpen_p),
+            A.Defocus(radius=cfg.defocus_radius, alias_blur=(0.1, 0.3), p=cfg.defocus_p),
+            A.Downscale(scale_range=cfg.downscale, interpolation_pair={"downscale": cv2.INTER_AREA,
+                                                                       "upscale": cv2.INTER_LINEAR}, p=cfg.downscale_p),
+        ]
 
     def __call__(self, image: np.ndarray, seed: int) -> np.ndarray:
         """A new augmented (H, W, C) float32 array; ``image`` is left untouched."""
@@ -67,9 +83,9 @@ class TileAugmenter:
         x = np.ascontiguousarray(image, dtype=np.float32).copy()
         if not self.cfg.enabled:
             return x
-        geo_seed, photo_seed, band_seed, own_seed = np.random.SeedSequence(seed).generate_state(4)
+        geo_seed, photo_seed, band_seed, own_seed, sensor_seed = np.random.SeedSequence(seed).generate_state(5)
         rng = np.random.default_rng(int(own_seed))
-        x = self._photometric(x, int(photo_seed), int(band_seed), rng)
+        x = self._photometric(x, int(photo_seed), int(band_seed), rng, int(sensor_seed))
         _reseed(self.geometric, int(geo_seed))
         for transform in self.geometric:
             x = transform(image=x)["image"]
@@ -77,8 +93,22 @@ class TileAugmenter:
             x[:, :, self.thermal_idx] = 0.0
         return np.ascontiguousarray(x, dtype=np.float32)
 
+    def _sensor(self, work: np.ndarray, seed: int) -> np.ndarray:
+        """JPEG, hue/saturation (red, green, blue only), gamma, sharpen, defocus, downscale-upscale."""
+        rgb_seed, all_seed = np.random.SeedSequence(seed).generate_state(2)
+        if self.rgb:
+            _reseed(self.sensor_rgb, int(rgb_seed))
+            rgb = np.ascontiguousarray(work[:, :, self.rgb])
+            for transform in self.sensor_rgb:
+                rgb = transform(image=rgb)["image"]
+            work[:, :, self.rgb] = rgb
+        _reseed(self.sensor, int(all_seed))
+        for transform in self.sensor:
+            work = transform(image=np.ascontiguousarray(work))["image"]
+        return np.clip(work, 0.0, 1.0).astype(np.float32)
+
     def _photometric(self, x: np.ndarray, photo_seed: int, band_seed: int,
-                     rng: np.random.Generator) -> np.ndarray:
+                     rng: np.random.Generator, sensor_seed: int) -> np.ndarray:
         """Brightness/contrast per band, noise, blur and haze on the optical slice, in reflectance units."""
         n = self.n_optical
         refl = x[:, :, :n] * self.std + self.mean
@@ -92,6 +122,7 @@ class TileAugmenter:
         _reseed(self.optical, photo_seed)
         for transform in self.optical:
             work = transform(image=work)["image"]
+        work = self._sensor(work, sensor_seed)
         if rng.random() < self.cfg.haze_p:
             weight = rng.uniform(*self.cfg.haze_strength)
             veil = rng.uniform(0.6, 0.9)

@@ -62,6 +62,12 @@ class DataConfig(StrictModel):
 
     train_scenes: SceneSource = Field(description="a generated-scenes spec, or a list of scene folders and specs")
     val_scenes: SceneSource = Field(description="other scenes (or seeds) than training, for validation")
+    negative_rasters: list[Path] = Field(
+        default_factory=list,
+        description="real imagery known to hold no mining (GeoTIFF files or folders of them, any CRS and pixel "
+                    "size): every window is a negative for every class, drawn as a hard negative (your own region's "
+                    "imagery teaches the model its look-alikes without a label)",
+    )
     data_dir: Path | None = Field(
         None, description="cache of generated scenes (default: <run folder>/data); reused when present"
     )
@@ -172,6 +178,19 @@ class AugmentConfig(StrictModel):
     blur_sigma: tuple[float, float] = Field((0.3, 1.0), description="blur sigma range, pixels")
     haze_p: float = Field(0.1, ge=0, le=1, description="probability of haze, a blend toward a bright veil")
     haze_strength: tuple[float, float] = Field((0.05, 0.3), description="haze blend weight range")
+    jpeg_p: float = Field(0.0, ge=0, le=1, description="probability of JPEG compression artefacts (RGB)")
+    jpeg_quality: tuple[int, int] = Field((30, 90), description="JPEG quality range")
+    gamma_p: float = Field(0.0, ge=0, le=1, description="probability of a gamma change (display-encoded imagery)")
+    gamma: tuple[float, float] = Field((0.7, 1.4), description="gamma range")
+    hue_sat_p: float = Field(0.0, ge=0, le=1, description="probability of a hue/saturation shift (RGB)")
+    hue_shift: float = Field(12.0, ge=0, le=90, description="hue shift range, +- degrees")
+    saturation_shift: float = Field(40.0, ge=0, le=100, description="saturation shift range, +- (of 255)")
+    sharpen_p: float = Field(0.0, ge=0, le=1, description="probability of sharpening (camera processing)")
+    defocus_p: float = Field(0.0, ge=0, le=1, description="probability of a defocus blur")
+    defocus_radius: tuple[int, int] = Field((1, 3), description="defocus radius range, pixels")
+    downscale_p: float = Field(0.0, ge=0, le=1,
+                               description="probability of a downscale-upscale (imagery resampled from coarser)")
+    downscale: tuple[float, float] = Field((0.35, 0.8), description="downscale factor range")
     thermal_dropout_p: float = Field(
         0.3, ge=0, le=1,
         description="probability of zeroing thermal_dt and thermal_valid (thermal-less scenes stay scorable)",

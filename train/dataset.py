@@ -109,14 +109,27 @@ class SceneWindows:
 
 def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride_m: float, tile_px: int,
                 bands: Sequence[str], rule: LabelRule, classes: Sequence[str] = CLASSES,
-                max_nodata: float = 0.5, confuser_m2: float | None = None) -> SceneWindows:
-    """Windows of one scene (nodata-filtered) and their targets, computed once."""
+                max_nodata: float = 0.5, confuser_m2: float | None = None, negative: bool = False) -> SceneWindows:
+    """Windows of one scene (nodata-filtered) and their targets, computed once.
+
+    ``negative``: real imagery known to hold no mining: every window negative for every class and, with
+    ``confuser_m2``, drawn as a hard negative; extra bands (an alpha band) are allowed, and a raster smaller
+    than one window gives none (a padded window is not what scans see).
+    """
     with reader.open_folder(files, thermal=False) as scene:  # the thermal background is not needed to index
-        check_bands(scene.band_names, bands, path=files.optical, exact=True,
+        check_bands(scene.band_names, bands, path=files.optical, exact=not negative,
                     fix="use scenes of the model's sensor profile, or set model.profile to the data's profile")
         plan = plan_tiles(scene.grid, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px)
-        tiles = [t for t in plan.tiles if nodata_fraction(scene.read_optical(t)) <= max_nodata]
-        if files.truth is not None and tiles and _has_features(files.truth):
+        small = negative and min(scene.grid.width, scene.grid.height) < tile_px
+        if small:
+            log.warning("%s: smaller than one %g m window on the model grid; not used as negatives",
+                        files.optical, tile_m)
+        tiles = [] if small else [t for t in plan.tiles
+                                  if nodata_fraction(scene.read_optical(t, tuple(bands))) <= max_nodata]
+        if negative:
+            targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
+            confusers = None if confuser_m2 is None else np.ones(len(tiles), dtype=bool)
+        elif files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
             truth = read_truth(files.truth)
             targets = tile_targets(gdf, truth, classes, rule)
@@ -141,9 +154,11 @@ def _has_features(path: Path) -> bool:
 
 
 def index_scenes(scenes: Sequence[SceneFiles], reader: SceneOpener, *, desc: str = "indexing",
-                 **kwargs) -> list[SceneWindows]:
-    out = [index_scene(f, reader, **kwargs)
-           for f in progress(scenes, total=len(scenes), desc=desc, unit="scene")]
+                 negatives: Sequence[SceneFiles] = (), **kwargs) -> list[SceneWindows]:
+    """Windows of labelled scenes, then of ``negatives`` (see :func:`index_scene`)."""
+    items = [(f, False) for f in scenes] + [(f, True) for f in negatives]
+    out = [index_scene(f, reader, negative=neg, **kwargs)
+           for f, neg in progress(items, total=len(items), desc=desc, unit="scene")]
     n = sum(len(s.tiles) for s in out)
     if n == 0:
         raise UserError(f"no usable windows in {len(scenes)} scene(s)",

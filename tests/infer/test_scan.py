@@ -234,7 +234,7 @@ def test_without_thermal_no_heat_is_reported(scene, model, tmp_path):
 
 
 def test_heat_is_masked_only_where_thermal_is_missing():
-    from minewatch.infer.scan import heat_where_seen
+    from minewatch.infer.heat_rule import heat_where_seen
 
     probs = np.array([[0.1, 0.2, 0.9], [0.3, 0.4, 0.8]], dtype=np.float32)
     out = heat_where_seen(probs, np.array([np.nan, 4.0]), ("container_farm", "cooling_array", "heat_signature"))

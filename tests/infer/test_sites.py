@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import metric_crs
@@ -135,3 +137,26 @@ def test_metric_crs_refuses_web_mercator_areas(tile_factory):
 def test_missing_threshold_is_refused(tile_factory, site_meta):
     with pytest.raises(ValueError, match="heat_signature"):
         _build(tile_factory(1, 1), site_meta, thresholds={"container_farm": 0.5, "cooling_array": 0.5})
+
+
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12), st.sampled_from([2, 3, 4])), min_size=1,
+                max_size=40, unique_by=lambda t: t[:2]))
+@settings(max_examples=150, deadline=None)
+def test_box_components_match_the_geometric_rule(boxes):
+    """The grid-of-edges components equal the spatial-index rule (shared area or edge; corners apart)."""
+    from minewatch.infer.sites import box_components
+
+    geoms = np.array([shapely.box(x, y, x + s, y + s) for x, y, s in boxes])
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    shared = shapely.intersection(geoms[left], geoms[right])
+    joined = (shapely.area(shared) > 0) | (shapely.length(shared) > 0)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(geoms)
+    _, want = connected_components(coo_matrix((np.ones(joined.sum()), (left[joined], right[joined])), shape=(n, n)),
+                                   directed=False)
+    got = box_components(shapely.bounds(geoms))
+    # same partition (labels may be numbered differently)
+    assert len({(a, b) for a, b in zip(want, got, strict=True)}) == len(set(want)) == len(set(got))

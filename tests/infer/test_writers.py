@@ -105,9 +105,17 @@ def test_tiles_gpkg_round_trip(tile_factory, tmp_path):
     assert back["p_container_farm"].tolist() == pytest.approx(tiles["p_container_farm"].tolist())
 
 
+def _bounds(tiles):
+    return shapely.bounds(np.asarray(tiles.geometry.values))
+
+
+def _scores(tiles):
+    return np.stack([tiles[f"p_{c}"].to_numpy(dtype=np.float32) for c in CLASSES])
+
+
 def test_heatmap_max_over_overlapping_tiles(tile_factory):
     tiles = tile_factory(3, 3, {(1, 1): (0.9, 0.0, 0.0), (1, 2): (0.4, 0.0, 0.0)}, stride=32.0)
-    grid, transform = heatmap_array(tiles, 32.0)
+    grid, transform = heatmap_array(_bounds(tiles), _scores(tiles), 32.0)
     assert grid.shape == (3, 4, 4)  # 3 tiles of 2 pixels at stride 1 pixel
     assert transform == Affine(32, 0, 500_000, 0, -32, 5_500_000)
     band = grid[0]
@@ -120,7 +128,7 @@ def test_heatmap_max_over_overlapping_tiles(tile_factory):
 def test_heatmap_marks_unscanned_as_nodata(tile_factory):
     tiles = tile_factory(3, 3)
     tiles = tiles[tiles["tile_id"] != "r0001c0001"]  # a hole, as a geofence would leave
-    grid, _ = heatmap_array(tiles, 64.0)
+    grid, _ = heatmap_array(_bounds(tiles), _scores(tiles), 64.0)
     assert np.isnan(grid[:, 1, 1]).all()
     assert np.isfinite(grid[:, 0, 0]).all()
 
@@ -128,7 +136,8 @@ def test_heatmap_marks_unscanned_as_nodata(tile_factory):
 def test_heatmap_is_a_cog(tile_factory, tmp_path):
     # 3 x 300 tiles: wider than one 256-pixel block, so GDAL must add overviews
     tiles = tile_factory(3, 300, {(1, 150): (0.9, 0.8, 0.7)})
-    path = write_heatmap_cog(tmp_path / "heatmap.tif", tiles, list(CLASSES), tiles.crs, pixel_size_m=64.0)
+    path = write_heatmap_cog(tmp_path / "heatmap.tif", _bounds(tiles), _scores(tiles), list(CLASSES), tiles.crs,
+                             pixel_size_m=64.0)
     with rasterio.open(path) as src:
         assert src.count == len(CLASSES)
         assert src.descriptions == CLASSES
@@ -204,9 +213,10 @@ def test_quicklook_draws_sites(tmp_path, tile_factory, site_meta):
 
 def test_heatmap_pixel_size_and_no_tiles(tile_factory, tmp_path):
     tiles = tile_factory(2, 3, {(0, 0): (0.9, 0.0, 0.0)})
-    path = write_heatmap_cog(tmp_path / "h.tif", tiles, pixel_size_m=32.0)
+    path = write_heatmap_cog(tmp_path / "h.tif", _bounds(tiles), _scores(tiles), crs=tiles.crs, pixel_size_m=32.0)
     with rasterio.open(path) as src:
         assert (src.width, src.height, src.res) == (6, 4, (32.0, 32.0))
         assert src.read(1)[:2, :2] == pytest.approx(np.full((2, 2), 0.9))
-    assert write_heatmap_cog(tmp_path / "none.tif", tiles.iloc[:0], pixel_size_m=32.0) is None
+    assert write_heatmap_cog(tmp_path / "none.tif", np.zeros((0, 4)), np.zeros((3, 0)), crs=tiles.crs,
+                             pixel_size_m=32.0) is None
     assert not (tmp_path / "none.tif").exists()

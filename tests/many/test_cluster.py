@@ -133,7 +133,7 @@ def test_a_site_cut_by_the_scene_edge_is_one_site(folder_run, scenes):
     assert sorted(merged["rank"]) == list(range(1, len(merged) + 1))
     assert len(merged) < sum(len(gpd.read_file(out / s / "sites.geojson")) for s in ("flight_a", "flight_b",
                                                                                       "flight_c"))
-    layers = gpd.read_file(out / "sites.gpkg")
+    layers = gpd.read_file(out / "sites.gpkg", layer="sites")
     assert len(layers) == len(merged) and layers.crs.to_epsg() == 4326
 
 

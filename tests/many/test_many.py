@@ -67,9 +67,9 @@ def test_the_cli_takes_a_folder_and_several_rasters(two_scenes, tmp_path):
     res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "b"), "--no-cluster", "--scene-outputs", "tiles"])
     assert res.exit_code == 0, res.output
     assert {p.name for p in (tmp_path / "b").iterdir()} == {"scene_920000-optical", "scene_920001-optical",
-                                                            "sites.geojson", "sites.gpkg", "run.json"}
-    assert {p.name for p in (tmp_path / "b" / "scene_920000-optical").iterdir()} == {"sites.geojson", "tiles.gpkg",
-                                                                                       "scan.json"}
+                                                            "sites.geojson", "sites.qml", "sites.gpkg", "run.json"}
+    assert {p.name for p in (tmp_path / "b" / "scene_920000-optical").iterdir()} == {
+        "sites.geojson", "sites.qml", "tiles.gpkg", "scan.json"}
     res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "c"), "--scene-outputs", "map"])
     assert res.exit_code == 2 and "unknown scene output(s) map" in res.output
 
@@ -82,7 +82,7 @@ def test_the_one_raster_form_is_unchanged(two_scenes, tmp_path):
     assert res.exit_code == 0 and "candidate site(s) from" in res.output, res.output
     assert json.loads((tmp_path / "sites.geojson").read_text())["type"] == "FeatureCollection"
     res = runner.invoke(cli, ["scan", str(scene / "optical.tif"), "-o", str(tmp_path / "sites")])
-    assert res.exit_code == 2 and "sites are written as GeoJSON" in res.output
+    assert res.exit_code == 2 and "-o is written as candidate sites" in res.output
 
 
 @pytest.mark.parametrize("extra, message", [

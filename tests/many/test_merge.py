@@ -86,9 +86,9 @@ def test_files_round_trip_and_empty_runs(tmp_path):
     merged = merge_sites(sites, run_id="r", created="c")
     paths = write_merged(merged, tmp_path)
     assert [p.name for p in paths] == ["sites.geojson", "sites.gpkg"]
-    back = gpd.read_file(tmp_path / "sites.gpkg")
+    back = gpd.read_file(tmp_path / "sites.gpkg", layer="sites")
     assert back.crs.to_epsg() == 4326 and len(back) == 1 and back.iloc[0]["scene_ids"] == "A"
     none = merge_sites(read_scene_sites([tmp_path / "e.geojson"]), run_id="r", created="c")
     assert none.empty and list(none.columns) == [*MERGED_COLUMNS, "geometry"]
     write_merged(none, tmp_path)
-    assert gpd.read_file(tmp_path / "sites.gpkg").empty
+    assert gpd.read_file(tmp_path / "sites.gpkg", layer="sites").empty

@@ -8,6 +8,8 @@ import pytest
 from minewatch.train.augment import TileAugmenter
 from minewatch.train.config import AugmentConfig
 
+pytestmark = pytest.mark.torch
+
 CHANNELS = ("red", "green", "blue", "thermal_dt", "thermal_valid")
 MEAN, STD = (0.3, 0.35, 0.25), (0.1, 0.12, 0.08)
 PHOTO_OFF = dict(band_p=0.0, noise_p=0.0, blur_p=0.0, haze_p=0.0)
@@ -74,3 +76,21 @@ def test_horizontal_and_vertical_flips_are_independent():
     aug = TileAugmenter(cfg, CHANNELS, (0.0,) * 3, (1.0,) * 3)
     corners = {tuple(np.argwhere(aug(z, s)[:, :, 3] == 1)[0]) for s in range(40)}
     assert len(corners) == 4
+
+
+SENSOR_ON = dict(jpeg_p=1.0, gamma_p=1.0, hue_sat_p=1.0, sharpen_p=1.0, defocus_p=1.0, downscale_p=1.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sensor_effects_change_optical_only_and_repeat_per_seed(seed):
+    """JPEG, gamma, hue/saturation, sharpen, defocus and downscale-upscale: camera effects on the optical
+    bands; thermal excess is a measurement and stays as geometry left it."""
+    x = _tile(seed, size=64)
+    base = AugmentConfig(thermal_dropout_p=0.0, **PHOTO_OFF)
+    plain = TileAugmenter(base, CHANNELS, MEAN, STD)(x, seed)
+    sensor = TileAugmenter(base.model_copy(update=SENSOR_ON), CHANNELS, MEAN, STD)
+    got = sensor(x, seed)
+    assert np.array_equal(got[:, :, 3:], plain[:, :, 3:])
+    assert np.abs(got[:, :, :3] - plain[:, :, :3]).mean() > 0.05
+    assert np.array_equal(got, sensor(x, seed))  # same seed, same effects, in any process
+

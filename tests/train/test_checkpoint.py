@@ -12,6 +12,8 @@ from minewatch.model_meta import ModelMeta, ThermalInput
 from minewatch.train.checkpoint import load_checkpoint, load_model, rng_state, save_checkpoint, set_rng_state
 from minewatch.train.models import build_model
 
+pytestmark = pytest.mark.torch
+
 
 def _meta() -> ModelMeta:
     return ModelMeta(
@@ -99,7 +101,7 @@ def test_foreign_checkpoints_are_refused(tmp_path):
         load_checkpoint(partial)
     bad_meta = tmp_path / "bad_meta.pt"
     torch.save({"format": "minewatch-checkpoint", "meta": "{}", "config": {}, "model_state": {}}, bad_meta)
-    with pytest.raises(UserError, match="metadata is incomplete"):
+    with pytest.raises(UserError, match="metadata is invalid"):
         load_checkpoint(bad_meta)
     with pytest.raises(UserError, match="not found"):
         load_checkpoint(tmp_path / "absent.pt")

@@ -26,6 +26,8 @@ from minewatch.train.dataset import (
 )
 from minewatch.train.loop import train_from_config
 
+pytestmark = pytest.mark.torch
+
 BANDS = ("red", "green", "blue")
 THERMAL = ThermalInput(background_m=100, background_gsd_m=25, dt_scale_k=10, dt_clip_k=40)
 
@@ -159,3 +161,41 @@ def test_index_marks_lookalike_windows_as_confusers(tiny_scenes):
     targets = np.concatenate([s.targets for s in index])
     assert confusers.any() and not (confusers & targets.any(axis=1)).any()
     assert _index(tiny_scenes / "train")[0].confusers is None  # off unless asked for
+
+
+def test_negative_rasters_give_all_zero_targets_drawn_as_hard_negatives(tmp_path, tiny_scenes):
+    """Real imagery known to hold no mining: every window negative for every class, even over objects a
+    truth file would label, and in the look-alike sampling group; an alpha band is allowed; a raster
+    smaller than one window gives no windows."""
+    from minewatch.datasets.scene_folder import find_rasters
+    from tests.conftest import write_raster
+
+    rng = np.random.default_rng(3)
+    rgba = np.concatenate([rng.integers(30, 220, (3, 96, 96), dtype=np.uint8), np.full((1, 96, 96), 255, np.uint8)])
+    folder = tmp_path / "negatives"
+    folder.mkdir()
+    write_raster(folder / "yard.tif", rgba, descriptions=["red", "green", "blue", "alpha"])
+    write_raster(folder / "tiny.tif", rgba[:3, :20, :20])
+    labelled = find_scenes([tiny_scenes / "train"])[:1]
+    index = index_scenes(labelled, _reader(), negatives=find_rasters([folder], what="negative raster"), tile_m=16,
+                         stride_m=16, tile_px=32, bands=BANDS, rule=LabelRule(), confuser_m2=20)
+    neg = {s.files.optical.name: s for s in index[1:]}
+    assert len(neg["yard.tif"].tiles) == 9 and not neg["yard.tif"].targets.any()
+    assert neg["yard.tif"].confusers.all() and len(neg["tiny.tif"].tiles) == 0
+    assert index[0].targets.any()  # the labelled scene keeps its positives
+
+
+def test_training_config_takes_negative_rasters(make_config, tmp_path):
+    from minewatch.train.config import load_train_config
+    from minewatch.train.ddp import DistInfo
+    from minewatch.train.prepare import prepare
+    from tests.conftest import write_raster
+
+    write_raster(tmp_path / "neg.tif", np.full((3, 64, 64), 90, np.uint8), descriptions=["red", "green", "blue"])
+    cfg, _ = load_train_config(make_config())
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"negative_rasters": [tmp_path / "neg.tif"]})})
+    prep = prepare(cfg, tmp_path / "run", DistInfo(), None)
+    names = [s.files.optical.name for s in prep.train_index]
+    assert names.count("neg.tif") == 1
+    neg = prep.train_index[names.index("neg.tif")]
+    assert len(neg.tiles) == 4 and not neg.targets.any()

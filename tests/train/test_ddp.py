@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from minewatch.train.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.torch
 
 
 def test_ddp_two_processes_with_gloo(tmp_path, make_config):

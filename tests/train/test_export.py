@@ -16,6 +16,8 @@ from minewatch.train import export as export_mod
 from minewatch.train.checkpoint import load_model
 from minewatch.train.export import export_onnx, random_tiles
 
+pytestmark = pytest.mark.torch
+
 
 def test_export_parity_and_metadata_round_trip(tmp_path, trained_checkpoint, tiny_scenes):
     out = export_onnx(trained_checkpoint, tmp_path / "model.onnx", calibration=tiny_scenes / "val")

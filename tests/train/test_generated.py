@@ -6,12 +6,15 @@ from __future__ import annotations
 import csv
 
 import onnxruntime as ort
+import pytest
 
 from minewatch.model_meta import META_KEY, ModelMeta
 from minewatch.train.config import GeneratedScenes
 from minewatch.train.dataset import ensure_generated
 from minewatch.train.export import export_onnx
 from minewatch.train.loop import train_from_config
+
+pytestmark = pytest.mark.torch
 
 
 def test_generated_scenes_are_cached_and_reused(tmp_path):

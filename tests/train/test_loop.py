@@ -11,7 +11,10 @@ import torch
 
 from minewatch.errors import UserError
 from minewatch.train.checkpoint import load_checkpoint
-from minewatch.train.loop import lr_lambda, train_from_config
+from minewatch.train.loop import train_from_config
+from minewatch.train.optim import lr_lambda
+
+pytestmark = pytest.mark.torch
 
 
 def _rows(path):

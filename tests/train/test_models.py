@@ -16,6 +16,8 @@ from minewatch.train.models import (
     first_conv,
 )
 
+pytestmark = pytest.mark.torch
+
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_every_backbone_gives_logits_for_n_bands(backbone):

@@ -9,6 +9,8 @@ from minewatch.infer.scan import ScanRequest, run_scan
 from minewatch.infer.sites import build_sites
 from minewatch.train.export import export_onnx
 
+pytestmark = pytest.mark.torch
+
 META = dict(scene_id="s", acquired=None, sensor="drone", model_name="m", model_sha256="0", run_id="r", created="c")
 
 

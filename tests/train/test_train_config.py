@@ -7,7 +7,9 @@ import pytest
 from minewatch.errors import UserError
 from minewatch.train import ddp
 from minewatch.train.config import GeneratedScenes, load_train_config
-from minewatch.train.loop import _scene_folders
+from minewatch.train.prepare import scene_folders
+
+pytestmark = pytest.mark.torch
 
 
 def _write(tmp_path, data: str):
@@ -61,7 +63,7 @@ def test_scene_folders_of_a_mixed_split_keep_their_order(tmp_path):
     own = tmp_path / "own_scene"
     src = [GeneratedScenes(seed=40, count=2, size=128), own,
            GeneratedScenes(seed=40, count=1, size=128, recipe="winter")]
-    folders = _scene_folders(src, tmp_path / "data", "drone", ddp.DistInfo())
+    folders = scene_folders(src, tmp_path / "data", "drone", ddp.DistInfo())
     assert folders[2] == own and [f.name for f in folders] == ["scene_000040", "scene_000041", "own_scene",
                                                                 "scene_000040"]
     assert folders[0].parent != folders[3].parent  # one cache folder per recipe

@@ -9,7 +9,9 @@ from torch import nn
 
 from minewatch.train.dataset import sample_weights
 from minewatch.train.ema import WeightAverage
-from minewatch.train.loop import MultiLabelLoss
+from minewatch.train.loss import MultiLabelLoss
+
+pytestmark = pytest.mark.torch
 
 
 def test_weight_average_follows_the_model_with_its_decay() -> None:

@@ -1,0 +1,159 @@
+"""The catalogue's tables, declared once for both stores (GeoPackage and PostGIS).
+
+Three layers (``sites``, ``observations``, ``coverage``), all MultiPolygons in EPSG:4326, so one catalogue
+holds scenes of any UTM zone and QGIS reprojects on the fly; plus ``catalog_meta`` (schema version, id
+counter) and QGIS's ``layer_styles``. Column kinds are logical (``text``, ``int``, ``real``, ``time``, ``date``,
+``geom``); each store maps them to its SQL types. Times are ISO 8601 UTC strings in Python
+(``2025-06-01T10:00:00Z``), ``DATETIME`` in the GeoPackage and ``timestamptz`` in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from minewatch.classes import CLASSES
+
+SCHEMA_NAME = "minewatch-catalog"
+SCHEMA_VERSION = 1
+SRID = 4326
+GEOM = "geom"
+
+NEW, PERSISTING, GONE, RETURNED = "new", "persisting", "gone", "returned"
+STATUSES: tuple[str, ...] = (NEW, PERSISTING, GONE, RETURNED)
+"""``new``: seen once, at its latest look. ``persisting``: seen again at the next look. ``gone``: a later
+scene covered it and found nothing. ``returned``: seen again after it was gone."""
+
+UNREVIEWED, CONFIRMED, REJECTED, UNSURE = "unreviewed", "confirmed", "rejected", "unsure"
+REVIEW_STATUSES: tuple[str, ...] = (UNREVIEWED, CONFIRMED, REJECTED, UNSURE)
+"""Set by analysts (in QGIS); a scan never writes these two columns after a site is created."""
+
+REVIEW_COLUMNS: tuple[str, ...] = ("review_status", "analyst_note")
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # text | int | real | time | date | geom
+    not_null: bool = False
+    default: str | None = None  # SQL literal
+    check: tuple[str, ...] = ()  # allowed text values
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    unique: tuple[tuple[str, ...], ...] = ()
+    index: tuple[str, ...] = ()
+    spatial: bool = True
+    description: str = ""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+SITES = Table(
+    "sites",
+    (
+        Column(GEOM, "geom"),
+        Column("site_id", "text", not_null=True),
+        Column("status", "text", not_null=True, default=f"'{NEW}'", check=STATUSES),
+        Column("status_since", "date"),
+        Column("review_status", "text", not_null=True, default=f"'{UNREVIEWED}'", check=REVIEW_STATUSES),
+        Column("analyst_note", "text"),
+        Column("classes", "text"),
+        Column("best_score", "real"),
+        Column("thermal_dt_max_k", "real"),
+        Column("first_seen", "time"),
+        Column("last_seen", "time"),
+        Column("last_checked", "time"),
+        Column("n_observations", "int"),
+        Column("last_scene_id", "text"),
+        Column("centroid_lon", "real"),
+        Column("centroid_lat", "real"),
+        Column("area_m2", "real"),
+        Column("updated", "time"),
+    ),
+    unique=(("site_id",),),
+    index=("status", "review_status"),
+    description="minewatch candidate sites over time: status by scans, review_status by analysts",
+)
+
+OBSERVATIONS = Table(
+    "observations",
+    (
+        Column(GEOM, "geom"),
+        Column("site_id", "text", not_null=True),
+        Column("scene_id", "text", not_null=True),
+        Column("acquired", "time", not_null=True),
+        Column("run_id", "text", not_null=True),
+        Column("scan_site_id", "text", not_null=True),
+        Column("scan_rank", "int"),
+        Column("shared", "int"),
+        Column("overlap", "real"),
+        Column("score", "real"),
+        Column("classes", "text"),
+        *(Column(c, "real") for c in PROB_COLUMNS),
+        Column("thermal_dt_max_k", "real"),
+        Column("thermal_z_max", "real"),
+        Column("n_tiles", "int"),
+        Column("area_m2", "real"),
+        Column("sensor", "text"),
+        Column("model", "text"),
+        Column("model_sha256", "text"),
+        Column("scan_created", "time"),
+        Column("optical_path", "text"),
+        Column("thermal_path", "text"),
+        Column("added", "time"),
+    ),
+    unique=(("site_id", "run_id", "scene_id", "scan_site_id"),),
+    index=("site_id", "scene_id"),
+    description="minewatch sightings: one row per catalogue site per scan that saw it",
+)
+
+COVERAGE = Table(
+    "coverage",
+    (
+        Column(GEOM, "geom"),
+        Column("scene_id", "text", not_null=True),
+        Column("acquired", "time", not_null=True),
+        Column("run_id", "text", not_null=True),
+        Column("sensor", "text"),
+        Column("model", "text"),
+        Column("model_sha256", "text"),
+        Column("optical_path", "text"),
+        Column("thermal_path", "text"),
+        Column("n_sites", "int"),
+        Column("source", "text"),
+        Column("added", "time"),
+    ),
+    unique=(("run_id", "scene_id"),),
+    description="minewatch scans: each scene's scanned footprint (null: not known) and acquisition date",
+)
+
+META = Table(
+    "catalog_meta",
+    (Column("key", "text", not_null=True), Column("value", "text")),
+    unique=(("key",),),
+    spatial=False,
+    description="minewatch catalogue: schema version and site-id counter",
+)
+
+LAYERS: tuple[Table, ...] = (SITES, OBSERVATIONS, COVERAGE)
+TABLES: tuple[Table, ...] = (*LAYERS, META)
+
+SCAN_OWNED_SITE_COLUMNS: tuple[str, ...] = tuple(
+    n for n in SITES.names if n not in ("site_id", *REVIEW_COLUMNS)
+)
+"""What a scan may update on an existing site: everything except its id and the analyst's columns."""
+
+ID_PREFIX = "MW"
+ID_DIGITS = 6
+
+
+def site_id_of(number: int, prefix: str = ID_PREFIX) -> str:
+    """``MW-000123``: the catalogue's short id, given once at first sighting."""
+    return f"{prefix}-{number:0{ID_DIGITS}d}"

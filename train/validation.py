@@ -1,0 +1,84 @@
+"""Validation on other scenes than training: window probabilities, per-class AP and F1-optimal thresholds.
+
+Named for what it does; ``minewatch evaluate`` (:mod:`minewatch.infer.evaluate`) is the site-level evaluation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from minewatch.classes import CLASSES
+from minewatch.metrics import average_precision, best_f1_threshold, binary_scores
+from minewatch.model_meta import ModelMeta
+from minewatch.progress import progress
+
+
+def predict_windows(model: nn.Module, loader: DataLoader, device: torch.device, *, channels_last: bool = False,
+                    amp: bool = False, desc: str = "validating") -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, targets) of every window of ``loader``, in order."""
+    model.eval()
+    probs, targets = [], []
+    with torch.no_grad():
+        for x, y in progress(loader, total=len(loader), desc=desc, unit="batch"):
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                logits = model(x)
+            probs.append(torch.sigmoid(logits.float()).cpu().numpy())
+            targets.append(y.numpy())
+    k = len(CLASSES)
+    return (np.concatenate(probs) if probs else np.zeros((0, k), np.float32),
+            np.concatenate(targets) if targets else np.zeros((0, k), np.float32))
+
+
+def class_metrics(probs: np.ndarray, targets: np.ndarray, classes: tuple[str, ...]) -> dict[str, Any]:
+    """Per-class AP, F1-optimal threshold and precision/recall/F1 there; mAP over classes with positives."""
+    per: dict[str, dict[str, float]] = {}
+    aps = []
+    for k, name in enumerate(classes):
+        y, s = targets[:, k] > 0.5, probs[:, k]
+        ap = average_precision(y, s)
+        thr, _ = best_f1_threshold(y, s)
+        scores = binary_scores(y, s, thr)
+        per[name] = {"ap": ap, "threshold": thr, "f1": scores["f1"], "precision": scores["precision"],
+                     "recall": scores["recall"], "n_pos": int(y.sum()),
+                     "prevalence": float(y.mean()) if len(y) else 0.0}
+        if np.isfinite(ap):
+            aps.append(ap)
+    m_ap = float(np.mean(aps)) if aps else 0.0
+    return {"map": m_ap, "classes": per, "n": int(len(targets))}
+
+
+def validation_summary(probs: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
+    """:func:`class_metrics` over every class plus the mean BCE of the probabilities (``loss``)."""
+    summary = class_metrics(probs, targets, CLASSES)
+    summary["loss"] = float(F.binary_cross_entropy(torch.from_numpy(probs).clamp(1e-7, 1 - 1e-7),
+                                                   torch.from_numpy(targets)).item()) if len(probs) else 0.0
+    return summary
+
+
+def meta_metrics(summary: dict[str, Any], epoch: int) -> dict[str, float]:
+    """Flat, finite figures for :attr:`ModelMeta.metrics` (JSON has no NaN)."""
+    out = {"val_map": float(summary["map"]), "epoch": float(epoch), "val_windows": float(summary["n"])}
+    for name, m in summary["classes"].items():
+        for key in ("ap", "f1", "precision", "recall"):
+            if np.isfinite(m[key]):
+                out[f"{key}_{name}"] = float(m[key])
+    return out
+
+
+def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int) -> ModelMeta:
+    """The model metadata after an epoch's validation: its thresholds and figures, stamped now (UTC)."""
+    return template.model_copy(update={
+        "thresholds": {k: float(v["threshold"]) for k, v in summary["classes"].items()},
+        "metrics": meta_metrics(summary, epoch),
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+    })
