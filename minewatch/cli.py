@@ -313,6 +313,8 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
                                      bands=band_names))
         return
     raster = Path(inputs[0])
+    ctx = click.get_current_context()
+    out = OUT_FILE.convert(out, next(q for q in ctx.command.params if q.name == "out"), ctx)  # as before: a file
     if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
         from minewatch.infer.catalog.store import opened
 

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from minewatch.cli import cli
+from minewatch.errors import UserError
 from minewatch.infer.inputs import SceneInput, discover
 from minewatch.infer.many import Cluster, ScanOptions, run_many, scan_scene
 
@@ -31,6 +32,8 @@ def test_resume_skips_complete_scenes_and_rescans_changed_ones(two_scenes, tmp_p
     out = tmp_path / "out"
     first = run_many(scenes, out, ScanOptions(), Cluster(in_process=True))
     assert [o.status for o in first.outcomes] == ["done", "done"] and first.exit_code == 0
+    with pytest.raises(UserError, match="outputs of an earlier run"):
+        run_many(scenes, out, ScanOptions(), Cluster(in_process=True))
     again = run_many(scenes, out, ScanOptions(resume=True), Cluster(in_process=True))
     assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
     assert [o.n_sites for o in again.outcomes] == [o.n_sites for o in first.outcomes]
