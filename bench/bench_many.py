@@ -111,7 +111,7 @@ def _child_scan(optical: str, thermal: str, out: str) -> int:
     from minewatch.infer.scan import ScanRequest, run_scan
 
     t = time.perf_counter()
-    result = run_scan(ScanRequest(raster=Path(optical), thermal=Path(thermal), out=Path(out)))
+    result = run_scan(ScanRequest(raster=Path(optical), thermal=Path(thermal), out=Path(out), overwrite=True))
     emit({"seconds": round(time.perf_counter() - t, 3), "tiles": result.n_scanned + result.n_skipped})
     return 0
 
