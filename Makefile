@@ -45,8 +45,9 @@ lint: $(STAMP)
 
 model: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/default.yaml --out runs/default
-	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx
-	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx
+	cp models/minewatch-drone.onnx runs/default/previous.onnx
+	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
+	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py --full --write BENCHMARKS.md

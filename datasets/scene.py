@@ -142,8 +142,9 @@ def _warp(src: rasterio.DatasetReader, grid: Grid, *, resampling: Resampling,
           nodata: float | None = None) -> WarpedVRT:
     nodata = src.nodata if nodata is None else nodata
     kwargs = {}
-    if nodata is None and src.crs != grid.crs:
-        kwargs["add_alpha"] = True  # know where the reprojected footprint ends
+    has_alpha = any(rasterio.enums.MaskFlags.alpha in flags for flags in src.mask_flag_enums)
+    if nodata is None and src.crs != grid.crs and not has_alpha:
+        kwargs["add_alpha"] = True  # know where the reprojected footprint ends (an alpha band already says)
     return WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
                      resampling=resampling, src_nodata=nodata, nodata=nodata, **kwargs)
 

@@ -24,3 +24,7 @@ CLASSES: tuple[str, ...] = tuple(CLASS_DESCRIPTIONS)
 
 # Truth-only label for things an analyst must not be sent to (container yards, solar farms, ...).
 LOOKALIKE = "lookalike"
+
+# Truth-only label for ground whose content nobody knows yet (a candidate site without an analyst's verdict):
+# windows touching it are left out of training rather than taught as background.
+UNLABELLED = "unlabelled"

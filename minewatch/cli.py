@@ -126,23 +126,41 @@ def cli() -> None:
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Synthetic-scene recipe YAML (default: configs/synth/default.yaml).")
 @click.option("--background", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Real optical raster to use as background (its CRS is kept).")
+              help="One real optical raster to paste the sites on (the one-file form of --backgrounds).")
+@click.option("--backgrounds", "backgrounds", type=click.Path(path_type=Path), multiple=True,
+              help="Real orthophotos to paste sites and look-alikes on: GeoTIFF (any CRS), PNG or JPEG files or "
+                   "folders of them; several may follow (--backgrounds a.tif b.png dir/). Each scene picks one by "
+                   "its seed. Default: the recipe's 'backgrounds'.")
+@click.option("--background-gsd", "background_gsd", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="METRES", help="Pixel size of PNG/JPEG backgrounds without georeferencing.")
 @click.option("--size", type=click.IntRange(64), default=None, help="Optical raster size in pixels (square).")
 @click.option("--preview", is_flag=True, help="Also write preview.png: optical, thermal and truth side by side.")
+@click.option("--overwrite", is_flag=True, help="Replace scene folders that exist (their truth too).")
+@click.argument("more_backgrounds", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @common_options
-def synth(out, seed, count, profile, config, background, size, preview) -> None:
+def synth(out, seed, count, profile, config, background, backgrounds, background_gsd, size, preview,
+          overwrite, more_backgrounds) -> None:
     """Generate georeferenced optical + thermal scenes of mining sites and look-alikes, with ground truth.
 
-    Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json.
+    Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json. PATHs after
+    --backgrounds are more backgrounds (so a shell glob works: --backgrounds tiles/*.png).
 
     \b
     Example:
       minewatch synth --out scenes --seed 7 --count 4 --profile drone --preview
+      minewatch synth --out real --count 20 --backgrounds orthos/ tiles/*.png --background-gsd 0.3
     """
     from minewatch.datasets.synth import generate_scenes
 
-    folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config,
-                              background=background, size=size, preview=preview)
+    if more_backgrounds and not backgrounds:
+        raise UserError(f"'{more_backgrounds[0]}' given without --backgrounds",
+                        fix="put background paths after --backgrounds")
+    paths = [*backgrounds, *more_backgrounds]
+    if background is not None and paths:
+        raise UserError("both --background and --backgrounds given", fix="list every background after --backgrounds")
+    folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config, background=background,
+                              size=size, preview=preview, backgrounds=paths or None, background_gsd_m=background_gsd,
+                              overwrite=overwrite)
     for folder in folders:
         click.echo(str(folder))
 
@@ -208,8 +226,10 @@ def train(config, out, resume, weights, device) -> None:
 @click.option("--int8", is_flag=True, help="Also quantise statically to int8 (QDQ), calibrated on tiles.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Folder of scene folders for int8 calibration (default: generated scenes).")
+@click.option("--weights-out", type=OUT_FILE, default=None,
+              help="Also write the weights alone (.pt, a few MB): what a fine-tune starts from (model.init).")
 @common_options
-def export(checkpoint, out, int8, calibration) -> None:
+def export(checkpoint, out, int8, calibration, weights_out) -> None:
     """Export a checkpoint to one self-describing ONNX file for CPU inference (checks parity first).
 
     \b
@@ -222,6 +242,10 @@ def export(checkpoint, out, int8, calibration) -> None:
 
     path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
     click.echo(str(path))
+    if weights_out is not None:
+        from minewatch.train.checkpoint import save_weights
+
+        click.echo(str(save_weights(checkpoint, weights_out)))
 
 
 # ---------------------------------------------------------------- scan
@@ -435,8 +459,10 @@ def demo(out, seed) -> None:
 @click.argument("model", type=INPUT_PATH)
 @click.option("--seed", type=int, default=None, help="First seed of the held-out generated scenes (default: 7000).")
 @click.option("--count", type=click.IntRange(1), default=None, help="Number of held-out scenes (default: 40).")
+@click.option("--previous", type=INPUT_PATH, default=None,
+              help="The model this one replaces: scored on the same held-out data, side by side.")
 @common_options
-def card(run, model, seed, count) -> None:
+def card(run, model, seed, count, previous) -> None:
     """Write the model card (MODEL_CARD.md beside MODEL): config, data, held-out figures per class and scene.
 
     Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest
@@ -449,7 +475,7 @@ def card(run, model, seed, count) -> None:
     _require_torch("card")
     from minewatch.train.model_card import write_card
 
-    click.echo(str(write_card(run, model, seed=seed, count=count)))
+    click.echo(str(write_card(run, model, seed=seed, count=count, previous=previous)))
 
 
 # ---------------------------------------------------------------- info

@@ -72,7 +72,7 @@ def progress_line(desc: str, done: int, total: int | None, seconds: float, unit:
         text += f" / {total:,} {unit} ({100 * done / total:.0f} %)"
     else:
         text += f" {unit}"
-    text += f", {rate:,.0f} {unit}/s"
+    text += f", {rate:,.0f} {unit}/s" if rate >= 10 else f", {rate:.2g} {unit}/s"
     if total and rate > 0:
         text += f", about {max(0.0, (total - done) / rate):,.0f} s left"
     return text

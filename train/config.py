@@ -43,12 +43,21 @@ class GeneratedScenes(StrictModel):
         return range(self.seed, self.seed + self.count)
 
 
-SceneSource = GeneratedScenes | list[Path | GeneratedScenes]
-"""One generated-scenes spec, or a list of scene folders and specs (e.g. the default recipe plus a set of
-rare conditions from another recipe)."""
+class CatalogScenes(StrictModel):
+    """The scenes of a site catalogue where analysts gave verdicts: confirmed sites are positives for their
+    classes, rejected ones look-alike negatives, sites without a verdict left out (``minewatch catalog labels``
+    writes them at the start of training)."""
+
+    catalog: str = Field(description="the catalogue: a .gpkg file or a postgresql:// URL")
+    complete_only: bool = Field(False, description="only scenes in which every sighted site has a verdict")
 
 
-def scene_items(src: SceneSource) -> list[Path | GeneratedScenes]:
+SceneSource = GeneratedScenes | list[Path | GeneratedScenes | CatalogScenes]
+"""One generated-scenes spec, or a list of scene folders, generated-scene specs and catalogues (e.g. the
+default recipe, a set of rare conditions from another recipe, and analysts' verdicts)."""
+
+
+def scene_items(src: SceneSource) -> list[Path | GeneratedScenes | CatalogScenes]:
     """The folders and generated-scene specs of a source, as one list."""
     return [src] if isinstance(src, GeneratedScenes) else list(src)
 
@@ -121,6 +130,9 @@ class ModelConfig(StrictModel):
     tile_m: float = Field(64.0, gt=0, description="window side in metres")
     stride_m: float | None = Field(None, gt=0, description="default scan stride in metres (default: tile_m)")
     gsd_m: float | None = Field(None, gt=0, description="model grid, metres/pixel (default: the profile's)")
+    init: Path | None = Field(
+        None, description="start from this checkpoint's weights and normalisation (a minewatch .pt, e.g. "
+                          "models/minewatch-drone.pt): fine-tuning, e.g. on analysts' verdicts")
 
 
 class OptimConfig(StrictModel):

@@ -1,4 +1,4 @@
-"""Scene objects in metres: parts (what is drawn), truth polygons (what is labelled), plumes, sites.
+"""Scene objects in metres: parts (what is drawn), truth polygons (what is labelled), plumes, synthetic sites.
 
 Everything is built in a site frame (``a`` along the site's long axis, ``b`` across, origin at its
 centre) and then placed into the scene's local frame (``u`` metres east, ``v`` metres south of the
@@ -37,6 +37,8 @@ class Tex(IntEnum):
     CROWN = 8  # tree crown: relief-shaded canopy
     FINS = 9  # transformer radiator fins
     CAR = 10  # body with a dark windscreen band
+    BOAT = 11  # hull tapering to a bow, a cabin or cockpit
+    BUS = 12  # long roof with hatches and an articulation band
 
 
 class Layer(IntEnum):
@@ -63,6 +65,10 @@ class Part:
     heat_k: float = 0.0  # internal heat (already scaled by the site's load), K
     optical: bool = True  # False: only warms the thermal image (hot aisles, vents' warm ground)
     snow_free: bool = False  # warm or steep: keeps its colour under snow
+    contrast: float = 1.0  # multiplies the texture's brightness swing (ribs, fan guards, pad slats)
+    rust: float = 0.0  # share of the surface in rust patches
+    dirt: float = 0.0  # strength of dark dirt streaks along the corrugation
+    base_m: float = 0.0  # height of the surface it stands on (a roof), m: its shadow falls on that surface
 
 
 @dataclass
@@ -87,8 +93,9 @@ class Plume:
 
 
 @dataclass
-class Site:
-    """A mining site or a look-alike: parts, truth polygons, plumes and parameters."""
+class SynthSite:
+    """A generated mining site or look-alike: the group of parts drawn together, its truth polygons,
+    plumes and parameters (not the candidate site a scan reports, :mod:`minewatch.infer`)."""
 
     kind: str
     mining: bool
@@ -174,7 +181,7 @@ def ring(poly: Polygon, width: float) -> Polygon:
     return poly.exterior.buffer(width / 2, cap_style="flat", join_style="mitre")
 
 
-def place_site(site: Site, cu: float, cv: float, angle: float) -> Site:
+def place_site(site: SynthSite, cu: float, cv: float, angle: float) -> SynthSite:
     """Rotate a site built in its own frame by ``angle`` and move its centre to (cu, cv)."""
     c, s = math.cos(angle), math.sin(angle)
 

@@ -69,7 +69,7 @@ def test_child_peak_memory_is_its_own(tmp_path) -> None:
 
 @pytest.mark.parametrize("script", ["run_all.py", "child.py", "block_inference.py", "bench_layout.py",
                                     "bench_synth.py", "bench_generate_set.py", "same_outputs.py",
-                                    "bench_memory.py"])
+                                    "bench_memory.py", "bench_gpu.py"])
 def test_bench_scripts_start(script) -> None:
     """Every benchmark script imports and parses its arguments (an import error would only show at
     ``make bench`` time otherwise)."""

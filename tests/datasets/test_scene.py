@@ -125,3 +125,15 @@ def test_real_rasters_tile_within_bounds(real_data, name, crs):
             x = scene.read_optical(t)
             assert x.shape[1:] == (t.height, t.width)
             assert np.isnan(x).all() or (np.nanmax(x) <= 1.0 + 1e-6)
+
+
+def test_rgba_in_another_crs_reads_its_alpha_as_the_footprint(tmp_path):
+    """An RGBA drone ortho in Web Mercator (OpenAerialMap tiles): warped with its own alpha, not a second one."""
+    data = np.full((4, 200, 200), 120, np.uint8)
+    data[3, :, :50] = 0  # outside the flight: alpha 0
+    path = write_raster(tmp_path / "rgba.tif", data, crs="EPSG:3857", origin=(3_628_000.0, 39_000.0), gsd=0.3,
+                        descriptions=["red", "green", "blue", "alpha"])
+    with Scene(path, gsd_m=0.5) as scene:
+        x = scene.read_optical(Tile(0, 0, 0, 0, scene.grid.height, scene.grid.width), ("red", "green", "blue"))
+    nan_share = np.isnan(x).any(axis=0).mean()
+    assert 0.2 < nan_share < 0.35 and np.nanmax(x) == pytest.approx(120 / 255)

@@ -369,6 +369,17 @@ def case_evaluate_missing_truth(t: Path) -> list[str]:
     return ["evaluate", str(t / "out" / "s.geojson"), "--truth", str(t / "none.geojson")]
 
 
+def case_synth_into_existing_scene(t: Path) -> list[str]:
+    folder = t / "out" / "scene_000001"
+    folder.mkdir()
+    (folder / "truth.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    return ["synth", "--out", str(t / "out"), "--seed", "1"]
+
+
+def case_synth_size_too_large(t: Path) -> list[str]:
+    return ["synth", "--out", str(t / "out"), "--size", "100000"]
+
+
 CASES: list[tuple[Callable[[Path], list[str]], str]] = [
     (case_heatmap_on_optical, "--heatmap is the optical raster"),
     (case_heatmap_on_thermal, "--heatmap is the thermal raster"),
@@ -425,6 +436,8 @@ CASES: list[tuple[Callable[[Path], list[str]], str]] = [
     (case_model_without_metadata, "not a minewatch model"),
     (case_tiles_command_on_its_fence, "--tiles-out is the geofence"),
     (case_evaluate_missing_truth, "labels file not found"),
+    (case_synth_into_existing_scene, "1 scene folder(s) exist and would be replaced"),
+    (case_synth_size_too_large, "size 100,000 px would need about"),
 ]
 
 
