@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.minewatch-installed
 BASE_VENV := .venv-base
 JOBS   ?= 2
 
-.PHONY: help demo test test-fast test-base lint model bench bench-quick clean
+.PHONY: help demo test test-fast test-base lint model bench bench-quick bench-many clean
 
 help:
 	@echo "make demo        generate a sample scene, scan it with the committed model, evaluate (creates .venv)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test-base   torch-free tests in a base-only venv (the field-laptop install)"
 	@echo "make model       train the default model on generated scenes and export models/minewatch-drone.onnx"
 	@echo "make bench       full benchmarks, rewrites BENCHMARKS.md; make bench-quick: small sizes"
+	@echo "make bench-many  many scenes on Dask vs a shell loop of scans, rewrites BENCHMARKS.md's section"
 	@echo "make lint        ruff"
 
 # Reinstall only when the project's dependencies change.
@@ -53,6 +54,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) bench/run_all.py --quick
+
+bench-many: $(STAMP)
+	$(PY) bench/bench_many.py --count 16 --size 1600 --runs 3 --write BENCHMARKS.md
 
 clean:
 	rm -rf demo-out runs .pytest_cache

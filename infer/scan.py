@@ -67,6 +67,10 @@ class ScanRequest:
     bands: tuple[str, ...] | None = None
     max_nodata: float = DEFAULT_MAX_NODATA
     max_cloud: float = DEFAULT_MAX_CLOUD
+    # Set by multi-scene scans (infer/many.py): the run's unique id of the scene and the acquisition time from
+    # its catalogue (STAC); default: the raster's own tags or name.
+    scene_id: str | None = None
+    acquired: str | None = None
 
     def inputs(self, model_path: Path | None) -> dict[str, Path | None]:
         return {"optical raster": self.raster, "thermal raster": self.thermal, "geofence": self.geofence,
@@ -132,6 +136,8 @@ def run_scan(req: ScanRequest) -> ScanResult:
     raster_check = check_raster(req.raster, meta, stride_m=stride_m, allow_coarse=req.allow_coarse,
                                 max_tiles=req.max_tiles)
     with Scene.for_model(meta, req.raster, req.thermal, profile=req.profile, options=req.read_options()) as scene:
+        scene.scene_id = req.scene_id or scene.scene_id
+        scene.acquired = req.acquired or scene.acquired
         check_bands(scene.band_names, meta.optical_bands, path=req.raster)
         fence = None
         if req.geofence or req.exclude:

@@ -85,16 +85,20 @@ def common_options(func):
     return wrapper
 
 
-def scene_options(func):
-    """The inputs of one scene, declared once for every command that reads a scene."""
+def scene_flags(func):
+    """The options of one scene's inputs besides the raster, declared once for every command that reads a scene."""
     func = click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's).")(func)
     func = click.option("--exclude", type=INPUT_PATH, default=None,
                         help="Skip these polygons (known legal sites, e.g. registered data centres).")(func)
     func = click.option("--geofence", type=INPUT_PATH, default=None,
                         help="Only inside these polygons (GeoJSON, GPKG, SHP; any CRS).")(func)
-    func = click.option("--thermal", type=INPUT_PATH, default=None,
+    return click.option("--thermal", type=INPUT_PATH, default=None,
                         help="Thermal raster of the same scene (any grid and CRS).")(func)
-    return click.argument("raster", type=INPUT_PATH)(func)
+
+
+def scene_options(func):
+    """The inputs of one scene: the raster and `scene_flags`."""
+    return click.argument("raster", type=INPUT_PATH)(scene_flags(func))
 
 
 @click.group(cls=MinewatchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -246,10 +250,12 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 
 # ---------------------------------------------------------------- scan
 @cli.command()
-@scene_options
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@scene_flags
 @click.option("--model", type=INPUT_PATH, default=None,
               help="model.onnx (CPU, no torch) or a training checkpoint (.pt); default: the committed model.")
-@click.option("-o", "--out", type=OUT_FILE, required=True, help="Candidate sites, GeoJSON (RFC 7946).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Candidate sites, GeoJSON (RFC 7946); for several scenes, a folder.")
 @click.option("--tiles-out", type=OUT_FILE, default=None, help="Tile scores as GeoPackage (scene CRS).")
 @click.option("--heatmap", type=OUT_FILE, default=None, help="Per-class score heatmap, Cloud Optimized GeoTIFF.")
 @click.option("--quicklook", type=OUT_FILE, default=None, help="PNG map: scene, site outlines, ranks, legend.")
@@ -259,7 +265,8 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted scan from its journal.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted scan from its journal; several scenes: skip the complete ones.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never done without it).")
 @click.option("--dry-run", is_flag=True, help="Check everything and print what the scan would do; read nothing.")
 @click.option("--allow-coarse", is_flag=True,
@@ -272,11 +279,33 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 @click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
 @click.option("--catalog", default=None, metavar="CAT",
               help="Then add the sites to this catalogue (*.gpkg or postgresql:// URL; see 'minewatch catalog').")
+@click.option("--allow-remote", is_flag=True, help="Allow reads over HTTP(S) (STAC hrefs, VRT sources, URLs).")
+@click.option("--thermal-asset", default=None, help="Several scenes: the STAC asset key of the thermal band.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Several scenes: local Dask worker processes (default: one per two cores).")
+@click.option("--threads-per-worker", type=click.IntRange(1), default=1, show_default=True,
+              help="Several scenes: scenes each local worker scans at once.")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Several scenes: memory limit per local worker (e.g. 4GB; auto = the machine's / workers).")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None, metavar="ADDRESS",
+              help="Several scenes: run on this Dask scheduler (tcp://HOST:8786; also $DASK_SCHEDULER_ADDRESS).")
+@click.option("--no-cluster", is_flag=True, help="Several scenes: scan them one after another in this process.")
+@click.option("--scene-outputs", default=None, metavar="LIST",
+              help="Several scenes: what each scene writes, of sites,tiles,heatmap,quicklook (default: all).")
+@click.option("--merge-gap-m", type=click.FloatRange(0), default=None,
+              help="Several scenes: sites of different scenes this close (metres) are one site (default 1).")
 @common_options
-def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
+def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
          device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands,
-         catalog) -> None:
-    """Scan a scene of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
+         catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit, scheduler, no_cluster,
+         scene_outputs, merge_gap_m) -> None:
+    """Scan scenes of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
+
+    INPUT is one raster (sites go to the -o file), or several scenes: rasters, folders (scene folders with
+    optical.tif [+ thermal.tif], Landsat 8/9 or Sentinel-2 band folders, loose GeoTIFFs; recursive), globs, a
+    text/CSV list of optical[,thermal] lines, or STAC Item/ItemCollection/Catalog JSON. Several scenes run as
+    Dask tasks, one per scene, and -o names a folder: DIR/<scene_id>/ gets each scene's sites, tiles, heatmap and
+    quicklook; DIR/sites.geojson and DIR/sites.gpkg hold the sites of all scenes merged and ranked together.
 
     Everything is checked before the first window is read (pixel size against the model's, window count
     and memory, bands, value scale, nodata, thermal units, the model's graph, every output against every
@@ -288,9 +317,28 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
       minewatch scan optical.tif --thermal thermal.tif --geofence area.geojson \\
           -o sites.geojson --tiles-out tiles.gpkg --heatmap heat.tif --quicklook map.png
       minewatch scan mosaic.tif --dry-run -o sites.geojson     # what would be read, and any problem
+      minewatch scan flights/ -o province --workers 2
+      minewatch scan items.json --thermal-asset lwir11 -o province --scheduler tcp://10.0.0.5:8786
     """
+    from minewatch.datasets.vrt import remote_reads, remote_reads_allowed
     from minewatch.infer.scan import ScanRequest, run_scan
 
+    allowed = allow_remote or remote_reads_allowed()
+    band_names = tuple(b.strip() for b in bands.split(",")) if bands else None
+    if not _one_raster(inputs):
+        _scan_many(inputs, out, thermal=thermal, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook,
+                   dry_run=dry_run, catalog=catalog, thermal_asset=thermal_asset, scene_outputs=scene_outputs,
+                   scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                   memory_limit=memory_limit, no_cluster=no_cluster, merge_gap_m=merge_gap_m,
+                   scan_options=dict(model=model, geofence=geofence, exclude=exclude, profile=profile,
+                                     thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
+                                     resume=resume, overwrite=overwrite, allow_remote=allowed,
+                                     allow_coarse=allow_coarse, max_tiles=max_tiles, nodata=nodata, scale=scale,
+                                     bands=band_names))
+        return
+    raster = Path(inputs[0])
+    ctx = click.get_current_context()
+    out = OUT_FILE.convert(out, next(q for q in ctx.command.params if q.name == "out"), ctx)  # as before: a file
     if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
         from minewatch.infer.catalog.store import opened
 
@@ -301,9 +349,9 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
                           resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
                           nodata=nodata, scale=scale,
-                          bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
-                          **({"max_tiles": max_tiles} if max_tiles is not None else {}))
-    result = run_scan(request)
+                          bands=band_names, **({"max_tiles": max_tiles} if max_tiles is not None else {}))
+    with remote_reads(allowed):
+        result = run_scan(request)
     click.echo(result.summary())
     if catalog is not None and not dry_run:
         from minewatch.infer.catalog.ingest import batch_from_scan
@@ -312,6 +360,56 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
 
         with opened(catalog) as store:
             click.echo(f"catalogue {store.location}: {add_batch(store, batch_from_scan(result)).line()}")
+
+
+def _one_raster(inputs: tuple[str, ...]) -> bool:
+    """The one-raster form, exactly as before multi-scene scans: one input that is not a folder, glob, list,
+    STAC document or URL."""
+    import glob
+
+    if len(inputs) != 1:
+        return False
+    raw = inputs[0]
+    p = Path(raw)
+    if raw.startswith(("http://", "https://", "/vsi")) or p.is_dir():
+        return False
+    if not p.exists() and glob.has_magic(raw):
+        return False
+    return p.suffix.lower() not in (".txt", ".csv", ".lst", ".json")
+
+
+def _scan_many(inputs, out: Path, *, thermal, tiles_out, heatmap, quicklook, dry_run, catalog, thermal_asset,
+               scene_outputs, scheduler, workers, threads_per_worker, memory_limit, no_cluster, merge_gap_m,
+               scan_options: dict) -> None:
+    """Several scenes: one Dask task each, then their sites merged (infer/many.py)."""
+    for flag, value in (("--thermal", thermal), ("--tiles-out", tiles_out), ("--heatmap", heatmap),
+                        ("--quicklook", quicklook), ("--dry-run", dry_run or None), ("--catalog", catalog)):
+        if value is not None:
+            fix = {"--thermal": "give scene folders holding thermal.tif, or a list of optical,thermal lines",
+                   "--dry-run": "dry-run one scene at a time ('minewatch scan RASTER --dry-run -o x.geojson')",
+                   "--catalog": "add the scenes afterwards: minewatch catalog add CAT DIR/*/"
+                   }.get(flag, "drop it: every scene's tiles, heatmap and quicklook are written under DIR/<scene_id>/")
+            raise UserError(f"{flag} applies to a one-raster scan, not to {len(inputs)} input(s)",
+                            path=value if isinstance(value, (str, Path)) else None, fix=fix)
+    from minewatch.infer.inputs import discover
+    from minewatch.infer.many import DEFAULT_GAP_M, Cluster, ProgressReport, ScanOptions, parse_outputs, run_many
+
+    outputs = parse_outputs(scene_outputs)
+    scenes = discover(list(inputs), thermal_asset=thermal_asset)
+    options = ScanOptions(**scan_options, outputs=outputs)
+    cluster = Cluster(scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                      memory_limit=memory_limit, in_process=no_cluster)
+    quiet = logging.getLogger().level > logging.INFO
+    report = ProgressReport(len(scenes), quiet=quiet)
+    try:
+        summary = run_many(scenes, out, options, cluster,
+                           gap_m=DEFAULT_GAP_M if merge_gap_m is None else merge_gap_m,
+                           on_scene=report, on_start=log.info)
+    finally:
+        report.close()
+    click.echo(summary.table())
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
 
 
 # ---------------------------------------------------------------- evaluate

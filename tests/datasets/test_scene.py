@@ -100,12 +100,13 @@ def test_truncated_file_is_refused(tmp_path, rgb_raster):
         Scene(cut)
 
 
-def test_vrt_is_refused(tmp_path, rgb_raster):
+def test_vrt_without_georeferencing_is_refused(tmp_path, rgb_raster):
+    """VRTs are read once checked (tests/many/test_vrt.py), but like any raster need a CRS."""
     vrt = tmp_path / "x.vrt"
     vrt.write_text(f'<VRTDataset rasterXSize="8" rasterYSize="8"><VRTRasterBand dataType="Byte" band="1">'
                    f'<SimpleSource><SourceFilename>{rgb_raster}</SourceFilename></SimpleSource>'
                    f'</VRTRasterBand></VRTDataset>')
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="coordinate reference system"):
         Scene(vrt)
 
 
