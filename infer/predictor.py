@@ -106,7 +106,8 @@ def default_model_path() -> Path:
     """The committed model shipped with the package."""
     path = Path(str(resources.files("minewatch.models").joinpath(DEFAULT_MODEL_NAME)))
     if not path.is_file():
-        raise UserError("no committed model found", path=path, fix="run 'make model' or pass --model")
+        raise UserError("the committed model is missing from this install", path=path,
+                        fix="reinstall minewatch (the package ships it), or pass --model FILE.onnx")
     return path
 
 
