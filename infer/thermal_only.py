@@ -8,12 +8,12 @@ does to such an image, and reports it as ``heat_signature`` candidates marked ``
 
 1. the temperature, in kelvin (Landsat Level-1 band 10/11 with its MTL, Level-2 ``ST_B10``, or a radiometric
    raster in K/°C/°F), clouds masked with the scene's quality band when it lies beside the thermal band;
-2. averaged over the sensor's footprint (``footprint_m``), so single noisy pixels do not count;
-3. compared with a robust local background: median and MAD-sigma over ``background_m`` (default 600 m, six
-   footprints: a farm of up to ~300 m leaves the median untouched), estimated on footprint-sized cells;
-4. candidates are connected areas where the excess reaches ``min_dt_k`` (3 K) and ``min_z`` (3 robust sigma),
-   at least ``min_area_m2`` (half a footprint) large; areas hotter than ``max_dt_k`` (20 K over 100 m: fires,
-   furnaces, flares) are no mining farm and are dropped (and counted).
+2. compared, pixel by pixel, with a robust local background: median and MAD-sigma over ``background_m``
+   (default 600 m, six footprints: a farm of up to ~300 m leaves the median untouched), estimated on
+   footprint-sized cells (the delivered 30 m pixels are already footprint averages: no further smoothing);
+3. candidates are connected areas where the excess reaches ``min_dt_k`` (3 K) and ``min_z`` (3 robust sigma),
+   at least ``min_area_m2`` (half a footprint) large, so single noisy pixels do not count; areas hotter than
+   ``max_dt_k`` (20 K over 100 m: fires, furnaces, flares) are no mining farm and are dropped (and counted).
 
 A candidate says "something here is a few kelvin warmer than its surroundings over a farm-sized area", nothing
 more: greenhouses, industry, towns and sunlit bare ground do that too. Sites have no container or cooling
@@ -60,8 +60,8 @@ MAX_PIXELS = 250_000_000
 MW_PER_CONTAINER = (0.4, 1.9)
 """Design notes: a 40 ft mining container draws about 0.4-1.9 MW."""
 DETECTABLE_CONTAINERS = 100
-"""Smallest generated container farm whose hottest 100 m pixel reaches the 3 K rule in most scenes (the
-satellite model card's heat-by-farm-size table, ``infer/heat_scale.py``)."""
+"""Smallest generated container farm whose own excess in its hottest 100 m pixel reaches the rule's 3 K in
+most scenes, and at every larger size (``infer/heat_scale.py``; the satellite model card's heat table)."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ class HeatRule:
         lo, hi = (DETECTABLE_CONTAINERS * w for w in MW_PER_CONTAINER)
         return (f"thermal-only evidence at the {self.footprint_m:g} m footprint of {sensor or 'the thermal sensor'}: "
                 f"only farms of about {DETECTABLE_CONTAINERS}+ containers ({lo:.0f}-{hi:.0f} MW) warm it by "
-                f"{self.min_dt_k:g} K over a {self.background_m:g} m background; smaller farms are invisible, and "
-                "heat alone is not mining (greenhouses, industry, towns and sunlit bare ground are warm too): "
-                "confirm candidates with 0.5 m optical imagery")
+                f"{self.min_dt_k:g} K over a {self.background_m:g} m background, about what sunlit ground varies "
+                "by there, so smaller farms are invisible and many large ones missed; heat alone is not mining "
+                "(greenhouses, industry, towns, bare fields): confirm candidates with 0.5 m optical imagery")
 
 
 @dataclass
@@ -101,16 +101,6 @@ class Anomalies:
     area_m2: list[float] = field(default_factory=list)
     too_hot: int = 0  # areas above max_dt_k, dropped
     valid_px: int = 0
-
-
-def _nan_mean_filter(a: np.ndarray, size: int) -> np.ndarray:
-    """Mean over a ``size`` x ``size`` box of the finite values (NaN where fewer than half are finite)."""
-    if size <= 1:
-        return a
-    ok = np.isfinite(a)
-    num = ndimage.uniform_filter(np.where(ok, a, 0).astype(np.float64), size, mode="nearest")
-    den = ndimage.uniform_filter(ok.astype(np.float64), size, mode="nearest")
-    return np.where(ok & (den >= 0.5), num / np.maximum(den, 1e-9), np.nan).astype(np.float32)
 
 
 def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
@@ -134,12 +124,11 @@ def find_anomalies(kelvin: np.ndarray, pixel_m: float, rule: HeatRule = HeatRule
         empty = np.full(kelvin.shape, np.nan, np.float32)
         return Anomalies(empty, empty, np.zeros(kelvin.shape, np.int32))
     f = max(1, int(round(rule.footprint_m / pixel_m)))
-    smooth = _nan_mean_filter(kelvin, f)
     coarse = _block_mean(kelvin, f)
     bg = th.robust_background(coarse, f * pixel_m, rule.background_m)
     rows = (np.arange(kelvin.shape[0]) + 0.5) / f
     cols = (np.arange(kelvin.shape[1]) + 0.5) / f
-    dt, z = th.anomaly(smooth, th.sample_grid(bg.median, rows, cols), th.sample_grid(bg.sigma, rows, cols))
+    dt, z = th.anomaly(kelvin, th.sample_grid(bg.median, rows, cols), th.sample_grid(bg.sigma, rows, cols))
     with np.errstate(invalid="ignore"):
         hot = valid & (dt >= rule.min_dt_k) & (z >= rule.min_z)
     raw, n = ndimage.label(hot, structure=np.ones((3, 3), bool))
@@ -255,9 +244,9 @@ def read_thermal_image(path: Path, units: str | None = None) -> ThermalImage:
                     clouds = f"{qa.name} is on another grid: clouds not masked"
     elif kind in ("kelvin", "celsius", "fahrenheit"):
         clouds = "not masked (radiometric raster without a quality band)"
-    return ThermalImage(kelvin.astype(np.float32), transform, crs, pixel_m, kind,
-                        info.sensor or ("Landsat" if kind.startswith("landsat") else "thermal"), info.acquired,
-                        scene_id, clouds)
+    sensor = info.sensor or tags.get("MINEWATCH_PROFILE") or ("Landsat" if kind.startswith("landsat") else "thermal")
+    return ThermalImage(kelvin.astype(np.float32), transform, crs, pixel_m, kind, sensor, info.acquired, scene_id,
+                        clouds)
 
 
 def write_excess(path: Path, found: Anomalies, image: ThermalImage, run: dict[str, str]) -> None:
