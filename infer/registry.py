@@ -92,7 +92,9 @@ class RasterLook:
 def raster_look(path: str | Path, bands: tuple[str, ...] | None = None) -> RasterLook:
     """Band count and names, storage type and pixel size of an optical raster (header only)."""
     with open_raster(path, what="optical raster") as src:
-        alpha = [i for i, ci in enumerate(src.colorinterp) if ci == rasterio.enums.ColorInterp.alpha]
+        # GDAL tags the fourth band of an 8-bit GeoTIFF alpha by default: a band named otherwise (nir) is not
+        alpha = [i for i, ci in enumerate(src.colorinterp) if ci == rasterio.enums.ColorInterp.alpha
+                 and band_name(src.descriptions[i]) in (None, "alpha")]
         names = tuple(band_name(b) or b for b in bands) if bands is not None else tuple(
             band_name(d) for i, d in enumerate(src.descriptions) if i not in alpha)
         return RasterLook(src.count - len(alpha), names, src.dtypes[0], raster_extent(src).gsd_m)
