@@ -51,11 +51,15 @@ model: $(STAMP)
 	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
 	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
 
-# The satellite model: train, export (ONNX and the weights alone), card (models/MODEL_CARD-satellite.md).
+# The satellite model: train, export (ONNX and the weights alone), card (models/MODEL_CARD-satellite.md), side by
+# side with the model it replaces once there is one.
 model-satellite: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/satellite.yaml --out runs/satellite
+	rm -f runs/satellite/previous.onnx
+	if [ -f models/minewatch-satellite.onnx ]; then cp models/minewatch-satellite.onnx runs/satellite/previous.onnx; fi
 	$(VENV)/bin/minewatch export runs/satellite/best.pt -o models/minewatch-satellite.onnx --weights-out models/minewatch-satellite.pt
-	$(VENV)/bin/minewatch card runs/satellite models/minewatch-satellite.onnx
+	$(VENV)/bin/minewatch card runs/satellite models/minewatch-satellite.onnx \
+		$$(test -f runs/satellite/previous.onnx && echo --previous runs/satellite/previous.onnx)
 
 models: model model-satellite
 

@@ -87,7 +87,9 @@ def common_options(func):
 
 def scene_flags(func):
     """The options of one scene's inputs besides the raster, declared once for every command that reads a scene."""
-    func = click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's).")(func)
+    func = click.option("--profile", default=None,
+                        help="Sensor profile of the raster (drone, satellite): without --model it picks the committed "
+                             "model; default: guessed from the raster's bands, storage type and pixel size.")(func)
     func = click.option("--exclude", type=INPUT_PATH, default=None,
                         help="Skip these polygons (known legal sites, e.g. registered data centres).")(func)
     func = click.option("--geofence", type=INPUT_PATH, default=None,
@@ -347,7 +349,13 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
     ctx = click.get_current_context()
     out = OUT_FILE.convert(out, next(q for q in ctx.command.params if q.name == "out"), ctx)  # as before: a file
     if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
+        from minewatch.datasets.thermal import is_thermal_raster
         from minewatch.infer.catalog.store import opened
+
+        if thermal_only or (thermal is None and is_thermal_raster(raster, thermal_units)):
+            raise UserError("a thermal-only scan does not go into a catalogue: its candidates are places to look at, "
+                            "not sightings, and it reads no windows to record as coverage", path=raster,
+                            fix="drop --catalog; scan the 0.5 m imagery of the candidates into the catalogue")
 
         with opened(catalog, create=True):
             pass
@@ -464,13 +472,15 @@ def demo(out, seed) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("model", type=INPUT_PATH)
-@click.option("--seed", type=int, default=None, help="First seed of the held-out generated scenes (default: 7000).")
+@click.option("--seed", type=int, default=None,
+              help="First seed of the held-out generated scenes (default: the profile's, drone 7000, satellite 17000).")
 @click.option("--count", type=click.IntRange(1), default=None, help="Number of held-out scenes (default: 40).")
 @click.option("--previous", type=INPUT_PATH, default=None,
               help="The model this one replaces: scored on the same held-out data, side by side.")
 @common_options
 def card(run, model, seed, count, previous) -> None:
-    """Write the model card (MODEL_CARD.md beside MODEL): config, data, held-out figures per class and scene.
+    """Write the model card beside MODEL (MODEL_CARD.md for a drone model, MODEL_CARD-<profile>.md for the others):
+    config, data, held-out figures per class and scene (a satellite model: heat by farm size too).
 
     Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest
     ones; they are generated under RUN on first use.
@@ -478,6 +488,7 @@ def card(run, model, seed, count, previous) -> None:
     \b
     Example:
       minewatch card runs/default models/minewatch-drone.onnx
+      minewatch card runs/satellite models/minewatch-satellite.onnx
     """
     _require_torch("card")
     from minewatch.train.model_card import write_card

@@ -1,5 +1,7 @@
 """Write the model card of a trained, exported model: config, data recipe and seeds, validation and
-held-out figures per class, training time and machine.
+held-out figures per class, training time and machine. One card per sensor profile: ``MODEL_CARD.md`` for the
+drone model, ``MODEL_CARD-satellite.md`` for the satellite model (whose card adds the heat by farm size at the
+Landsat footprint and what the thermal can support there).
 
 Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest ones.
 ``minewatch card RUN MODEL`` runs it.
@@ -50,8 +52,8 @@ CARD_SETS = {
                       "Winter in snowy regions, more dormant farms (`configs/synth/winter.yaml`); the default recipe "
                       "draws snow for ~3 % of scenes, too few above to judge that case.", "MODEL_CARD.md"),
     "satellite": CardSets(17000, 40, "satellite-05m", 17100, 20, "satellite",
-                          "Every pixel size: 20 held-out scenes from the `satellite` recipe (0.3-1 m, seeds "
-                          "17100..17119)",
+                          "Every pixel size: {count} held-out scenes from the `satellite` recipe (0.3-1 m, seeds "
+                          "{seed}..{last})",
                           "The same generator and effects at every pixel size the recipe draws (WorldView 0.3 m to "
                           "1 m products), resampled to the 0.5 m model grid: fans (0.8-1.2 m) are one or two "
                           "pixels at 1 m.", "MODEL_CARD-satellite.md"),
@@ -315,7 +317,6 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
     from minewatch.infer.real_eval import (
         HELDOUT,
         REAL_RGBN,
-        RECALL_COUNT,
         background_recall,
         false_sites,
         real_data_dir,
@@ -340,7 +341,7 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
         "with a NIR band made up from their colour. Never trained or tuned on.", "",
         "| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models),
         f"| site recall, generated sites on held-out orthophotos ({first.scenes} scenes, seeds {SAT_RECALL_SEED}.."
-        f"{SAT_RECALL_SEED + RECALL_COUNT - 1}) | " + " | ".join(f"{r.recall:.2f} ({r.found}/{r.truth})"
+        f"{SAT_RECALL_SEED + first.scenes - 1}) | " + " | ".join(f"{r.recall:.2f} ({r.found}/{r.truth})"
                                                                  for r in rec.values()) + " |",
         "| container_farm recall there | "
         + " | ".join(f"{r.per_class['container_farm'][0]}/{r.per_class['container_farm'][1]}" for r in rec.values())
@@ -460,7 +461,8 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         "",
         *error_lines(per_scene, list(meta.classes)),
         "",
-        f"## {sets.second_title}",
+        "## " + sets.second_title.format(count=sets.second_count, seed=sets.second_seed,
+                                         last=sets.second_seed + sets.second_count - 1),
         "",
         sets.second_text,
         "",

@@ -107,6 +107,9 @@ def test_a_large_hot_farm_is_found_and_a_cold_one_is_not(tmp_path, running):
         assert sites["evidence"].iloc[0] == EVIDENCE and sites["thermal_dt_max_k"].iloc[0] > 3
     else:
         assert len(sites) == 0 and "0 heat_signature candidate(s)" in res.output
+        bad = CliRunner().invoke(cli, ["scan", str(scene / "thermal.tif"), "-o", str(tmp_path / "c.geojson"),
+                                       "--catalog", str(tmp_path / "cat.gpkg")])
+        assert bad.exit_code == 2 and "does not go into a catalogue" in bad.output
 
 
 def test_a_multi_scene_run_scans_thermal_bands_alone(tmp_path):
