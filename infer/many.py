@@ -85,6 +85,8 @@ class ScanOptions:
     scale: float | None = None
     bands: tuple[str, ...] | None = None
     outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    thermal_only: bool = False
+    models: tuple[tuple[str, Path], ...] = ()  # without --model: the committed models each scene chooses from
 
     def fingerprint(self, scene: SceneInput, model_sha256: str) -> str:
         """What a finished scene's outputs depend on: its inputs, the model and the options that change results."""
@@ -92,6 +94,8 @@ class ScanOptions:
                "model_sha256": model_sha256, "geofence": _stat(self.geofence), "exclude": _stat(self.exclude),
                "profile": self.profile, "thermal_units": self.thermal_units, "stride_m": self.stride_m,
                "nodata": self.nodata, "scale": self.scale, "bands": self.bands, "outputs": sorted(self.outputs)}
+        if self.thermal_only:
+            key["thermal_only"] = True
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -128,6 +132,7 @@ class SceneOutcome:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     worker: str | None = None
+    model: str | None = None  # the model that scanned it (chosen per scene without --model)
 
 
 @dataclass
@@ -152,11 +157,11 @@ class RunSummary:
 
     def table(self) -> str:
         width = max([5, *(len(o.scene_id) for o in self.outcomes)])
-        lines = [f"{'scene':<{width}}  {'status':<7}  {'sites':>5}  {'tiles':>7}  {'seconds':>7}  reason"]
+        lines = [f"{'scene':<{width}}  {'status':<7}  {'sites':>5}  {'tiles':>7}  {'seconds':>7}  reason or model"]
         for o in self.outcomes:
             nums = (f"{o.n_sites:>5}  {o.n_tiles:>7}  {o.seconds:>7.1f}" if o.status != "failed"
                     else f"{'-':>5}  {'-':>7}  {'-':>7}")
-            lines.append(f"{o.scene_id:<{width}}  {o.status:<7}  {nums}  {o.reason or ''}".rstrip())
+            lines.append(f"{o.scene_id:<{width}}  {o.status:<7}  {nums}  {o.reason or o.model or ''}".rstrip())
         counts = {s: sum(o.status == s for o in self.outcomes) for s in ("done", "skipped", "failed")}
         tiles = sum(o.n_tiles for o in self.outcomes if o.status == "done")
         rate = f" ({tiles / self.seconds:,.0f} tiles/s)" if self.seconds > 0 and tiles else ""
@@ -172,6 +177,7 @@ class RunSummary:
 def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprint: str) -> SceneOutcome:
     """Scan one scene into ``out_dir/<scene_id>/`` (the Dask task). Never raises for a bad scene: the outcome
     carries the one-line reason."""
+    from minewatch.datasets.thermal import is_thermal_raster
     from minewatch.datasets.vrt import remote_reads
     from minewatch.infer.scan import ScanRequest, run_scan
     from minewatch.progress import quiet_progress
@@ -192,6 +198,14 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                 stale.unlink(missing_ok=True)
             optical, thermal = materialize(scene, folder)
             out = {k: folder / OUTPUT_NAMES[k] for k in options.outputs}
+            thermal_only = options.thermal_only or (thermal is None and is_thermal_raster(optical,
+                                                                                          options.thermal_units))
+            if thermal_only:  # heat anomalies of the thermal band alone: no windows, so no tiles
+                if thermal is None and not is_thermal_raster(optical, options.thermal_units):
+                    raise UserError("the scene has no thermal raster for --thermal-only", path=scene.origin,
+                                    fix="give scenes with a thermal band (Landsat B10 + MTL, ST_B10, thermal.tif)")
+                optical, thermal = (thermal or optical), None
+                out.pop("tiles", None)
             request = ScanRequest(
                 raster=optical, thermal=thermal, out=folder / OUTPUT_NAMES["sites"], tiles_out=out.get("tiles"),
                 heatmap=out.get("heatmap"), quicklook=out.get("quicklook"), geofence=options.geofence,
@@ -201,8 +215,10 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                 # The run owns DIR/<scene_id>/ (checked once in run_many): a retried task replaces what an
                 # interrupted attempt may have left.
                 overwrite=True, allow_coarse=options.allow_coarse, nodata=options.nodata, scale=options.scale,
-                bands=options.bands, **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
+                bands=options.bands, thermal_only=thermal_only, models=dict(options.models) or None,
+                **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
             result = run_scan(request)
+            outcome.model = result.provenance.get("model")
             outcome.status = "done"
             outcome.n_sites = len(result.sites)
             outcome.n_tiles = result.n_scanned + result.n_skipped
@@ -286,16 +302,26 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
              on_start: Callable[[str], None] | None = None) -> RunSummary:
     """Scan ``scenes`` into ``out_dir`` and merge their sites; see the module doc."""
     from minewatch.infer.model_file import file_sha256
-    from minewatch.infer.predictor import default_model_path
+    from minewatch.infer.registry import committed_models, make_target
 
     start = time.perf_counter()
     out_dir = _prepare(out_dir).resolve()
-    model = Path(options.model or default_model_path()).resolve()
-    if not model.is_file():
-        raise UserError("model not found", path=model, fix="check the path")
     # Workers elsewhere have another working folder: every path they get is absolute.
-    options = replace(options, model=model, geofence=_absolute(options.geofence), exclude=_absolute(options.exclude))
-    model_sha = file_sha256(Path(model))
+    options = replace(options, geofence=_absolute(options.geofence), exclude=_absolute(options.exclude))
+    if options.model is not None:
+        model = Path(options.model).resolve()
+        if not model.is_file():
+            raise UserError("model not found", path=model, fix="check the path")
+        options = replace(options, model=model)
+        model_sha = file_sha256(Path(model))
+    else:  # each scene chooses the committed model of its sensor profile (infer/registry.py)
+        found = {p: f.resolve() for p, f in committed_models().items() if f is not None}
+        if not found and not options.thermal_only:
+            raise UserError("no committed model found", fix=f"run '{make_target('drone')}' or pass --model")
+        options = replace(options, models=tuple(sorted(found.items())))
+        model = "chosen per scene: " + ", ".join(str(f) for f in found.values())
+        model_sha = hashlib.sha256(json.dumps({p: file_sha256(f) for p, f in found.items()},
+                                              sort_keys=True).encode()).hexdigest()
     run_id, created = uuid.uuid4().hex[:12], _now()
     fingerprints = {s.scene_id: options.fingerprint(s, model_sha) for s in scenes}
     if not (options.overwrite or options.resume):
@@ -368,8 +394,8 @@ def _prepare(out_dir: Path) -> Path:
     return out_dir
 
 
-def _write_run(out_dir: Path, summary: RunSummary, options: ScanOptions, run_id: str, created: str, model: Path,
-               model_sha: str) -> Path:
+def _write_run(out_dir: Path, summary: RunSummary, options: ScanOptions, run_id: str, created: str,
+               model: Path | str, model_sha: str) -> Path:
     doc = {"run_id": run_id, "created": created, "finished": _now(), "seconds": round(summary.seconds, 3),
            "where": summary.where, "model": str(model), "model_sha256": model_sha,
            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
@@ -501,7 +527,8 @@ class ProgressReport:
                 print(f"{head}  {outcome.reason}", flush=True)
             else:
                 print(f"{head}  {outcome.n_sites} site(s)  {outcome.n_tiles} tiles  {outcome.seconds:.1f} s  "
-                      f"({tiles_per_s:,.0f} tiles/s so far)", flush=True)
+                      f"({tiles_per_s:,.0f} tiles/s so far)" + (f"  {outcome.model}" if outcome.model else ""),
+                      flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

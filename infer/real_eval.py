@@ -47,6 +47,15 @@ HELDOUT: tuple[HeldOut, ...] = (
 )
 
 
+REAL_RGBN: tuple[HeldOut, ...] = (
+    HeldOut("solaris/ms1.tif", "Rotterdam: residential blocks and a park, 4-band 1 m satellite (SpaceNet), read as "
+            "blue, green, red, nir 11-bit numbers"),
+)
+"""Real four-band (RGBN) satellite rasters for a satellite model's false-site figure (it reads a NIR band, which
+the held-out orthophotos lack)."""
+REAL_RGBN_BANDS = {"solaris/ms1.tif": ("blue", "green", "red", "nir")}
+
+
 def real_data_dir() -> Path | None:
     """``$MINEWATCH_REAL_DATA``, else ``../shared/data/real`` beside the checkout; None when absent."""
     env = os.environ.get("MINEWATCH_REAL_DATA")
@@ -114,8 +123,9 @@ class NegativeFigures:
         return self.sites / self.km2 if self.km2 else float("nan")
 
 
-def false_sites(model: Path, root: Path, work: Path) -> NegativeFigures:
-    """Scan every held-out orthophoto as it is (optical only, at its own pixel size) and count sites."""
+def false_sites(model: Path, root: Path, work: Path, held_out: tuple[HeldOut, ...] = HELDOUT) -> NegativeFigures:
+    """Scan every held-out raster (default: the orthophotos) as it is (optical only, at its own pixel size) and
+    count sites."""
     import geopandas as gpd
 
     from minewatch.infer.model_file import read_model_meta
@@ -123,11 +133,12 @@ def false_sites(model: Path, root: Path, work: Path) -> NegativeFigures:
 
     meta = read_model_meta(model)
     out = NegativeFigures()
-    for held in available(root):
+    for held in (h for h in held_out if (root / h.path).is_file()):
         raster = georeferenced(root, held, work / "rasters")
         dest = work / "negatives" / Path(held.path).stem
         dest.mkdir(parents=True, exist_ok=True)
-        result = run_scan(ScanRequest(raster=raster, model=model, out=dest / "sites.geojson", overwrite=True))
+        result = run_scan(ScanRequest(raster=raster, model=model, out=dest / "sites.geojson", overwrite=True,
+                                      bands=REAL_RGBN_BANDS.get(held.path)))
         sites = gpd.read_file(dest / "sites.geojson") if len(result.sites) else result.sites
         out.rows.append({"background": held.path, "what": held.what, "km2": _valid_km2(raster, meta.gsd_m),
                          "sites": len(result.sites),
@@ -156,9 +167,9 @@ class RecallFigures:
 
 
 def background_recall(model: Path, root: Path, work: Path, *, seed: int = RECALL_SEED,
-                      count: int = RECALL_COUNT) -> RecallFigures:
-    """Generate ``count`` scenes with the ``real`` recipe on the held-out orthophotos, scan them (optical and
-    thermal) and score the sites against their truth."""
+                      count: int = RECALL_COUNT, recipe: str = "real") -> RecallFigures:
+    """Generate ``count`` scenes with the ``recipe`` (``real``; a satellite model: ``satellite-real``) on the
+    held-out orthophotos, scan them (optical and thermal) and score the sites against their truth."""
     from minewatch.datasets.labels import read_truth
     from minewatch.datasets.synth import generate_scenes
     from minewatch.datasets.synth.recipe import BackgroundEntry
@@ -171,7 +182,7 @@ def background_recall(model: Path, root: Path, work: Path, *, seed: int = RECALL
     scenes = [folder / f"scene_{s:06d}" for s in range(seed, seed + count)]
     if not all((f / "scene.json").is_file() for f in scenes):
         shutil.rmtree(folder, ignore_errors=True)
-        scenes = generate_scenes(folder, seed=seed, count=count, recipe="real", backgrounds=entries)
+        scenes = generate_scenes(folder, seed=seed, count=count, recipe=recipe, backgrounds=entries)
     out = RecallFigures(per_class={c: (0, 0) for c in CLASSES})
     for scene in scenes:
         dest = work / "scans" / scene.name

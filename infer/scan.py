@@ -23,14 +23,23 @@ from minewatch.datasets.bands import check_bands
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import ReadOptions, Scene
+from minewatch.datasets.thermal import is_thermal_raster
 from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, TilePlan, plan_tiles
 from minewatch.errors import UserError
 from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.journal import Journal, fingerprint, journal_path
 from minewatch.infer.outputs import OutputSet
 from minewatch.infer.predictor import Predictor, load_predictor
-from minewatch.infer.preflight import DEFAULT_MAX_TILES, Report, check_number, check_raster, check_stride
+from minewatch.infer.preflight import (
+    DEFAULT_MAX_TILES,
+    Report,
+    check_coarse,
+    check_number,
+    check_raster,
+    check_stride,
+)
 from minewatch.infer.reader import prefetch, read_tiles
+from minewatch.infer.registry import check_model_fits, choose_model
 from minewatch.infer.tile_scores import TileScores
 from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.progress import progress
@@ -67,6 +76,10 @@ class ScanRequest:
     bands: tuple[str, ...] | None = None
     max_nodata: float = DEFAULT_MAX_NODATA
     max_cloud: float = DEFAULT_MAX_CLOUD
+    thermal_only: bool = False  # heat anomalies of a thermal raster alone (infer/thermal_only.py)
+    # Without a model: the committed models to choose from (profile -> file; default: the package's), so the
+    # workers of a multi-scene run choose among the client's.
+    models: dict[str, Path] | None = None
     # Set by multi-scene scans (infer/many.py): the run's unique id of the scene and the acquisition time from
     # its catalogue (STAC); default: the raster's own tags or name.
     scene_id: str | None = None
@@ -124,11 +137,18 @@ def run_scan(req: ScanRequest) -> ScanResult:
     """Scan ``req.raster`` and write the requested outputs (see the module docstring for the order)."""
     start = time.perf_counter()
     keep_large_buffers_mmapped()
+    if req.thermal_only or (req.thermal is None and is_thermal_raster(req.raster, req.thermal_units)):
+        from minewatch.infer.thermal_only import run_thermal_only
+
+        return run_thermal_only(req)
     check_number(req.stride_m, "--stride-m")
     check_number(float(req.batch), "--batch", minimum=1, inclusive=True)
     check_number(float(req.max_tiles), "--max-tiles", minimum=1, inclusive=True)
-    predictor = load_predictor(req.model, req.device)
+    model, why = _model_for(req)
+    predictor = load_predictor(model, req.device)
     meta = predictor.meta
+    if req.model is not None:
+        check_model_fits(req.raster, meta.profile, predictor.path.name, profile=req.profile, bands=req.bands)
     outputs = OutputSet.check(req.targets(), req.inputs(predictor.path), run_id=uuid.uuid4().hex[:12],
                               overwrite=req.overwrite, resume=req.resume)
     stride_m = meta.stride_m if req.stride_m is None else req.stride_m
@@ -149,12 +169,14 @@ def run_scan(req: ScanRequest) -> ScanResult:
                             f"{fence.rule.max_excluded:.0%} excluded)", path=req.geofence or req.exclude,
                             fix="check the fences are for this scene; an include fence must hold at least one "
                                 f"{meta.tile_m:g} m window")
-        report = preflight_report(req, scene, predictor, plan, raster_check.warnings, outputs)
+        report = preflight_report(req, scene, predictor, plan, raster_check.warnings, outputs, why=why)
         if req.dry_run:
             return ScanResult(gpd.GeoDataFrame(), None, req.out, 0, 0, time.perf_counter() - start, report,
                               dry_run=True)
         for warning in report.warnings:
             log.warning("%s: %s", req.raster, warning)
+        if req.model is None:
+            log.info("model %s %s", predictor.path.name, why)
         with outputs.lock():
             header = {
                 "model_sha256": predictor.sha256, "tile_px": plan.tile_px, "stride_px": plan.stride_px,
@@ -181,8 +203,22 @@ def run_scan(req: ScanRequest) -> ScanResult:
                       report, written, provenance=provenance)
 
 
+def _model_for(req: ScanRequest) -> tuple[Path, str]:
+    """The model to scan with and why: --model as given, else the committed model of the raster's sensor
+    profile (infer/registry.py), said in the log."""
+    if req.model is not None:
+        return Path(req.model), "given with --model"
+    from minewatch.datasets.profiles import load_profile
+
+    def coarse(gsd_m: float, profile: str) -> None:
+        check_coarse(req.raster, gsd_m, load_profile(profile).model_gsd_m, allow_coarse=req.allow_coarse)
+
+    choice = choose_model(req.raster, profile=req.profile, bands=req.bands, coarse_check=coarse, models=req.models)
+    return choice.path, f"chosen for the raster: the {choice.profile} model ({choice.reason})"
+
+
 def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan: TilePlan, warnings: list[str],
-                     outputs: OutputSet) -> Report:
+                     outputs: OutputSet, why: str | None = None) -> Report:
     """What the scan will read and write, and what looked odd (printed by --dry-run, logged otherwise)."""
     meta = predictor.meta
     r = Report(warnings=list(warnings))
@@ -201,7 +237,7 @@ def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan:
           "none: heat_signature is not reported")
     r.add("acquired", f"{scene.acquired or 'unknown'}, sensor {scene.sensor}")
     r.add("model", f"{predictor.path.name} ({meta.backbone}, {', '.join(meta.classes)}; {meta.tile_m:g} m windows "
-          f"at {meta.gsd_m:g} m)")
+          f"at {meta.gsd_m:g} m; profile {meta.profile})" + (f"; {why}" if why else ""))
     r.add("windows", f"{len(plan.tiles):,} of {plan.n_total:,} ({plan.tile_px} px, stride {plan.stride_m:g} m)")
     for path in outputs.targets.values():
         r.add("output", f"{path}{' (exists: replaced)' if path.exists() else ''}")

@@ -87,7 +87,9 @@ def common_options(func):
 
 def scene_flags(func):
     """The options of one scene's inputs besides the raster, declared once for every command that reads a scene."""
-    func = click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's).")(func)
+    func = click.option("--profile", default=None,
+                        help="Sensor profile of the raster (drone, satellite): without --model it picks the committed "
+                             "model; default: guessed from the raster's bands, storage type and pixel size.")(func)
     func = click.option("--exclude", type=INPUT_PATH, default=None,
                         help="Skip these polygons (known legal sites, e.g. registered data centres).")(func)
     func = click.option("--geofence", type=INPUT_PATH, default=None,
@@ -253,7 +255,9 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @scene_flags
 @click.option("--model", type=INPUT_PATH, default=None,
-              help="model.onnx (CPU, no torch) or a training checkpoint (.pt); default: the committed model.")
+              help="model.onnx (CPU, no torch) or a training checkpoint (.pt); default: the committed model of the "
+                   "raster's sensor profile (drone or satellite, from its bands, storage type and pixel size; "
+                   "--profile to choose).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="Candidate sites, GeoJSON (RFC 7946); for several scenes, a folder.")
 @click.option("--tiles-out", type=OUT_FILE, default=None, help="Tile scores as GeoPackage (scene CRS).")
@@ -277,6 +281,10 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 @click.option("--scale", type=float, default=None,
               help="Factor from optical values to reflectance (e.g. 0.0001), when the guess is wrong.")
 @click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
+@click.option("--thermal-only", is_flag=True,
+              help="Heat anomalies of a thermal raster alone (Landsat 8/9 B10 + MTL, ST_B10, or kelvin) at the 100 m "
+                   "scale, as heat_signature candidates marked thermal-only (no model; a single thermal band given "
+                   "as INPUT is scanned so without the flag).")
 @click.option("--catalog", default=None, metavar="CAT",
               help="Then add the sites to this catalogue (*.gpkg or postgresql:// URL; see 'minewatch catalog').")
 @click.option("--allow-remote", is_flag=True, help="Allow reads over HTTP(S) (STAC hrefs, VRT sources, URLs).")
@@ -297,8 +305,8 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 @common_options
 def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
          device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands,
-         catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit, scheduler, no_cluster,
-         scene_outputs, merge_gap_m) -> None:
+         thermal_only, catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit, scheduler,
+         no_cluster, scene_outputs, merge_gap_m) -> None:
     """Scan scenes of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
 
     INPUT is one raster (sites go to the -o file), or several scenes: rasters, folders (scene folders with
@@ -318,6 +326,7 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
           -o sites.geojson --tiles-out tiles.gpkg --heatmap heat.tif --quicklook map.png
       minewatch scan mosaic.tif --dry-run -o sites.geojson     # what would be read, and any problem
       minewatch scan flights/ -o province --workers 2
+      minewatch scan LC09_..._B10.TIF -o heat.geojson --thermal-only   # Landsat thermal alone (MTL beside it)
       minewatch scan items.json --thermal-asset lwir11 -o province --scheduler tcp://10.0.0.5:8786
     """
     from minewatch.datasets.vrt import remote_reads, remote_reads_allowed
@@ -334,13 +343,19 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
                                      thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
                                      resume=resume, overwrite=overwrite, allow_remote=allowed,
                                      allow_coarse=allow_coarse, max_tiles=max_tiles, nodata=nodata, scale=scale,
-                                     bands=band_names))
+                                     bands=band_names, thermal_only=thermal_only))
         return
     raster = Path(inputs[0])
     ctx = click.get_current_context()
     out = OUT_FILE.convert(out, next(q for q in ctx.command.params if q.name == "out"), ctx)  # as before: a file
     if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
+        from minewatch.datasets.thermal import is_thermal_raster
         from minewatch.infer.catalog.store import opened
+
+        if thermal_only or (thermal is None and is_thermal_raster(raster, thermal_units)):
+            raise UserError("a thermal-only scan does not go into a catalogue: its candidates are places to look at, "
+                            "not sightings, and it reads no windows to record as coverage", path=raster,
+                            fix="drop --catalog; scan the 0.5 m imagery of the candidates into the catalogue")
 
         with opened(catalog, create=True):
             pass
@@ -348,7 +363,7 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
                           resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
-                          nodata=nodata, scale=scale,
+                          nodata=nodata, scale=scale, thermal_only=thermal_only,
                           bands=band_names, **({"max_tiles": max_tiles} if max_tiles is not None else {}))
     with remote_reads(allowed):
         result = run_scan(request)
@@ -457,13 +472,15 @@ def demo(out, seed) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("model", type=INPUT_PATH)
-@click.option("--seed", type=int, default=None, help="First seed of the held-out generated scenes (default: 7000).")
+@click.option("--seed", type=int, default=None,
+              help="First seed of the held-out generated scenes (default: the profile's, drone 7000, satellite 17000).")
 @click.option("--count", type=click.IntRange(1), default=None, help="Number of held-out scenes (default: 40).")
 @click.option("--previous", type=INPUT_PATH, default=None,
               help="The model this one replaces: scored on the same held-out data, side by side.")
 @common_options
 def card(run, model, seed, count, previous) -> None:
-    """Write the model card (MODEL_CARD.md beside MODEL): config, data, held-out figures per class and scene.
+    """Write the model card beside MODEL (MODEL_CARD.md for a drone model, MODEL_CARD-<profile>.md for the others):
+    config, data, held-out figures per class and scene (a satellite model: heat by farm size too).
 
     Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest
     ones; they are generated under RUN on first use.
@@ -471,6 +488,7 @@ def card(run, model, seed, count, previous) -> None:
     \b
     Example:
       minewatch card runs/default models/minewatch-drone.onnx
+      minewatch card runs/satellite models/minewatch-satellite.onnx
     """
     _require_torch("card")
     from minewatch.train.model_card import write_card

@@ -1,5 +1,7 @@
 """Write the model card of a trained, exported model: config, data recipe and seeds, validation and
-held-out figures per class, training time and machine.
+held-out figures per class, training time and machine. One card per sensor profile: ``MODEL_CARD.md`` for the
+drone model, ``MODEL_CARD-satellite.md`` for the satellite model (whose card adds the heat by farm size at the
+Landsat footprint and what the thermal can support there).
 
 Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest ones.
 ``minewatch card RUN MODEL`` runs it.
@@ -12,6 +14,7 @@ import json
 import logging
 import os
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 
 from minewatch.atomic import atomic_path
@@ -25,6 +28,49 @@ HELDOUT_SEED = 7000
 HELDOUT_COUNT = 40
 COLD_SEED, COLD_COUNT, COLD_RECIPE = 7100, 10, "winter"
 """A second held-out set from the winter recipe: the default draws too few snowy scenes to show that case."""
+
+
+@dataclass(frozen=True)
+class CardSets:
+    """A profile's held-out sets: the main one (the acceptance figures) and a second that shows one condition."""
+
+    seed: int
+    count: int
+    recipe: str | None
+    second_seed: int
+    second_count: int
+    second_recipe: str
+    second_title: str
+    second_text: str
+    card_name: str
+
+
+CARD_SETS = {
+    "drone": CardSets(HELDOUT_SEED, HELDOUT_COUNT, None, COLD_SEED, COLD_COUNT, COLD_RECIPE,
+                      f"Cold scenes: {COLD_COUNT} held-out scenes from the `{COLD_RECIPE}` recipe "
+                      f"(seeds {COLD_SEED}..{COLD_SEED + COLD_COUNT - 1})",
+                      "Winter in snowy regions, more dormant farms (`configs/synth/winter.yaml`); the default recipe "
+                      "draws snow for ~3 % of scenes, too few above to judge that case.", "MODEL_CARD.md"),
+    "satellite": CardSets(17000, 40, "satellite-05m", 17100, 20, "satellite",
+                          "Every pixel size: {count} held-out scenes from the `satellite` recipe (0.3-1 m, seeds "
+                          "{seed}..{last})",
+                          "The same generator and effects at every pixel size the recipe draws (WorldView 0.3 m to "
+                          "1 m products), resampled to the 0.5 m model grid: fans (0.8-1.2 m) are one or two "
+                          "pixels at 1 m.", "MODEL_CARD-satellite.md"),
+}
+"""Held-out sets per sensor profile (their seeds are in no training or validation set)."""
+
+
+def card_sets(profile: str) -> CardSets:
+    if profile not in CARD_SETS:
+        raise UserError(f"no held-out recipe for models of the '{profile}' profile", fix="give a drone or satellite "
+                        "model, or add the profile to CARD_SETS in train/model_card.py")
+    return CARD_SETS[profile]
+
+
+def card_path(model: Path, profile: str) -> Path:
+    """The card beside a model: MODEL_CARD.md for the drone model, MODEL_CARD-<profile>.md for the others."""
+    return model.with_name(card_sets(profile).card_name if profile in CARD_SETS else f"MODEL_CARD-{profile}.md")
 
 
 def cpu_model() -> str:
@@ -145,30 +191,39 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
 
 def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | None = None,
                previous: Path | None = None) -> Path:
-    """Write ``MODEL_CARD.md`` beside ``model`` from the run folder's metrics and fresh held-out figures;
-    ``previous`` (the model this one replaces) is scored on the same held-out data, side by side."""
-    seed = HELDOUT_SEED if seed is None else seed
-    count = HELDOUT_COUNT if count is None else count
+    """Write the model card beside ``model`` (``MODEL_CARD.md`` for the drone model, ``MODEL_CARD-<profile>.md``
+    for the others) from the run folder's metrics and fresh held-out figures; ``previous`` (the model this one
+    replaces) is scored on the same held-out data, side by side."""
     for name in ("metrics.json", "log.csv", "best.pt"):
         if not (Path(run) / name).is_file():
             raise UserError(f"the run folder lacks {name}", path=run,
                             fix="give the --out folder of a finished 'minewatch train' run")
+    predictor = OnnxPredictor(model)
+    meta = predictor.meta
+    sets = card_sets(meta.profile)
+    seed = sets.seed if seed is None else seed
+    count = sets.count if count is None else count
     metrics = json.loads((run / "metrics.json").read_text())
     with open(run / "log.csv", newline="") as fh:
         epochs = list(csv.DictReader(fh))
     train_s = sum(float(e.get("train_s") or 0) for e in epochs)
     config = _training_config(run / "best.pt")
-    predictor = OnnxPredictor(model)
-    heldout, per_scene = heldout_report(predictor, run / "heldout", seed, count)
-    cold, cold_scenes = heldout_report(predictor, run / f"heldout-{COLD_RECIPE}", COLD_SEED, COLD_COUNT, COLD_RECIPE)
+    main_dir = "heldout" if sets.recipe is None else f"heldout-{sets.recipe}"
+    second_dir = f"heldout-{sets.second_recipe}"
+    heldout, per_scene = heldout_report(predictor, run / main_dir, seed, count, sets.recipe)
+    cold, cold_scenes = heldout_report(predictor, run / second_dir, sets.second_seed, sets.second_count,
+                                       sets.second_recipe)
     old = old_cold = None
     if previous is not None:
         prev = OnnxPredictor(previous)
-        old, _ = heldout_report(prev, run / "heldout", seed, count)
-        old_cold, _ = heldout_report(prev, run / f"heldout-{COLD_RECIPE}", COLD_SEED, COLD_COUNT, COLD_RECIPE)
+        old, _ = heldout_report(prev, run / main_dir, seed, count, sets.recipe)
+        old_cold, _ = heldout_report(prev, run / second_dir, sets.second_seed, sets.second_count, sets.second_recipe)
     (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene,
-                                                  COLD_RECIPE: {"classes": cold, "scenes": cold_scenes}}, indent=2))
-    meta = predictor.meta
+                                                  sets.second_recipe: {"classes": cold, "scenes": cold_scenes}},
+                                                 indent=2))
+    if meta.profile == "satellite":
+        return _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene,
+                                     cold, cold_scenes, old, old_cold, previous, sets)
     lines = [
         f"# Model card: {model.name}",
         "",
@@ -242,7 +297,212 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "own region (negative_rasters, catalogue verdicts) before trusting counts. Needs 0.5 m or finer optical; "
         "satellite thermal (100 m) cannot see single containers.",
     ]
-    card = model.with_name("MODEL_CARD.md")
+    card = card_path(model, meta.profile)
+    with atomic_path(card) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return card
+
+
+# ------------------------------------------------------------------------------------------------ satellite
+ACCEPT_F1 = 0.85
+"""Issue #19's acceptance: per-class F1 on held-out generated satellite scenes at 0.5 m, for container farms and
+cooling arrays."""
+SAT_RECALL_SEED = 17200
+"""Seeds of the generated satellite scenes on the held-out orthophotos (in no training or validation set)."""
+
+
+def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
+    """Real imagery for a satellite model: generated sites pasted on the held-out orthophotos as a satellite sees
+    them (their NIR made up from colour), and candidate sites on real four-band satellite rasters without mining."""
+    from minewatch.infer.real_eval import (
+        HELDOUT,
+        REAL_RGBN,
+        background_recall,
+        false_sites,
+        real_data_dir,
+    )
+
+    root = real_data_dir()
+    lines = ["## Real imagery", ""]
+    if root is None:
+        return lines + ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`) is absent on the machine "
+                        "that wrote this card.", ""]
+    models = {"this model": model, **({"previous model": previous} if previous is not None else {})}
+    rec = {name: background_recall(path, root, run / "real-eval" / name.replace(" ", "-"), seed=SAT_RECALL_SEED,
+                                   recipe="satellite-real") for name, path in models.items()}
+    neg = {name: false_sites(path, root, run / "real-eval" / name.replace(" ", "-"), REAL_RGBN)
+           for name, path in models.items()}
+    first = next(iter(rec.values()))
+    lines += [
+        "No labelled satellite image of a mining site exists offline, and the only real four-band satellite raster "
+        "at hand is small; so, as for the drone model, generated farms are pasted on real ground: the held-out "
+        "orthophotos (" + "; ".join(h.what.split(":")[0] for h in HELDOUT) + "), resampled to the drawn pixel size, "
+        "seen through the satellite's haze, optics, pansharpening and noise (`configs/synth/satellite-real.yaml`), "
+        "with a NIR band made up from their colour. Never trained or tuned on.", "",
+        "| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models),
+        f"| site recall, generated sites on held-out orthophotos ({first.scenes} scenes, seeds {SAT_RECALL_SEED}.."
+        f"{SAT_RECALL_SEED + first.scenes - 1}) | " + " | ".join(f"{r.recall:.2f} ({r.found}/{r.truth})"
+                                                                 for r in rec.values()) + " |",
+        "| container_farm recall there | "
+        + " | ".join(f"{r.per_class['container_farm'][0]}/{r.per_class['container_farm'][1]}" for r in rec.values())
+        + " |",
+        "| site precision there | " + " | ".join(f"{r.precision:.2f} ({r.true_positives}/{r.candidates})"
+                                             for r in rec.values()) + " |",
+        "| false candidate sites per km2, real four-band satellite imagery without mining (goal <= 0.1) | "
+        + " | ".join(f"{n.per_km2:.2f} ({n.sites} in {n.km2:.2f} km2)" if n.rows else "n/a" for n in neg.values())
+        + " |", "",
+    ]
+    for i, row in enumerate(next(iter(neg.values())).rows):
+        cells = "; ".join(f"{m}: {n.rows[i]['sites']} {','.join(n.rows[i]['classes'])}".strip()
+                          for m, n in neg.items())
+        lines.append(f"- `{row['background']}` ({row['what']}, {row['km2']:.3f} km2): {cells}")
+    return lines + [""]
+
+
+def heat_lines(run: Path, heldout: dict) -> list[str]:
+    """Heat at the Landsat footprint by farm size (infer/heat_scale.py), and what the thermal can support."""
+    from minewatch.infer.heat_scale import (
+        FIRST_SEED,
+        SCENES_PER_SIZE,
+        SIZES,
+        detectable_from,
+        heat_by_farm_size,
+        table_lines,
+    )
+    from minewatch.infer.thermal_only import DETECTABLE_CONTAINERS, HeatRule
+
+    rule = HeatRule()
+    rows = heat_by_farm_size()
+    (run / "heat_by_farm_size.json").write_text(json.dumps([r.summary() for r in rows], indent=2))
+    first = detectable_from(rows)
+    hs = heldout.get("heat_signature", {})
+    found = {r.n_containers: r.summary() for r in rows}
+    big = [s for n, s in found.items() if n >= (first or DETECTABLE_CONTAINERS)]
+    found_big = sum(s["found"] for s in big)
+    scenes_big = sum(s["scenes"] for s in big)
+    return [
+        "## Heat at the Landsat footprint, by farm size",
+        "",
+        f"Each row: {SCENES_PER_SIZE} generated scenes (seeds {FIRST_SEED}..{FIRST_SEED + 100 * len(SIZES) - 1}) "
+        "with one running container farm of that size, drawn as the satellite recipe draws every farm (layout, "
+        "load 0.6-1, season, sun, wind, the land around it), rendered with and without the farm's heat; the "
+        f"difference in the hottest delivered pixel is what a {rule.footprint_m:g} m footprint shows of the farm "
+        "alone (area-averaged, as the generator renders Landsat-like thermal). Power from the design notes' "
+        "0.4-1.9 MW per 40 ft container. The ground's own variability is the robust sigma of the heat-free image "
+        f"around its {rule.background_m:g} m median; the thermal-only rule (`minewatch scan --thermal-only`: "
+        f">= {rule.min_dt_k:g} K and >= {rule.min_z:g} sigma over >= {rule.min_area_m2:,.0f} m2) runs on the "
+        "delivered image with its noise.",
+        "",
+        *table_lines(rows, rule),
+        "",
+        f"- A farm's excess reaches {rule.min_dt_k:g} K in its hottest 100 m pixel from about "
+        f"**{first if first is not None else '(none of the sizes)'} containers** up "
+        f"({(first or 0) * 0.4:.0f}-{(first or 0) * 1.9:.0f} MW); one container adds hundredths of a kelvin.",
+        f"- That is about what sunlit ground varies by at 100 m (fields, forest, water): the thermal-only rule found "
+        f"{found_big} of {scenes_big} farms of that size and larger in daytime scenes, and reports false candidates "
+        "on warm ground. Night or winter scenes, where the ground is uniform and a farm's heat is not, would do "
+        "better; the generator renders daytime only.",
+        "- What the thermal can support at this resolution: `heat_signature` for large, multi-MW farms only (this "
+        f"model's held-out heat F1 {hs.get('f1', float('nan')):.3f} over {hs.get('positives', 0)} positive windows, "
+        "where a farm's visible excess reaches 3 K). It cannot see a single container, a hidden farm (a shed of "
+        "under 1 MW), or tell a container farm from a cooling array from a greenhouse: `container_farm` and "
+        "`cooling_array` come from the optical bands alone, and a thermal-only candidate is a place to look at with "
+        "0.5 m imagery, never a detection.",
+        "",
+    ]
+
+
+def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene, second,
+                          second_scenes, old, old_second, previous, sets) -> Path:
+    from minewatch.infer.registry import make_target
+
+    meta = predictor.meta
+    accept = [f"{c} F1 {heldout[c]['f1']:.3f} ({'met' if heldout[c]['f1'] >= ACCEPT_F1 else 'NOT met'})"
+              for c in ("container_farm", "cooling_array") if c in heldout]
+    lines = [
+        f"# Model card: {model.name}",
+        "",
+        "Tile classifier for crypto-mining sites in very-high-resolution satellite imagery (Pleiades, WorldView, "
+        "SkySat class: red, green, blue and NIR surface reflectance at 0.3-1 m) with Landsat 8/9-like thermal: "
+        f"{meta.backbone} on {meta.tile_m:g} m windows ({meta.tile_px} px at {meta.gsd_m} m/px), channels "
+        f"{', '.join(meta.channels)}; multi-label over {', '.join(meta.classes)}. Trained by minewatch "
+        f"{meta.model_version} from generated satellite scenes (`configs/synth/satellite.yaml`: 0.3-1 m pixels, "
+        "off-nadir lean, pansharpening ringing, 11-12-bit quantisation, haze, clouds, farms up to ~300 containers) "
+        "and generated sites pasted on real orthophotos seen by a satellite (`configs/synth/satellite-real.yaml`, "
+        "NIR made up from colour); randomly initialised, nothing downloaded.",
+        "",
+        f"- file: `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, sha256 `{predictor.sha256}`",
+        f"- training-config sha256: `{meta.config_sha256}`",
+        f"- sensor profile: `{meta.profile}` (RGBN reflectance x 10,000 in 16 bits; thermal of a 100 m footprint "
+        f"delivered at 30 m); thermal as excess over a {meta.thermal.background_m:g} m robust background on "
+        f"{meta.thermal.background_gsd_m:g} m cells, optional (trained with thermal dropout)",
+        "- thresholds (calibrated on validation): " + ", ".join(f"{k} {v:.3f}" for k, v in meta.thresholds.items()),
+        "- chosen by `minewatch scan` without `--model` for rasters with a NIR band (or four unnamed 16-bit bands)",
+        "",
+        "## Data",
+        "",
+        f"- training: {metrics.get('train_windows')} windows from generated scenes (see `data` below for seeds)",
+        f"- validation: {metrics.get('val_windows')} windows from other generated scenes at 0.5 m (threshold "
+        "calibration and early stopping)",
+        f"- held-out test: {count} generated scenes at 0.5 m (`{sets.recipe}`), seeds {seed}..{seed + count - 1}, "
+        "never seen in training or validation; every window of the scan grid",
+        "",
+        *satellite_real_lines(run, model, previous),
+        "## Held-out figures at 0.5 m (tile level, at the calibrated thresholds)",
+        "",
+        f"Acceptance (#19: F1 >= {ACCEPT_F1} for container farms and cooling arrays at 0.5 m): " + "; ".join(accept)
+        + ".",
+        "",
+        *figure_lines(heldout),
+        "",
+        *compare_lines(f"{count} held-out scenes at 0.5 m", heldout, old),
+        "",
+        "Windows missed and falsely flagged, by held-out scene:",
+        "",
+        *error_lines(per_scene, list(meta.classes)),
+        "",
+        "## " + sets.second_title.format(count=sets.second_count, seed=sets.second_seed,
+                                         last=sets.second_seed + sets.second_count - 1),
+        "",
+        sets.second_text,
+        "",
+        *figure_lines(second),
+        "",
+        *compare_lines(f"{sets.second_count} scenes, 0.3-1 m", second, old_second),
+        "",
+        *error_lines(second_scenes, list(meta.classes)),
+        "",
+        *heat_lines(run, heldout),
+        "## Validation figures (best epoch)", "",
+        "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|",
+    ]
+    for name, s in metrics.get("classes", {}).items():
+        lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} |")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, val mAP "
+        f"{metrics.get('best_map', 0):.3f}); time in training epochs: {train_s / 60:.1f} min",
+        f"- machine: {os.cpu_count()} CPU cores ({cpu_model()}), no GPU; Python {platform.python_version()}",
+        f"- reproduce: `{make_target(meta.profile)}`",
+        "",
+        "## Config",
+        "",
+        "```yaml",
+        config.strip(),
+        "```",
+        "",
+        "## Limits",
+        "",
+        "Generated scenes are not a satellite's imagery: no labelled satellite image of a mining site exists "
+        "offline, the real-imagery recall above is of generated farms on real aerial ground made to look like a "
+        "satellite's (with a made-up NIR band), and the one real four-band raster is small. Fine-tune on labelled "
+        "scenes of your own satellite (catalogue verdicts) before trusting counts. Needs 1 m or finer optical "
+        "(fans are one pixel at 1 m); thermal at 100 m confirms only large, multi-MW farms and never replaces the "
+        "optical evidence.",
+    ]
+    card = card_path(model, meta.profile)
     with atomic_path(card) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return card

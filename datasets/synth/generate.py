@@ -173,5 +173,6 @@ def scene_summary(plan: ScenePlan, records: list[dict[str, Any]]) -> dict[str, A
         "background": str(plan.background.path) if plan.background is not None else None,
         "background_info": plan.background.summary() if plan.background is not None else None,
         "dt_k_rule": f"max clean thermal inside the polygon minus the median of a {r1:g}-{r2:g} m ring",
+        **({"sensor_effects": plan.effects.summary()} if plan.look.satellite_effects else {}),
         "sites": sites,
     }

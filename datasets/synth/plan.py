@@ -110,6 +110,49 @@ class Atmos:
         return np.clip(f / self.cloud_soft, 0, 1)
 
 
+@dataclass(frozen=True)
+class SensorEffects:
+    """Per-scene draws of a sensor look's satellite effects (none for a drone look)."""
+
+    gsd_m: float | None = None  # optical pixel size, m (None: the profile's)
+    view_angle_deg: float = 0.0  # off-nadir angle
+    view_azimuth_deg: float = 0.0  # direction from the scene towards the satellite, clockwise from north
+    sharpen: float = 0.0  # pansharpening ringing (unsharp amount)
+    sharpen_sigma_px: float = 1.0
+    quant_bits: int | None = None
+
+    @property
+    def lean_per_m(self) -> tuple[float, float]:
+        """Displacement (u east, v south) of a surface per metre of its height: away from the satellite."""
+        k = math.tan(math.radians(self.view_angle_deg))
+        az = math.radians(self.view_azimuth_deg)
+        return (-math.sin(az) * k, math.cos(az) * k)
+
+    def summary(self) -> dict:
+        return {"gsd_m": self.gsd_m, "view_angle_deg": round(self.view_angle_deg, 2),
+                "view_azimuth_deg": round(self.view_azimuth_deg, 1), "pansharpen": round(self.sharpen, 3),
+                "pansharpen_sigma_px": round(self.sharpen_sigma_px, 2), "quant_bits": self.quant_bits}
+
+
+SENSOR_STREAM = 41  # the satellite effects' own random stream: other draws stay as they were
+GSD_STEP_M = 0.01  # drawn pixel sizes are rounded to this
+
+
+def sensor_effects(seed: int, look: SensorLook) -> SensorEffects:
+    """The scene's satellite effects, from a random stream of their own (nothing is drawn for a look
+    without them, so drone scenes are unchanged)."""
+    if not look.satellite_effects:
+        return SensorEffects()
+    rng = np.random.default_rng([seed, SENSOR_STREAM])
+    gsd = round(uni(rng, look.gsd_m) / GSD_STEP_M) * GSD_STEP_M if look.gsd_m is not None else None
+    view = uni(rng, look.view_angle_deg)
+    az = uni(rng, (0.0, 360.0))
+    sharpen = uni(rng, look.pansharpen)
+    sigma = uni(rng, look.pansharpen_sigma_px)
+    bits = int(rng.integers(look.quant_bits[0], look.quant_bits[1] + 1)) if look.quant_bits is not None else None
+    return SensorEffects(round(gsd, 4) if gsd else None, view, az, sharpen, sigma, bits)
+
+
 @dataclass
 class ScenePlan:
     scene_id: str
@@ -140,6 +183,7 @@ class ScenePlan:
     render_seed: np.random.SeedSequence
     collar: bool = False
     notes: dict = field(default_factory=dict)
+    effects: SensorEffects = field(default_factory=SensorEffects)
 
     @property
     def optical_transform(self):
@@ -555,10 +599,11 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
     r_where, r_land, r_sites, r_bg = (np.random.default_rng(s) for s in children[:4])
     render_seed = children[4]
     scene_id = f"synth-{seed:06d}"
-    gsd = profile.optical.gsd_m
     look = recipe.sensor(profile.name)
+    effects = sensor_effects(seed, look)
+    gsd = effects.gsd_m or profile.optical.gsd_m
     pal = Palette(recipe.materials)
-    size = size or recipe.scene.size_px
+    size = size or _size_px(recipe, gsd)
 
     # where and when
     entries = [background] if background is not None else list(backgrounds or recipe.backgrounds)
@@ -615,8 +660,18 @@ def make_plan(seed: int, recipe: SynthRecipe, profile: SensorProfile, *, size: i
         gsd_m=gsd, frame=frame, region=region_name, when=when, snow=snow, air_k=air_k, solar_load=solar_load,
         sun_uv=sun_uv, shadow_per_m=shadow_per_m, wind_uv=wind_uv, exposure=exposure, atmos=atmos,
         thermal=thermal, landcover=lc, sites=sites, parts=parts, valid=valid, background=bg,
-        render_seed=render_seed, collar=valid is not None and bg is None,
+        render_seed=render_seed, collar=valid is not None and bg is None, effects=effects,
     )
+
+
+MAX_PLAN_PX = 16_384  # as the generator's MAX_SIZE_PX
+
+
+def _size_px(recipe: SynthRecipe, gsd: float) -> int:
+    """Scene side in pixels: the recipe's ``extent_m`` at this pixel size, else its ``size_px``."""
+    if recipe.scene.extent_m is None:
+        return recipe.scene.size_px
+    return int(min(MAX_PLAN_PX, max(64, round(recipe.scene.extent_m / gsd))))
 
 
 def truth_kinds(plan: ScenePlan) -> set[tuple[str, str]]:

@@ -67,6 +67,8 @@ class SceneSpec(StrictModel):
 
     profile: str = Field("drone", description="sensor profile used when none is given")
     size_px: int = Field(2048, ge=64, le=16384, description="optical width = height in pixels (2048 @ 0.2 m ~ 410 m)")
+    extent_m: float | None = Field(None, gt=0, description="scene side in metres instead of size_px: the pixel count "
+                                   "follows from the scene's pixel size (a sensor look that draws it per scene)")
     regions: list[Region] = Field(min_length=1, description="places to draw the scene location from")
     date_start: dt.date = Field(description="first possible acquisition date")
     date_end: dt.date = Field(description="last possible acquisition date")
@@ -437,6 +439,27 @@ class SensorLook(StrictModel):
     thermal_netd_k: float = Field(0.08, ge=0, description="thermal noise-equivalent temperature difference, K")
     thermal_supersample: int = Field(2, ge=1, le=8, description="fine thermal cells per footprint")
     thermal_max_sim_gsd_m: float = Field(2.0, gt=0, description="coarsest fine thermal cell, m")
+    # Satellite effects (all off by default, so other looks render exactly as before; drawn per scene from a
+    # random stream of their own).
+    gsd_m: Range | None = Field(None, description="optical pixel size drawn per scene, m (VHR satellite products "
+                                "0.3-1 m); None: the sensor profile's")
+    view_angle_deg: Range = Field((0.0, 0.0), description="off-nadir view angle drawn per scene: roofs and tree "
+                                  "crowns lean away from the sensor by height x tan(angle), the walls facing it show")
+    wall_light: float = Field(0.6, ge=0, le=1.5, description="brightness of a visible wall relative to its roof")
+    pansharpen: Range = Field((0.0, 0.0), description="pansharpening ringing drawn per scene: overshoot at edges "
+                              "(unsharp-mask amount; 0 = none)")
+    pansharpen_sigma_px: Range = Field((1.0, 1.5), description="width of the ringing, optical pixels")
+    quant_bits: IntRange | None = Field(None, description="radiometric depth drawn per scene (11-12 bits for VHR "
+                                        "satellites): reflectance quantised to that many bits of full scale")
+    over_backgrounds: bool = Field(False, description="apply haze, blur, pansharpening, noise and quantisation to "
+                                   "real backgrounds too (a satellite sees them through its own optics; a drone "
+                                   "orthophoto is used as it is)")
+
+    @property
+    def satellite_effects(self) -> bool:
+        """Any of the satellite effects is on."""
+        return (self.gsd_m is not None or self.view_angle_deg[1] > 0 or self.pansharpen[1] > 0
+                or self.quant_bits is not None or self.over_backgrounds)
 
 
 class WaterDetection(StrictModel):

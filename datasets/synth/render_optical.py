@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import shapely
 from affine import Affine
 from rasterio.features import rasterize
+from scipy import ndimage
 
 from minewatch.datasets.synth import match
 from minewatch.datasets.synth.appearance import rust_threshold
 from minewatch.datasets.synth.match import Match
 from minewatch.datasets.synth.noise import Textures, make_textures
-from minewatch.datasets.synth.objects import Part, Tex
+from minewatch.datasets.synth.objects import Layer, Part, Tex
 from minewatch.datasets.synth.plan import ScenePlan
 
 BAND_INDEX = {"red": 0, "green": 1, "blue": 2, "nir": 3}
@@ -30,6 +31,8 @@ RUST_MID, RUST_GRAIN = 0.7, 0.7  # rust patches: metre-scale blotches broken up 
 RUST_MAX = 0.8  # paint still shows through the worst rust
 DIRT_STEP_M = 0.1  # dirt streak pattern: one texture cell per this many metres along the part
 DIRT_DARKENING = 0.45  # darkening of the dirtiest streak at dirt 1
+WALL_MIN_M = 1.0  # structures at least this tall show a wall when seen off nadir
+MS_BLUR = 2.0  # pansharpening: the colour bands are this many times blurrier than the ringing's width
 
 
 @dataclass
@@ -114,6 +117,27 @@ def shadow_shapes(parts: list[Part], shadow_per_m: tuple[float, float]) -> list[
         out.append((p.height_m, hull))
     out.sort(key=lambda t: t[0])
     return [(g, int(min(255, round(h * 4)))) for h, g in out]
+
+
+def leaned_parts(parts: list[Part], lean_per_m: tuple[float, float], wall_light: float) -> list[Part]:
+    """The parts as an off-nadir sensor sees them: every raised surface moved by its height times
+    ``lean_per_m`` (away from the sensor), and before each structure its wall facing the sensor (the hull
+    of its base and its moved top, ``wall_light`` times as bright as the roof). Ground parts stay put; the
+    truth (the footprint) does not move."""
+    du, dv = lean_per_m
+    out: list[Part] = []
+    for p in parts:
+        if not p.optical or p.height_m <= 0:
+            out.append(p)
+            continue
+        top = shapely.transform(p.geom, lambda xy, h=p.height_m: xy + np.array([du * h, dv * h]))
+        if p.layer == Layer.STRUCTURE and p.texture != Tex.CROWN and p.height_m - p.base_m >= WALL_MIN_M:
+            base = shapely.transform(p.geom, lambda xy, h=p.base_m: xy + np.array([du * h, dv * h]))
+            wall = shapely.convex_hull(shapely.union(base, top))
+            out.append(replace(p, geom=wall, refl=(p.refl * np.float32(wall_light)).astype(np.float32),
+                               texture=Tex.FLAT, rust=0.0, dirt=0.0))
+        out.append(replace(p, geom=top))
+    return out
 
 
 def rasterize_shadows(shapes: list, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
@@ -236,9 +260,15 @@ class OpticalRenderer:
         local = Affine(gsd, 0, 0, 0, gsd, 0)
         self.cover = plan.landcover.cover.arrays()
         self.cover_ids = plan.landcover.cover_map(local, (h, w)) if plan.background is None else None
-        self.pt = part_table(plan.parts)
-        self.part_ids = rasterize_parts(plan.parts, local, (h, w))
+        eff = plan.effects
+        # Off nadir, raised surfaces lean (what is drawn); shadows stay where the sun casts them.
+        seen = leaned_parts(plan.parts, eff.lean_per_m, plan.look.wall_light) if eff.view_angle_deg > 0 \
+            else plan.parts
+        self.pt = part_table(seen)
+        self.part_ids = rasterize_parts(seen, local, (h, w))
         self.shadow = rasterize_shadows(shadow_shapes(plan.parts, plan.shadow_per_m), local, (h, w))
+        # rows read beyond a strip for its blur (and the pansharpening kernel)
+        self.halo = 1 + (math.ceil(3 * MS_BLUR * eff.sharpen_sigma_px) if eff.sharpen > 0 else 0)
         rng = np.random.default_rng([plan.seed, 11])
         illum = plan.recipe.illumination
         self.tex: Textures = make_textures(rng, gsd, plan.recipe.landcover.crown_size_m, plan.sun_uv,
@@ -328,7 +358,7 @@ class OpticalRenderer:
             return self.pasted_strip(r0, r1, index)
         plan, look = self.plan, self.plan.look
         gsd, w = plan.gsd_m, plan.width
-        rr0, rr1 = max(0, r0 - 1), min(plan.height, r1 + 1)
+        rr0, rr1 = max(0, r0 - self.halo), min(plan.height, r1 + self.halo)
         rows = np.arange(rr0, rr1)
         cols = np.arange(w)
         us = ((cols + 0.5) * gsd).astype(np.float32)
@@ -357,6 +387,8 @@ class OpticalRenderer:
         refl = refl[self.bands]
         if look.blur > 0:
             refl = _blur(refl, look.blur)
+        if plan.effects.sharpen > 0:
+            refl = pansharpened(refl, plan.effects.sharpen, plan.effects.sharpen_sigma_px)
         refl = refl[:, r0 - rr0: r0 - rr0 + (r1 - r0)]
         rng = np.random.default_rng([plan.seed, 23, index])
         if look.noise > 0:
@@ -365,12 +397,24 @@ class OpticalRenderer:
         disp = _knee(refl * np.float32(plan.exposure))
         if look.gamma != 1.0:
             disp = disp ** np.float32(1 / look.gamma)
+        if plan.effects.quant_bits:
+            disp = quantised(disp, plan.effects.quant_bits)
         return self._to_dn(disp, r0, r1)
 
     def pasted_strip(self, r0: int, r1: int, index: int) -> np.ndarray:
         """A strip over a real background: the background as it is, with the objects pasted on it in its
         tone and colour cast, blurred by its point-spread function, with its noise and a soft alpha, and
         their shadows darkening the real pixels (see :mod:`minewatch.datasets.synth.match`)."""
+        look = self.plan.look
+        if look.over_backgrounds:
+            return self._sensed_strip(r0, r1, index)
+        refl = self._composite(r0, r1, index)[self.bands]
+        if look.gamma != 1.0:
+            refl = np.maximum(refl, 0) ** np.float32(1 / look.gamma)
+        return self._to_dn(refl, r0, r1)
+
+    def _composite(self, r0: int, r1: int, index: int) -> np.ndarray:
+        """Rows r0:r1 of the background with the objects and their shadows pasted (4 bands, linear)."""
         plan, m = self.plan, self.match
         assert m is not None and self.bg is not None
         halo = math.ceil(3 * m.soft_px) + 2
@@ -382,10 +426,31 @@ class OpticalRenderer:
         if len(touched):
             c0, c1 = max(0, int(touched[0]) - halo), min(plan.width, int(touched[-1]) + 1 + halo)
             out[:, :, c0:c1] = self._paste(rr0, rr1, c0, c1, index)[:, r0 - rr0:r1 - rr0]
-        refl = out[self.bands]
-        if plan.look.gamma != 1.0:
-            refl = np.maximum(refl, 0) ** np.float32(1 / plan.look.gamma)
-        return self._to_dn(refl, r0, r1)
+        return out
+
+    def _sensed_strip(self, r0: int, r1: int, index: int) -> np.ndarray:
+        """A pasted strip seen through the sensor (``over_backgrounds``): the whole composite, real background
+        included, gets the scene's haze, the look's blur, pansharpening, noise and quantisation."""
+        plan, look, eff = self.plan, self.plan.look, self.plan.effects
+        a0, a1 = max(0, r0 - self.halo), min(plan.height, r1 + self.halo)
+        refl = self._composite(a0, a1, index)
+        refl += plan.atmos.haze * plan.atmos.haze_colour[:, None, None]
+        refl = refl[self.bands]
+        if look.blur > 0:
+            refl = _blur(refl, look.blur)
+        if eff.sharpen > 0:
+            refl = pansharpened(refl, eff.sharpen, eff.sharpen_sigma_px)
+        refl = refl[:, r0 - a0:r1 - a0]
+        if look.noise > 0:
+            rng = np.random.default_rng([plan.seed, 37, index])
+            refl += look.noise * rng.standard_normal(refl.shape, dtype=np.float32) * (
+                0.5 + np.sqrt(np.maximum(refl, 0)))
+        disp = _knee(refl)
+        if look.gamma != 1.0:
+            disp = disp ** np.float32(1 / look.gamma)
+        if eff.quant_bits:
+            disp = quantised(disp, eff.quant_bits)
+        return self._to_dn(disp, r0, r1)
 
     def _paste(self, rr0: int, rr1: int, c0: int, c1: int, index: int) -> np.ndarray:
         """Rows rr0:rr1, columns c0:c1 of the background with the objects and shadows composited."""
@@ -430,6 +495,24 @@ class OpticalRenderer:
             inval = ~self.valid[r0:r1]
             dn[:, inval] = opt.nodata
         return dn
+
+
+def pansharpened(refl: np.ndarray, amount: float, sigma_px: float) -> np.ndarray:
+    """What pansharpening leaves in (bands, rows, cols) reflectance: colour as blurry as the multispectral
+    bands (``MS_BLUR`` x ``sigma_px``), brightness from the sharp panchromatic band, and ringing, an
+    overshoot of ``amount`` at every edge (bright halos round dark roofs, dark ones round bright)."""
+    sig = float(sigma_px)
+    pan = refl.mean(axis=0)
+    pan_low = ndimage.gaussian_filter(pan, MS_BLUR * sig, mode="nearest")
+    colour = ndimage.gaussian_filter(refl, (0, MS_BLUR * sig, MS_BLUR * sig), mode="nearest")
+    ringing = pan + np.float32(amount) * (pan - ndimage.gaussian_filter(pan, sig, mode="nearest"))
+    return (colour * (ringing / np.maximum(pan_low, np.float32(1e-3)))[None]).astype(np.float32)
+
+
+def quantised(x: np.ndarray, bits: int) -> np.ndarray:
+    """Reflectance as a ``bits``-bit sensor records it (full scale = reflectance 1)."""
+    levels = np.float32(2**bits - 1)
+    return (np.round(np.clip(x, 0, 1) * levels) / levels).astype(np.float32)
 
 
 def _knee(x: np.ndarray, start: float = 0.8) -> np.ndarray:

@@ -452,7 +452,9 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 def _one_line(result) -> str:
     text = result.stderr if result.stderr else result.output
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("WARNING", "INFO"))]
+    # log lines aside: with -v they carry their level; the scan's announcement of the model it chose for the raster
+    # ("model minewatch-drone.onnx chosen for ...") precedes failures found while scanning
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith(("WARNING", "INFO", "model "))]
     assert len(lines) == 1, text
     return lines[0]
 

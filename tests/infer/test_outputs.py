@@ -152,9 +152,10 @@ def test_tiles_preview_shows_the_models_tiling(scene, tmp_path):
     assert np.diff(offsets)[0] == 64  # the committed model's 32 m stride on its 0.5 m grid
 
 
-def test_info_describes_the_default_model():
+def test_info_describes_the_committed_models():
     result = CliRunner().invoke(cli, ["info"])
-    assert result.exit_code == 0 and "the committed default" in result.output and "thresholds" in result.output
+    assert result.exit_code == 0 and "committed models" in result.output and "thresholds" in result.output
+    assert "drone: model" in result.output and "satellite: " in result.output  # every profile, committed or not
 
 
 def test_progress_lines_without_a_terminal(caplog):
