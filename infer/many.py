@@ -38,6 +38,7 @@ from minewatch.atomic import atomic_path
 from minewatch.errors import UserError, first_line
 from minewatch.infer.inputs import SceneInput, materialize
 from minewatch.infer.merge import DEFAULT_GAP_M, merge_sites, read_scene_sites, write_merged
+from minewatch.infer.scan_settings import ScanSettings
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +65,13 @@ WORKER_MEMORY_GB = 1.0
 never starts more workers than the machine's memory holds at this much each."""
 
 
-@dataclass(frozen=True)
-class ScanOptions:
-    """What every scene of a run is scanned with (the one-scene scan's options)."""
+@dataclass(kw_only=True)
+class ScanOptions(ScanSettings):
+    """What every scene of a run is scanned with (the one-scene scan's settings, and the run's own)."""
 
-    model: Path | None = None
-    geofence: Path | None = None
-    exclude: Path | None = None
-    profile: str | None = None
-    thermal_units: str | None = None
-    device: str = "cpu"
-    batch: int = 32
-    stride_m: float | None = None
-    resume: bool = False
-    overwrite: bool = False
     allow_remote: bool = False
-    allow_coarse: bool = False
     max_tiles: int | None = None
-    nodata: float | None = None
-    scale: float | None = None
-    bands: tuple[str, ...] | None = None
     outputs: tuple[str, ...] = DEFAULT_OUTPUTS
-    thermal_only: bool = False
     models: tuple[tuple[str, Path], ...] = ()  # without --model: the committed models each scene chooses from
 
     def fingerprint(self, scene: SceneInput, model_sha256: str) -> str:
@@ -206,16 +192,13 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                                     fix="give scenes with a thermal band (Landsat B10 + MTL, ST_B10, thermal.tif)")
                 optical, thermal = (thermal or optical), None
                 out.pop("tiles", None)
+            # The run owns DIR/<scene_id>/ (checked once in run_many): a retried task replaces what an
+            # interrupted attempt may have left.
             request = ScanRequest(
+                **{**options.settings(), "overwrite": True, "thermal_only": thermal_only},
                 raster=optical, thermal=thermal, out=folder / OUTPUT_NAMES["sites"], tiles_out=out.get("tiles"),
-                heatmap=out.get("heatmap"), quicklook=out.get("quicklook"), geofence=options.geofence,
-                exclude=options.exclude, model=options.model, profile=options.profile,
-                thermal_units=options.thermal_units, device=options.device, batch=options.batch,
-                stride_m=options.stride_m, resume=options.resume, scene_id=scene.scene_id, acquired=scene.acquired,
-                # The run owns DIR/<scene_id>/ (checked once in run_many): a retried task replaces what an
-                # interrupted attempt may have left.
-                overwrite=True, allow_coarse=options.allow_coarse, nodata=options.nodata, scale=options.scale,
-                bands=options.bands, thermal_only=thermal_only, models=dict(options.models) or None,
+                heatmap=out.get("heatmap"), quicklook=out.get("quicklook"), scene_id=scene.scene_id,
+                acquired=scene.acquired, models=dict(options.models) or None,
                 **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
             result = run_scan(request)
             outcome.model = result.provenance.get("model")

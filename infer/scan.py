@@ -40,6 +40,7 @@ from minewatch.infer.preflight import (
 )
 from minewatch.infer.reader import prefetch, read_tiles
 from minewatch.infer.registry import check_model_fits, choose_model
+from minewatch.infer.scan_settings import ScanSettings
 from minewatch.infer.tile_scores import TileScores
 from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.progress import progress
@@ -50,33 +51,18 @@ TILES_CHUNK = 5_000
 """Windows written to tiles.gpkg per chunk."""
 
 
-@dataclass
-class ScanRequest:
+@dataclass(kw_only=True)
+class ScanRequest(ScanSettings):
     raster: Path
     out: Path
     thermal: Path | None = None
-    geofence: Path | None = None
-    exclude: Path | None = None
-    model: Path | None = None
     tiles_out: Path | None = None
     heatmap: Path | None = None
     quicklook: Path | None = None
-    profile: str | None = None
-    thermal_units: str | None = None
-    device: str = "cpu"
-    batch: int = 32
-    stride_m: float | None = None
-    resume: bool = False
-    overwrite: bool = False
     dry_run: bool = False
-    allow_coarse: bool = False
     max_tiles: int = DEFAULT_MAX_TILES
-    nodata: float | None = None
-    scale: float | None = None
-    bands: tuple[str, ...] | None = None
     max_nodata: float = DEFAULT_MAX_NODATA
     max_cloud: float = DEFAULT_MAX_CLOUD
-    thermal_only: bool = False  # heat anomalies of a thermal raster alone (infer/thermal_only.py)
     # Without a model: the committed models to choose from (profile -> file; default: the package's), so the
     # workers of a multi-scene run choose among the client's.
     models: dict[str, Path] | None = None

@@ -143,6 +143,29 @@ def compare_lines(label: str, ours: dict, theirs: dict | None) -> list[str]:
     return lines
 
 
+_REAL_ABSENT = ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`) is absent on the machine that "
+                "wrote this card.", ""]
+
+
+def _compared(model: Path, previous: Path | None) -> dict[str, Path]:
+    """The models a real-imagery table compares, by column title."""
+    return {"this model": model, **({"previous model": previous} if previous is not None else {})}
+
+
+def _eval_dir(run: Path, name: str) -> Path:
+    """Where a compared model's real-imagery scans go inside the run folder."""
+    return run / "real-eval" / name.replace(" ", "-")
+
+
+def _recall_detail_rows(rec: dict) -> list[str]:
+    """The container_farm recall and site precision rows under a site-recall row, one column a model."""
+    return ["| container_farm recall there | "
+            + " | ".join(f"{r.per_class['container_farm'][0]}/{r.per_class['container_farm'][1]}" for r in rec.values())
+            + " |",
+            "| site precision there | " + " | ".join(f"{r.precision:.2f} ({r.true_positives}/{r.candidates})"
+                                                 for r in rec.values()) + " |"]
+
+
 def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
     """The real-imagery section: false sites per km2 and site recall on held-out orthophotos."""
     from minewatch.infer.real_eval import (
@@ -157,15 +180,14 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
     root = real_data_dir()
     lines = ["## Real imagery (held-out orthophotos)", ""]
     if root is None:
-        return lines + ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`) is absent on the machine "
-                        "that wrote this card.", ""]
+        return lines + _REAL_ABSENT
     lines += ["Backgrounds used in training: `datasets/backgrounds` (NEON, OpenAerialMap Brazil and Kampala, USGS "
               "Colorado; see its ATTRIBUTION.md), as paste backgrounds (`configs/synth/real.yaml`) and as real "
               "negatives. Held out, never trained or tuned on: " + "; ".join(f"`{h.path}` ({h.what})" for h in HELDOUT)
               + ".", ""]
-    models = {"this model": model, **({"previous model": previous} if previous is not None else {})}
-    neg = {name: false_sites(path, root, run / "real-eval" / name.replace(" ", "-")) for name, path in models.items()}
-    rec = {name: background_recall(path, root, run / "real-eval" / name.replace(" ", "-")) for name, path in
+    models = _compared(model, previous)
+    neg = {name: false_sites(path, root, _eval_dir(run, name)) for name, path in models.items()}
+    rec = {name: background_recall(path, root, _eval_dir(run, name)) for name, path in
            models.items()}
     first = next(iter(rec.values()))
     lines += [
@@ -175,11 +197,7 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
         f"| site recall, generated sites on held-out orthophotos ({first.scenes} scenes, seeds {RECALL_SEED}.."
         f"{RECALL_SEED + RECALL_COUNT - 1}; goal >= 0.9) | "
         + " | ".join(f"{r.recall:.2f} ({r.found}/{r.truth})" for r in rec.values()) + " |",
-        "| container_farm recall there | "
-        + " | ".join(f"{r.per_class['container_farm'][0]}/{r.per_class['container_farm'][1]}" for r in rec.values())
-        + " |",
-        "| site precision there | " + " | ".join(f"{r.precision:.2f} ({r.true_positives}/{r.candidates})"
-                                             for r in rec.values()) + " |",
+        *_recall_detail_rows(rec),
         "", "False sites by held-out orthophoto (optical only, at its own pixel size):", "",
         "| orthophoto | km2 | " + " | ".join(f"sites ({m})" for m in models) + " |", "|---|---|" + "---|" * len(models),
     ]
@@ -325,12 +343,11 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
     root = real_data_dir()
     lines = ["## Real imagery", ""]
     if root is None:
-        return lines + ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`) is absent on the machine "
-                        "that wrote this card.", ""]
-    models = {"this model": model, **({"previous model": previous} if previous is not None else {})}
-    rec = {name: background_recall(path, root, run / "real-eval" / name.replace(" ", "-"), seed=SAT_RECALL_SEED,
+        return lines + _REAL_ABSENT
+    models = _compared(model, previous)
+    rec = {name: background_recall(path, root, _eval_dir(run, name), seed=SAT_RECALL_SEED,
                                    recipe="satellite-real") for name, path in models.items()}
-    neg = {name: false_sites(path, root, run / "real-eval" / name.replace(" ", "-"), REAL_RGBN)
+    neg = {name: false_sites(path, root, _eval_dir(run, name), REAL_RGBN)
            for name, path in models.items()}
     first = next(iter(rec.values()))
     lines += [
@@ -343,11 +360,7 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
         f"| site recall, generated sites on held-out orthophotos ({first.scenes} scenes, seeds {SAT_RECALL_SEED}.."
         f"{SAT_RECALL_SEED + first.scenes - 1}) | " + " | ".join(f"{r.recall:.2f} ({r.found}/{r.truth})"
                                                                  for r in rec.values()) + " |",
-        "| container_farm recall there | "
-        + " | ".join(f"{r.per_class['container_farm'][0]}/{r.per_class['container_farm'][1]}" for r in rec.values())
-        + " |",
-        "| site precision there | " + " | ".join(f"{r.precision:.2f} ({r.true_positives}/{r.candidates})"
-                                             for r in rec.values()) + " |",
+        *_recall_detail_rows(rec),
         "| false candidate sites per km2, real four-band satellite imagery without mining (goal <= 0.1) | "
         + " | ".join(f"{n.per_km2:.2f} ({n.sites} in {n.km2:.2f} km2)" if n.rows else "n/a" for n in neg.values())
         + " |", "",

@@ -38,8 +38,8 @@ from minewatch.infer.catalog.schema import (
     SCHEMA_VERSION,
     SRID,
     TABLES,
-    Column,
     Table,
+    table_ddl,
 )
 from minewatch.infer.catalog.store import SqlStore
 from minewatch.infer.catalog.style import STYLE_NAME, default_styles
@@ -106,24 +106,8 @@ def _register_functions(conn: sqlite3.Connection) -> None:
 
 
 # ---------------------------------------------------------------- DDL
-def _column_sql(c: Column) -> str:
-    parts = [f'"{c.name}"', SQL_TYPES[c.kind]]
-    if c.not_null:
-        parts.append("NOT NULL")
-    if c.default is not None:
-        parts.append(f"DEFAULT {c.default}")
-    if c.check:
-        allowed = ", ".join(f"'{v}'" for v in c.check)
-        parts.append(f'CHECK ("{c.name}" IN ({allowed}))')
-    return " ".join(parts)
-
-
 def _table_sql(t: Table) -> list[str]:
-    cols = ['"fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL', *(_column_sql(c) for c in t.columns)]
-    cols += [f'UNIQUE ({", ".join(chr(34) + n + chr(34) for n in u)})' for u in t.unique]
-    out = [f'CREATE TABLE "{t.name}" ({", ".join(cols)})']
-    out += [f'CREATE INDEX "{t.name}_{n}_idx" ON "{t.name}" ("{n}")' for n in t.index]
-    return out
+    return table_ddl(t, SQL_TYPES, '"fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL')
 
 
 LAYER_STYLES_SQL = """CREATE TABLE "layer_styles" (

@@ -22,7 +22,7 @@ import shapely
 
 from minewatch.errors import UserError, first_line
 from minewatch.infer.catalog.core import now_utc
-from minewatch.infer.catalog.schema import GEOM, SCHEMA_NAME, SCHEMA_VERSION, SRID, TABLES, Column, Table
+from minewatch.infer.catalog.schema import GEOM, SCHEMA_NAME, SCHEMA_VERSION, SRID, TABLES, Table, table_ddl
 from minewatch.infer.catalog.store import SqlStore, redact
 from minewatch.infer.catalog.style import STYLE_NAME, default_styles
 
@@ -53,22 +53,8 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
-def _column_sql(c: Column) -> str:
-    parts = [f'"{c.name}"', SQL_TYPES[c.kind]]
-    if c.not_null:
-        parts.append("NOT NULL")
-    if c.default is not None:
-        parts.append(f"DEFAULT {c.default}")
-    if c.check:
-        parts.append(f'CHECK ("{c.name}" IN ({", ".join(repr(v) for v in c.check)}))')
-    return " ".join(parts)
-
-
 def _table_sql(t: Table) -> list[str]:
-    cols = ['"fid" bigserial PRIMARY KEY', *(_column_sql(c) for c in t.columns)]
-    cols += [f'UNIQUE ({", ".join(chr(34) + n + chr(34) for n in u)})' for u in t.unique]
-    out = [f'CREATE TABLE IF NOT EXISTS "{t.name}" ({", ".join(cols)})']
-    out += [f'CREATE INDEX IF NOT EXISTS "{t.name}_{n}_idx" ON "{t.name}" ("{n}")' for n in t.index]
+    out = table_ddl(t, SQL_TYPES, '"fid" bigserial PRIMARY KEY', if_not_exists=True)
     if t.spatial:
         out.append(f'CREATE INDEX IF NOT EXISTS "{t.name}_geom_gist" ON "{t.name}" USING gist ("{GEOM}")')
     return out

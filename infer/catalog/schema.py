@@ -9,6 +9,7 @@ counter) and QGIS's ``layer_styles``. Column kinds are logical (``text``, ``int`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from minewatch.classes import CLASSES
@@ -53,6 +54,34 @@ class Table:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+
+_MODEL_COLUMNS = (Column("sensor", "text"), Column("model", "text"), Column("model_sha256", "text"))
+"""What looked: the sensor, and the model file by name and content hash."""
+_RASTER_COLUMNS = (Column("optical_path", "text"), Column("thermal_path", "text"))
+
+
+def column_ddl(c: Column, sql_types: Mapping[str, str]) -> str:
+    """A column's definition in a CREATE TABLE, with the store's SQL type for its kind."""
+    parts = [f'"{c.name}"', sql_types[c.kind]]
+    if c.not_null:
+        parts.append("NOT NULL")
+    if c.default is not None:
+        parts.append(f"DEFAULT {c.default}")
+    if c.check:
+        allowed = ", ".join(f"'{v}'" for v in c.check)
+        parts.append(f'CHECK ("{c.name}" IN ({allowed}))')
+    return " ".join(parts)
+
+
+def table_ddl(t: Table, sql_types: Mapping[str, str], fid: str, *, if_not_exists: bool = False) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements for ``t``; ``fid`` is the store's primary-key column."""
+    maybe = "IF NOT EXISTS " if if_not_exists else ""
+    cols = [fid, *(column_ddl(c, sql_types) for c in t.columns)]
+    cols += [f'UNIQUE ({", ".join(chr(34) + n + chr(34) for n in u)})' for u in t.unique]
+    out = [f'CREATE TABLE {maybe}"{t.name}" ({", ".join(cols)})']
+    out += [f'CREATE INDEX {maybe}"{t.name}_{n}_idx" ON "{t.name}" ("{n}")' for n in t.index]
+    return out
 
 
 SITES = Table(
@@ -101,12 +130,9 @@ OBSERVATIONS = Table(
         Column("thermal_z_max", "real"),
         Column("n_tiles", "int"),
         Column("area_m2", "real"),
-        Column("sensor", "text"),
-        Column("model", "text"),
-        Column("model_sha256", "text"),
+        *_MODEL_COLUMNS,
         Column("scan_created", "time"),
-        Column("optical_path", "text"),
-        Column("thermal_path", "text"),
+        *_RASTER_COLUMNS,
         Column("added", "time"),
     ),
     unique=(("site_id", "run_id", "scene_id", "scan_site_id"),),
@@ -121,11 +147,8 @@ COVERAGE = Table(
         Column("scene_id", "text", not_null=True),
         Column("acquired", "time", not_null=True),
         Column("run_id", "text", not_null=True),
-        Column("sensor", "text"),
-        Column("model", "text"),
-        Column("model_sha256", "text"),
-        Column("optical_path", "text"),
-        Column("thermal_path", "text"),
+        *_MODEL_COLUMNS,
+        *_RASTER_COLUMNS,
         Column("n_sites", "int"),
         Column("source", "text"),
         Column("added", "time"),
