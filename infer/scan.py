@@ -283,16 +283,9 @@ def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileS
                    classes, run: dict[str, str], outputs: OutputSet) -> list[Path]:
     """Every output and its QGIS style under temporary names, then all renamed into place."""
     from minewatch.infer import styles
-    from minewatch.infer.writers import write_heatmap_cog, write_sites, write_tiles_gpkg
+    from minewatch.infer.writers import write_heatmap_cog, write_styled_sites, write_tiles_gpkg
 
-    out = outputs.targets["out"]
-    with outputs.writing(out) as tmp:
-        write_sites(sites, tmp, run=run)
-        if out.suffix.lower() == ".gpkg":
-            styles.add_layer_style(tmp, "sites", styles.sites_qml())
-    if out.suffix.lower() != ".gpkg":
-        with outputs.writing(styles.qml_path(out)) as tmp:
-            tmp.write_text(styles.sites_qml(), encoding="utf-8")
+    write_styled_sites(outputs, sites, run)
     if req.tiles_out:
         with outputs.writing(req.tiles_out) as tmp:
             write_tiles_gpkg(scores.chunks(TILES_CHUNK), tmp, run=run)

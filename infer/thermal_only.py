@@ -268,10 +268,9 @@ def _now() -> str:
 def run_thermal_only(req, rule: HeatRule = HeatRule()):
     """A thermal-only scan of ``req.raster`` (a :class:`~minewatch.infer.scan.ScanRequest`): sites, and with
     ``req.heatmap`` the excess raster, ``req.quicklook`` a map; see the module docstring."""
-    from minewatch.infer import styles
     from minewatch.infer.outputs import OutputSet
     from minewatch.infer.preflight import Report
-    from minewatch.infer.writers import write_sites
+    from minewatch.infer.writers import write_styled_sites
 
     start = time.perf_counter()
     for flag, value in (("--thermal", req.thermal), ("--tiles-out", req.tiles_out), ("--geofence", req.geofence),
@@ -314,14 +313,7 @@ def run_thermal_only(req, rule: HeatRule = HeatRule()):
     sites = anomaly_sites(found, image.transform, image.crs, scene_id=scene_id, acquired=acquired,
                           sensor=image.sensor, run_id=run["run_id"], created=run["created"], rule=rule)
     with outputs.lock():
-        out = outputs.targets["out"]
-        with outputs.writing(out) as tmp:
-            write_sites(sites, tmp, run=run)
-            if out.suffix.lower() == ".gpkg":
-                styles.add_layer_style(tmp, "sites", styles.sites_qml())
-        if out.suffix.lower() != ".gpkg":
-            with outputs.writing(styles.qml_path(out)) as tmp:
-                tmp.write_text(styles.sites_qml(), encoding="utf-8")
+        write_styled_sites(outputs, sites, run)
         if req.heatmap:
             with outputs.writing(req.heatmap) as tmp:
                 write_excess(tmp, found, image, run)

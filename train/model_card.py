@@ -143,6 +143,12 @@ def compare_lines(label: str, ours: dict, theirs: dict | None) -> list[str]:
     return lines
 
 
+def heldout_lines(title: str, heldout: dict, old: dict | None, per_scene: list, classes: list[str]) -> list[str]:
+    """The held-out figures, the comparison with the previous model and the errors by scene."""
+    return [*figure_lines(heldout), "", *compare_lines(title, heldout, old), "",
+            "Windows missed and falsely flagged, by held-out scene:", "", *error_lines(per_scene, classes), ""]
+
+
 _REAL_ABSENT = ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`) is absent on the machine that "
                 "wrote this card.", ""]
 
@@ -269,14 +275,7 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         *real_lines(run, model, previous),
         "## Held-out figures (tile level, at the calibrated thresholds)",
         "",
-        *figure_lines(heldout),
-        "",
-        *compare_lines(f"{count} held-out generated scenes", heldout, old),
-        "",
-        "Windows missed and falsely flagged, by held-out scene:",
-        "",
-        *error_lines(per_scene, list(meta.classes)),
-        "",
+        *heldout_lines(f"{count} held-out generated scenes", heldout, old, per_scene, list(meta.classes)),
         f"## Cold scenes: {COLD_COUNT} held-out scenes from the `{COLD_RECIPE}` recipe "
         f"(seeds {COLD_SEED}..{COLD_SEED + COLD_COUNT - 1})",
         "",
@@ -466,14 +465,7 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         f"Acceptance (#19: F1 >= {ACCEPT_F1} for container farms and cooling arrays at 0.5 m): " + "; ".join(accept)
         + ".",
         "",
-        *figure_lines(heldout),
-        "",
-        *compare_lines(f"{count} held-out scenes at 0.5 m", heldout, old),
-        "",
-        "Windows missed and falsely flagged, by held-out scene:",
-        "",
-        *error_lines(per_scene, list(meta.classes)),
-        "",
+        *heldout_lines(f"{count} held-out scenes at 0.5 m", heldout, old, per_scene, list(meta.classes)),
         "## " + sets.second_title.format(count=sets.second_count, seed=sets.second_seed,
                                          last=sets.second_seed + sets.second_count - 1),
         "",

@@ -193,7 +193,6 @@ class GeoPackageStore(SqlStore):
             self._create()
         self.conn = self._connect(self.path)
         self._check()
-        self._depth = 0
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         try:
@@ -258,35 +257,19 @@ class GeoPackageStore(SqlStore):
 
     # -- transactions
     @contextlib.contextmanager
-    def _transaction(self, begin: str) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self, writing: bool) -> Iterator[None]:
         try:
-            self.conn.execute(begin)
+            self.conn.execute("BEGIN IMMEDIATE" if writing else "BEGIN")
         except sqlite3.OperationalError as exc:
             raise UserError(f"the catalogue is busy ({first_line(exc)}) after {BUSY_TIMEOUT_S:.0f} s",
                             path=self.path,
                             fix="close edit sessions on it (QGIS: save layer edits) and retry") from None
-        self._depth = 1
         try:
             yield
         except BaseException:
-            self._depth = 0
             self.conn.execute("ROLLBACK")
             raise
-        self._depth = 0
         self.conn.execute("COMMIT")
-
-    def write(self):
-        return self._transaction("BEGIN IMMEDIATE")
-
-    def read(self):
-        return self._transaction("BEGIN")
 
     # -- hooks
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

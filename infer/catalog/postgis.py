@@ -81,7 +81,6 @@ class PostgisStore(SqlStore):
             raise UserError(f"cannot connect to PostgreSQL ({first_line(exc, 140)})", path=self.location,
                             fix="check that the server runs and the URL's host, port, database, user and password")\
                 from None
-        self._depth = 0
         self._lock_key = f"{SCHEMA_NAME}:{self.schema}"
         try:
             self.conn.execute("SET TIME ZONE 'UTC'")
@@ -160,30 +159,13 @@ class PostgisStore(SqlStore):
 
     # -- transactions
     @contextlib.contextmanager
-    def _transaction(self, lock: bool) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self.conn.transaction():
-                if lock:
-                    self._lock()
-                else:
-                    self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield
-        finally:
-            self._depth = 0
-
-    def write(self):
-        return self._transaction(lock=True)
-
-    def read(self):
-        return self._transaction(lock=False)
+    def _begin(self, writing: bool) -> Iterator[None]:
+        with self.conn.transaction():
+            if writing:
+                self._lock()
+            else:
+                self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
 
     # -- hooks
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

@@ -56,9 +56,19 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
-_MODEL_COLUMNS = (Column("sensor", "text"), Column("model", "text"), Column("model_sha256", "text"))
+def _plain(kind: str, *names: str) -> tuple[Column, ...]:
+    """Nullable columns of one kind, in order."""
+    return tuple(Column(n, kind) for n in names)
+
+
+def _required(kind: str, *names: str) -> tuple[Column, ...]:
+    """NOT NULL columns of one kind, in order."""
+    return tuple(Column(n, kind, not_null=True) for n in names)
+
+
+_MODEL_COLUMNS = _plain("text", "sensor", "model", "model_sha256")
 """What looked: the sensor, and the model file by name and content hash."""
-_RASTER_COLUMNS = (Column("optical_path", "text"), Column("thermal_path", "text"))
+_RASTER_COLUMNS = _plain("text", "optical_path", "thermal_path")
 
 
 def column_ddl(c: Column, sql_types: Mapping[str, str]) -> str:
@@ -88,22 +98,16 @@ SITES = Table(
     "sites",
     (
         Column(GEOM, "geom"),
-        Column("site_id", "text", not_null=True),
+        *_required("text", "site_id"),
         Column("status", "text", not_null=True, default=f"'{NEW}'", check=STATUSES),
         Column("status_since", "date"),
         Column("review_status", "text", not_null=True, default=f"'{UNREVIEWED}'", check=REVIEW_STATUSES),
-        Column("analyst_note", "text"),
-        Column("classes", "text"),
-        Column("best_score", "real"),
-        Column("thermal_dt_max_k", "real"),
-        Column("first_seen", "time"),
-        Column("last_seen", "time"),
-        Column("last_checked", "time"),
+        *_plain("text", "analyst_note", "classes"),
+        *_plain("real", "best_score", "thermal_dt_max_k"),
+        *_plain("time", "first_seen", "last_seen", "last_checked"),
         Column("n_observations", "int"),
         Column("last_scene_id", "text"),
-        Column("centroid_lon", "real"),
-        Column("centroid_lat", "real"),
-        Column("area_m2", "real"),
+        *_plain("real", "centroid_lon", "centroid_lat", "area_m2"),
         Column("updated", "time"),
     ),
     unique=(("site_id",),),
@@ -115,19 +119,13 @@ OBSERVATIONS = Table(
     "observations",
     (
         Column(GEOM, "geom"),
-        Column("site_id", "text", not_null=True),
-        Column("scene_id", "text", not_null=True),
-        Column("acquired", "time", not_null=True),
-        Column("run_id", "text", not_null=True),
-        Column("scan_site_id", "text", not_null=True),
-        Column("scan_rank", "int"),
-        Column("shared", "int"),
-        Column("overlap", "real"),
-        Column("score", "real"),
+        *_required("text", "site_id", "scene_id"),
+        *_required("time", "acquired"),
+        *_required("text", "run_id", "scan_site_id"),
+        *_plain("int", "scan_rank", "shared"),
+        *_plain("real", "overlap", "score"),
         Column("classes", "text"),
-        *(Column(c, "real") for c in PROB_COLUMNS),
-        Column("thermal_dt_max_k", "real"),
-        Column("thermal_z_max", "real"),
+        *_plain("real", *PROB_COLUMNS, "thermal_dt_max_k", "thermal_z_max"),
         Column("n_tiles", "int"),
         Column("area_m2", "real"),
         *_MODEL_COLUMNS,
@@ -144,13 +142,13 @@ COVERAGE = Table(
     "coverage",
     (
         Column(GEOM, "geom"),
-        Column("scene_id", "text", not_null=True),
-        Column("acquired", "time", not_null=True),
-        Column("run_id", "text", not_null=True),
+        *_required("text", "scene_id"),
+        *_required("time", "acquired"),
+        *_required("text", "run_id"),
         *_MODEL_COLUMNS,
         *_RASTER_COLUMNS,
-        Column("n_sites", "int"),
-        Column("source", "text"),
+        *_plain("int", "n_sites"),
+        *_plain("text", "source"),
         Column("added", "time"),
     ),
     unique=(("run_id", "scene_id"),),
