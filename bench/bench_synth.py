@@ -11,8 +11,9 @@ import resource
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import seconds_of
 
 from minewatch.datasets.synth import generate_scenes
 
@@ -24,12 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="drone")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
-    times = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.runs):
-            t0 = time.perf_counter()
-            generate_scenes(Path(tmp) / f"run{i}", seed=args.seed, profile=args.profile, size=args.size)
-            times.append(time.perf_counter() - t0)
+        times = [seconds_of(generate_scenes, Path(tmp) / f"run{i}", seed=args.seed, profile=args.profile,
+                            size=args.size) for i in range(args.runs)]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.stdout.write(
         f"synth {args.profile} {args.size}x{args.size}: median {statistics.median(times):.2f} s over "

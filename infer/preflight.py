@@ -16,6 +16,7 @@ from pathlib import Path
 
 from minewatch.datasets.raster_io import RasterExtent, open_raster, raster_extent
 from minewatch.errors import UserError
+from minewatch.memory import proc_kib
 from minewatch.model_meta import ModelMeta
 
 DEFAULT_MAX_TILES = 250_000
@@ -81,12 +82,9 @@ def memory_mb(n_windows: int) -> float:
 
 def available_memory_mb() -> float:
     """Memory available to a new process now (MemAvailable), else the machine's total."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    available = proc_kib("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available / 1024
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     except (ValueError, OSError):

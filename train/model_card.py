@@ -143,6 +143,38 @@ def compare_lines(label: str, ours: dict, theirs: dict | None) -> list[str]:
     return lines
 
 
+def _closing_lines(metrics: dict, train_s: float, config: str, profile: str) -> list[str]:
+    """The validation table, how the model was trained and its config: the end of every card but its limits."""
+    from minewatch.infer.registry import make_target
+
+    lines = ["## Validation figures (best epoch)", "",
+             "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} |"
+              for name, s in metrics.get("classes", {}).items()]
+    return lines + [
+        "",
+        "## Training",
+        "",
+        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, val mAP "
+        f"{metrics.get('best_map', 0):.3f}); time in training epochs: {train_s / 60:.1f} min",
+        f"- machine: {os.cpu_count()} CPU cores ({cpu_model()}), no GPU; Python {platform.python_version()}",
+        f"- reproduce: `{make_target(profile)}`",
+        "",
+        "## Config",
+        "",
+        "```yaml",
+        config.strip(),
+        "```",
+        "",
+    ]
+
+
+def _write_lines(card: Path, lines: list[str]) -> Path:
+    with atomic_path(card) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return card
+
+
 def heldout_lines(title: str, heldout: dict, old: dict | None, per_scene: list, classes: list[str]) -> list[str]:
     """The held-out figures, the comparison with the previous model and the errors by scene."""
     return [*figure_lines(heldout), "", *compare_lines(title, heldout, old), "",
@@ -287,26 +319,8 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         *compare_lines(f"{COLD_COUNT} cold scenes", cold, old_cold),
         "",
         *error_lines(cold_scenes, list(meta.classes)),
-    ]
-    lines += ["", "## Validation figures (best epoch)", "",
-              "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|"]
-    for name, s in metrics.get("classes", {}).items():
-        lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} |")
-    lines += [
         "",
-        "## Training",
-        "",
-        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, val mAP "
-        f"{metrics.get('best_map', 0):.3f}); time in training epochs: {train_s / 60:.1f} min",
-        f"- machine: {os.cpu_count()} CPU cores ({cpu_model()}), no GPU; Python {platform.python_version()}",
-        "- reproduce: `make model`",
-        "",
-        "## Config",
-        "",
-        "```yaml",
-        config.strip(),
-        "```",
-        "",
+        *_closing_lines(metrics, train_s, config, meta.profile),
         "## Limits",
         "",
         "No labelled photograph of a mining site exists offline: the real-imagery recall above is of generated "
@@ -314,10 +328,7 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "own region (negative_rasters, catalogue verdicts) before trusting counts. Needs 0.5 m or finer optical; "
         "satellite thermal (100 m) cannot see single containers.",
     ]
-    card = card_path(model, meta.profile)
-    with atomic_path(card) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return card
+    return _write_lines(card_path(model, meta.profile), lines)
 
 
 # ------------------------------------------------------------------------------------------------ satellite
@@ -426,7 +437,6 @@ def heat_lines(run: Path, heldout: dict) -> list[str]:
 
 def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene, second,
                           second_scenes, old, old_second, previous, sets) -> Path:
-    from minewatch.infer.registry import make_target
 
     meta = predictor.meta
     accept = [f"{c} F1 {heldout[c]['f1']:.3f} ({'met' if heldout[c]['f1'] >= ACCEPT_F1 else 'NOT met'})"
@@ -478,26 +488,7 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         *error_lines(second_scenes, list(meta.classes)),
         "",
         *heat_lines(run, heldout),
-        "## Validation figures (best epoch)", "",
-        "| class | precision | recall | F1 | AP |", "|---|---|---|---|---|",
-    ]
-    for name, s in metrics.get("classes", {}).items():
-        lines.append(f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['ap']:.3f} |")
-    lines += [
-        "",
-        "## Training",
-        "",
-        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, val mAP "
-        f"{metrics.get('best_map', 0):.3f}); time in training epochs: {train_s / 60:.1f} min",
-        f"- machine: {os.cpu_count()} CPU cores ({cpu_model()}), no GPU; Python {platform.python_version()}",
-        f"- reproduce: `{make_target(meta.profile)}`",
-        "",
-        "## Config",
-        "",
-        "```yaml",
-        config.strip(),
-        "```",
-        "",
+        *_closing_lines(metrics, train_s, config, meta.profile),
         "## Limits",
         "",
         "Generated scenes are not a satellite's imagery: no labelled satellite image of a mining site exists "
@@ -507,7 +498,4 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         "(fans are one pixel at 1 m); thermal at 100 m confirms only large, multi-MW farms and never replaces the "
         "optical evidence.",
     ]
-    card = card_path(model, meta.profile)
-    with atomic_path(card) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return card
+    return _write_lines(card_path(model, meta.profile), lines)

@@ -68,6 +68,8 @@ def _required(kind: str, *names: str) -> tuple[Column, ...]:
 
 _MODEL_COLUMNS = _plain("text", "sensor", "model", "model_sha256")
 """What looked: the sensor, and the model file by name and content hash."""
+_SCENE_COLUMNS = (*_required("text", "scene_id"), *_required("time", "acquired"), *_required("text", "run_id"))
+"""Which scene, when it was acquired, and which scan run looked at it."""
 _RASTER_COLUMNS = _plain("text", "optical_path", "thermal_path")
 
 
@@ -119,9 +121,9 @@ OBSERVATIONS = Table(
     "observations",
     (
         Column(GEOM, "geom"),
-        *_required("text", "site_id", "scene_id"),
-        *_required("time", "acquired"),
-        *_required("text", "run_id", "scan_site_id"),
+        *_required("text", "site_id"),
+        *_SCENE_COLUMNS,
+        *_required("text", "scan_site_id"),
         *_plain("int", "scan_rank", "shared"),
         *_plain("real", "overlap", "score"),
         Column("classes", "text"),
@@ -140,17 +142,8 @@ OBSERVATIONS = Table(
 
 COVERAGE = Table(
     "coverage",
-    (
-        Column(GEOM, "geom"),
-        *_required("text", "scene_id"),
-        *_required("time", "acquired"),
-        *_required("text", "run_id"),
-        *_MODEL_COLUMNS,
-        *_RASTER_COLUMNS,
-        *_plain("int", "n_sites"),
-        *_plain("text", "source"),
-        Column("added", "time"),
-    ),
+    (Column(GEOM, "geom"), *_SCENE_COLUMNS, *_MODEL_COLUMNS, *_RASTER_COLUMNS, Column("n_sites", "int"),
+     Column("source", "text"), Column("added", "time")),
     unique=(("run_id", "scene_id"),),
     description="minewatch scans: each scene's scanned footprint (null: not known) and acquisition date",
 )
