@@ -29,6 +29,7 @@ from minewatch.datasets.synth.objects import (
     TooSmall,
     Truth,
     circle,
+    lookalike_site,
     pick,
     rect,
     rint,
@@ -84,10 +85,8 @@ def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
         a += nb * slot_a + lane_a
     if n < 4:
         raise TooSmall("no room for stacks")
-    site = SynthSite(kind="container_yard", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "container_yard", n_containers=n))
-    site.params = {"yard_m": [round(length, 1), round(width, 1)], "max_tiers": max_tiers, "n_containers": n}
-    return site
+    return lookalike_site("container_yard", parts, length, width, "yard_m",
+                          {"max_tiers": max_tiers, "n_containers": n}, n_containers=n)
 
 
 def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -120,10 +119,7 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
                     parts.append(pal.part(rng, "tractor", rect(ca, cb, 6.0, 2.5, ang), height_m=3.6,
                                           texture=Tex.CAR, angle=ang))
             a += bay_w
-    site = SynthSite(kind="truck_depot", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "truck_depot"))
-    site.params = {"lot_m": [round(length, 1), round(width, 1)], "trailers": n}
-    return site
+    return lookalike_site("truck_depot", parts, length, width, "lot_m", {"trailers": n})
 
 
 def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -151,10 +147,8 @@ def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
     for i in range(rint(rng, (0, 5))):
         parts.append(pal.part(rng, "trailer_white", rect(-length / 2 + 6 + 4 * i, width / 2 + 7, 2.55, 13.6),
                               height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=math.pi / 2))
-    site = SynthSite(kind="hvac_warehouse", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "hvac_warehouse"))
-    site.params = {"hall_m": [round(length, 1), round(width, 1)], "hvac_units": n_units, "hvac_k": round(hk, 2)}
-    return site
+    return lookalike_site("hvac_warehouse", parts, length, width, "hall_m",
+                          {"hvac_units": n_units, "hvac_k": round(hk, 2)})
 
 
 def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -166,10 +160,7 @@ def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
     parts = [pal.part(rng, "gravel", rect(0, 0, length + 6, width + 6), layer=Layer.GROUND),
              pal.part(rng, "glass", rect(0, 0, length, width), height_m=uni(rng, (4.0, 6.5)), texture=Tex.GLASS,
                       period_m=ridge, angle=math.pi / 2, heat_k=heat, snow_free=True)]
-    site = SynthSite(kind="greenhouse", mining=False, running=True, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "greenhouse", running=True))
-    site.params = {"size_m": [round(length, 1), round(width, 1)], "heat_k": round(heat, 2)}
-    return site
+    return lookalike_site("greenhouse", parts, length, width, "size_m", {"heat_k": round(heat, 2)}, running=True)
 
 
 def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -193,10 +184,7 @@ def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
             tables += 1
             a += tl + uni(rng, (0.5, 1.5))
         b += pitch
-    site = SynthSite(kind="solar_farm", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "solar_farm"))
-    site.params = {"size_m": [round(length, 1), round(width, 1)], "tables": tables, "pitch_m": round(pitch, 2)}
-    return site
+    return lookalike_site("solar_farm", parts, length, width, "size_m", {"tables": tables, "pitch_m": round(pitch, 2)})
 
 
 def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -222,10 +210,7 @@ def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_ex
             a += bay_w
         row += 1
         b += bay_l + (drive if row % 2 == 1 else 0.3)
-    site = SynthSite(kind="car_park", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "car_park"))
-    site.params = {"lot_m": [round(length, 1), round(width, 1)], "cars": cars}
-    return site
+    return lookalike_site("car_park", parts, length, width, "lot_m", {"cars": cars})
 
 
 def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -287,10 +272,7 @@ def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_e
     for _ in range(rint(rng, (0, 4))):
         va, vb = uni(rng, (-length / 2 + 1, length / 2 - 1)), uni(rng, (-width / 2 + 1, width / 2 - 1))
         parts.append(pal.part(rng, "hvac", rect(va, vb, 1.0, 1.0), height_m=height + 0.8, layer=Layer.ROOF))
-    site = SynthSite(kind="dark_roof", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "dark_roof"))
-    site.params = {"roof_m": [round(length, 1), round(width, 1)], "height_m": round(height, 1)}
-    return site
+    return lookalike_site("dark_roof", parts, length, width, "roof_m", {"height_m": round(height, 1)})
 
 
 BUILDERS = {

@@ -208,3 +208,13 @@ def plume_core(plume: Plume, wind: tuple[float, float]) -> Polygon:
     pts = np.asarray(plume.sources, dtype=float)
     swept = np.vstack([pts, pts + np.array([wu * reach, wv * reach])])
     return shapely.convex_hull(shapely.multipoints(swept)).buffer(plume.width_m, quad_segs=4)
+
+
+def lookalike_site(kind: str, parts: list[Part], length: float, width: float, size_key: str, params: dict, *,
+                   running: bool = False, n_containers: int = 0) -> SynthSite:
+    """A look-alike laid out on a ``length`` x ``width`` rectangle (its truth), with its parameters for the
+    scene's metadata: the size under ``size_key``, then ``params``."""
+    site = SynthSite(kind=kind, mining=False, running=running, parts=parts)
+    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", kind, n_containers=n_containers, running=running))
+    site.params = {size_key: [round(length, 1), round(width, 1)], **params}
+    return site

@@ -21,8 +21,8 @@ from minewatch.datasets.synth.objects import (
     SynthSite,
     Tex,
     TooSmall,
-    Truth,
     circle,
+    lookalike_site,
     pick,
     rect,
     ring,
@@ -107,11 +107,8 @@ def semi_trailer_rows(rng: np.random.Generator, spec: LookalikeSpec, pal: Palett
         b += (2 * tl + 0.6 if double else tl) + uni(rng, DRIVE_LANE_M)
     if trailers + boxes < 4:
         raise TooSmall("no room for a row of trailers")
-    site = SynthSite(kind="semi_trailer_rows", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "semi_trailer_rows", n_containers=boxes))
-    site.params = {"yard_m": [round(length, 1), round(width, 1)], "trailers": trailers, "containers": boxes,
-                   "pitch_m": round(pitch, 2)}
-    return site
+    return lookalike_site("semi_trailer_rows", parts, length, width, "yard_m",
+                          {"trailers": trailers, "containers": boxes, "pitch_m": round(pitch, 2)}, n_containers=boxes)
 
 
 def bus_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -160,10 +157,7 @@ def bus_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_e
         b += bl18 + uni(rng, DRIVE_LANE_M)
     if buses < 3:
         raise TooSmall("no room for a row of buses")
-    site = SynthSite(kind="bus_depot", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "bus_depot"))
-    site.params = {"yard_m": [round(length, 1), round(width, 1)], "buses": buses, "hall": hall, "fleet": fleet}
-    return site
+    return lookalike_site("bus_depot", parts, length, width, "yard_m", {"buses": buses, "hall": hall, "fleet": fleet})
 
 
 def _building(rng: np.random.Generator, pal: Palette, roof: str, length: float, width: float, height: float,
@@ -255,10 +249,8 @@ def flat_roof_hvac(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
             continue
         parts.append(pal.part(rng, look.fan if rng.random() < 0.5 else "hvac", g, height_m=top + 0.5,
                               layer=Layer.ROOF, texture=Tex.FAN, heat_k=hk * 0.5, snow_free=True))
-    site = SynthSite(kind="flat_roof_hvac", mining=False, running=True, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "flat_roof_hvac", running=True))
-    site.params = {"roof_m": [round(length, 1), round(width, 1)], "roof": roof, "fans": fans, "hvac_k": round(hk, 2)}
-    return site
+    return lookalike_site("flat_roof_hvac", parts, length, width, "roof_m",
+                          {"roof": roof, "fans": fans, "hvac_k": round(hk, 2)}, running=True)
 
 
 def rooftop_solar(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
@@ -302,7 +294,4 @@ def rooftop_solar(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, m
             b += pitch
     if tables == 0:
         raise TooSmall("no room for panels")
-    site = SynthSite(kind="rooftop_solar", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "rooftop_solar"))
-    site.params = {"roof_m": [round(length, 1), round(width, 1)], "pitched": pitched, "tables": tables}
-    return site
+    return lookalike_site("rooftop_solar", parts, length, width, "roof_m", {"pitched": pitched, "tables": tables})
