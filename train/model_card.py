@@ -175,10 +175,12 @@ def _write_lines(card: Path, lines: list[str]) -> Path:
     return card
 
 
-def heldout_lines(title: str, heldout: dict, old: dict | None, per_scene: list, classes: list[str]) -> list[str]:
+def heldout_lines(title: str, heldout: dict, old: dict | None, per_scene: list, classes: list[str], *,
+                  caption: bool = True) -> list[str]:
     """The held-out figures, the comparison with the previous model and the errors by scene."""
-    return [*figure_lines(heldout), "", *compare_lines(title, heldout, old), "",
-            "Windows missed and falsely flagged, by held-out scene:", "", *error_lines(per_scene, classes), ""]
+    errors_caption = ["Windows missed and falsely flagged, by held-out scene:", ""] if caption else []
+    return [*figure_lines(heldout), "", *compare_lines(title, heldout, old), "", *errors_caption,
+            *error_lines(per_scene, classes), ""]
 
 
 _REAL_ABSENT = ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`) is absent on the machine that "
@@ -314,12 +316,7 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "Winter in snowy regions, more dormant farms (`configs/synth/winter.yaml`); the default recipe draws "
         "snow for ~3 % of scenes, too few above to judge that case.",
         "",
-        *figure_lines(cold),
-        "",
-        *compare_lines(f"{COLD_COUNT} cold scenes", cold, old_cold),
-        "",
-        *error_lines(cold_scenes, list(meta.classes)),
-        "",
+        *heldout_lines(f"{COLD_COUNT} cold scenes", cold, old_cold, cold_scenes, list(meta.classes), caption=False),
         *_closing_lines(metrics, train_s, config, meta.profile),
         "## Limits",
         "",
@@ -342,28 +339,23 @@ SAT_RECALL_SEED = 17200
 def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
     """Real imagery for a satellite model: generated sites pasted on the held-out orthophotos as a satellite sees
     them (their NIR made up from colour), and candidate sites on real four-band satellite rasters without mining."""
-    from minewatch.infer.real_eval import (
-        HELDOUT,
-        REAL_RGBN,
-        background_recall,
-        false_sites,
-        real_data_dir,
-    )
+    from minewatch.infer import real_eval
 
-    root = real_data_dir()
+    root = real_eval.real_data_dir()
     lines = ["## Real imagery", ""]
     if root is None:
         return lines + _REAL_ABSENT
     models = _compared(model, previous)
-    rec = {name: background_recall(path, root, _eval_dir(run, name), seed=SAT_RECALL_SEED,
+    rec = {name: real_eval.background_recall(path, root, _eval_dir(run, name), seed=SAT_RECALL_SEED,
                                    recipe="satellite-real") for name, path in models.items()}
-    neg = {name: false_sites(path, root, _eval_dir(run, name), REAL_RGBN)
+    neg = {name: real_eval.false_sites(path, root, _eval_dir(run, name), real_eval.REAL_RGBN)
            for name, path in models.items()}
     first = next(iter(rec.values()))
     lines += [
         "No labelled satellite image of a mining site exists offline, and the only real four-band satellite raster "
         "at hand is small; so, as for the drone model, generated farms are pasted on real ground: the held-out "
-        "orthophotos (" + "; ".join(h.what.split(":")[0] for h in HELDOUT) + "), resampled to the drawn pixel size, "
+        "orthophotos (" + "; ".join(h.what.split(":")[0] for h in real_eval.HELDOUT) + "), resampled to the drawn "
+        "pixel size, "
         "seen through the satellite's haze, optics, pansharpening and noise (`configs/synth/satellite-real.yaml`), "
         "with a NIR band made up from their colour. Never trained or tuned on.", "",
         "| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models),
@@ -481,12 +473,8 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         "",
         sets.second_text,
         "",
-        *figure_lines(second),
-        "",
-        *compare_lines(f"{sets.second_count} scenes, 0.3-1 m", second, old_second),
-        "",
-        *error_lines(second_scenes, list(meta.classes)),
-        "",
+        *heldout_lines(f"{sets.second_count} scenes, 0.3-1 m", second, old_second, second_scenes, list(meta.classes),
+                       caption=False),
         *heat_lines(run, heldout),
         *_closing_lines(metrics, train_s, config, meta.profile),
         "## Limits",

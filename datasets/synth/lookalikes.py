@@ -91,6 +91,7 @@ def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
 
 def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
                 look: SiteLook) -> SynthSite:
+    """Trailers parked nose to tail in bays across an asphalt lot, a tractor with some."""
     s = spec.truck_depot
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 20.0)
     parts: list[Part] = [pal.part(rng, "asphalt", rect(0, 0, length, width), layer=Layer.GROUND)]
@@ -124,6 +125,8 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
 
 def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
                    look: SiteLook) -> SynthSite:
+    """A logistics hall: ribbed roof, skylights, a few small HVAC boxes with one warm fan each, trailers at the
+    docks."""
     s = spec.hvac_warehouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -153,6 +156,7 @@ def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
 
 def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
                look: SiteLook) -> SynthSite:
+    """A heated glasshouse: warm over its whole glass roof, with no hot spot."""
     s = spec.greenhouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     heat = uni(rng, s.heat_k)
@@ -165,6 +169,7 @@ def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
 
 def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
                look: SiteLook) -> SynthSite:
+    """Rows of dark panel tables on grass, the rows a pitch apart."""
     s = spec.solar_farm
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     depth, pitch, tlen = uni(rng, s.table_depth_m), uni(rng, s.pitch_m), uni(rng, s.table_length_m)
@@ -189,6 +194,7 @@ def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
 
 def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
              look: SiteLook) -> SynthSite:
+    """Asphalt with painted bays in rows, cars of many colours in some."""
     s = spec.car_park
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     occ = uni(rng, s.occupancy)
@@ -215,6 +221,7 @@ def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_ex
 
 def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
                  look: SiteLook) -> SynthSite:
+    """Plant buildings with stacks and furnace vents: small, very hot, a plume downwind."""
     s = spec.hot_industry
     if max_extent < 30:
         raise TooSmall(f"{max_extent:.0f} m offered")
@@ -263,6 +270,7 @@ def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, ma
 
 def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
               look: SiteLook) -> SynthSite:
+    """A black flat roof the sun warms: heat without any equipment."""
     s = spec.dark_roof
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
