@@ -73,6 +73,24 @@ def test_anomaly_is_the_same_per_tile_and_per_strip(tmp_path, rgb_raster):
             assert np.allclose(part, ref, atol=0.05, equal_nan=True)
 
 
+def test_background_read_in_slabs_equals_one_read(tmp_path, rgb_raster, monkeypatch):
+    """A large thermal raster's background is warped a slab of rows at a time (memory); the cells must be the
+    same as from one warp of the whole grid, whatever the slab size."""
+    import minewatch.datasets.scene as scene_module
+
+    n = 433  # 0.3 m pixels over 130 m: several slabs at 20,000 source pixels each
+    ramp = 280.0 + 0.05 * np.add.outer(np.arange(n), 0.5 * np.arange(n)).astype(np.float32)  # warmer southward
+    thermal = write_raster(tmp_path / "thermal.tif", ramp.astype(np.float32), origin=(500000.3, 4000000.45), gsd=0.3,
+                           nodata=-9999.0, tags={"UNITS": "kelvin"})
+    with Scene(rgb_raster, thermal, gsd_m=0.5, background_gsd_m=5.0) as whole:
+        reference = whole.background
+    monkeypatch.setattr(scene_module, "BACKGROUND_SLAB_SOURCE_PX", 20_000)
+    with Scene(rgb_raster, thermal, gsd_m=0.5, background_gsd_m=5.0) as slabbed:
+        assert slabbed.background.median.shape == reference.median.shape == (26, 26)
+        assert np.array_equal(slabbed.background.median, reference.median, equal_nan=True)
+        assert np.array_equal(slabbed.background.sigma, reference.sigma, equal_nan=True)
+        assert np.nanmax(reference.median) - np.nanmin(reference.median) > 10  # the rows differ
+
 def test_raster_without_crs_is_refused(tmp_path):
     path = tmp_path / "nocrs.tif"
     with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
