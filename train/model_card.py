@@ -221,8 +221,8 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
     lines = ["## Real imagery (held-out orthophotos)", ""]
     if root is None:
         return lines + _REAL_ABSENT
-    lines += ["Backgrounds used in training: `datasets/backgrounds` (NEON, OpenAerialMap Brazil and Kampala, USGS "
-              "Colorado; see its ATTRIBUTION.md), as paste backgrounds (`configs/synth/real.yaml`) and as real "
+    lines += ["Backgrounds used in training: `datasets/backgrounds` (NEON and OpenAerialMap "
+              "Kampala; see its ATTRIBUTION.md), as paste backgrounds (`configs/synth/real.yaml`) and as real "
               "negatives. Held out, never trained or tuned on: " + "; ".join(f"`{h.path}` ({h.what})" for h in HELDOUT)
               + ".", ""]
     models = _compared(model, previous)
