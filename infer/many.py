@@ -31,10 +31,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 from minewatch.atomic import atomic_path
+from minewatch.clock import now_utc
 from minewatch.errors import UserError, first_line
 from minewatch.infer.inputs import SceneInput, materialize
 from minewatch.infer.merge import DEFAULT_GAP_M, merge_sites, read_scene_sites, write_merged
@@ -261,7 +261,7 @@ def _write_marker(folder: Path, scene: SceneInput, fingerprint: str, outcome: Sc
            "optical": scene.optical, "thermal": scene.thermal, "bands": [asdict(b) for b in scene.bands],
            "acquired": scene.acquired, "sensor": scene.sensor, "n_sites": outcome.n_sites,
            "n_tiles": outcome.n_tiles, "seconds": round(outcome.seconds, 3), "outputs": [Path(p).name for p in outputs],
-           "finished": _now()}
+           "finished": now_utc()}
     with atomic_path(folder / MARKER) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
@@ -305,7 +305,7 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
         model = "chosen per scene: " + ", ".join(str(f) for f in found.values())
         model_sha = hashlib.sha256(json.dumps({p: file_sha256(f) for p, f in found.items()},
                                               sort_keys=True).encode()).hexdigest()
-    run_id, created = uuid.uuid4().hex[:12], _now()
+    run_id, created = uuid.uuid4().hex[:12], now_utc()
     fingerprints = {s.scene_id: options.fingerprint(s, model_sha) for s in scenes}
     if not (options.overwrite or options.resume):
         previous = [s.scene_id for s in scenes
@@ -379,7 +379,7 @@ def _prepare(out_dir: Path) -> Path:
 
 def _write_run(out_dir: Path, summary: RunSummary, options: ScanOptions, run_id: str, created: str,
                model: Path | str, model_sha: str) -> Path:
-    doc = {"run_id": run_id, "created": created, "finished": _now(), "seconds": round(summary.seconds, 3),
+    doc = {"run_id": run_id, "created": created, "finished": now_utc(), "seconds": round(summary.seconds, 3),
            "where": summary.where, "model": str(model), "model_sha256": model_sha,
            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
            "n_sites": summary.n_sites,
@@ -388,10 +388,6 @@ def _write_run(out_dir: Path, summary: RunSummary, options: ScanOptions, run_id:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
     return path
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 # ------------------------------------------------------------------------------------------------ Dask

@@ -13,12 +13,12 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 
+from minewatch.clock import now_utc
 from minewatch.datasets.bands import check_bands
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.model_input import InputSpec
@@ -115,10 +115,6 @@ class ScanResult:
         return "\n".join(lines)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def run_scan(req: ScanRequest) -> ScanResult:
     """Scan ``req.raster`` and write the requested outputs (see the module docstring for the order)."""
     start = time.perf_counter()
@@ -166,7 +162,7 @@ def run_scan(req: ScanRequest) -> ScanResult:
         with outputs.lock():
             header = {
                 "model_sha256": predictor.sha256, "tile_px": plan.tile_px, "stride_px": plan.stride_px,
-                "n_tiles": len(plan.tiles), "run_id": outputs.run_id, "created": _now(),
+                "n_tiles": len(plan.tiles), "run_id": outputs.run_id, "created": now_utc(),
                 "options": {k: v for k, v in vars(req.read_options()).items() if v is not None},
                 "inputs": {role: fingerprint(p) for role, p in req.inputs(predictor.path).items() if p is not None},
             }

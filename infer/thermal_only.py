@@ -27,7 +27,6 @@ import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
@@ -40,6 +39,7 @@ from rasterio.features import shapes
 from scipy import ndimage
 
 from minewatch.classes import CLASSES
+from minewatch.clock import now_utc
 from minewatch.datasets import thermal as th
 from minewatch.datasets.acquisition import acquisition_of
 from minewatch.datasets.crs import metric_crs
@@ -261,10 +261,6 @@ def write_excess(path: Path, found: Anomalies, image: ThermalImage, run: dict[st
         dst.update_tags(**{f"MINEWATCH_{k.upper()}": v for k, v in run.items()}, MINEWATCH_EVIDENCE=EVIDENCE)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def run_thermal_only(req, rule: HeatRule = HeatRule()):
     """A thermal-only scan of ``req.raster`` (a :class:`~minewatch.infer.scan.ScanRequest`): sites, and with
     ``req.heatmap`` the excess raster, ``req.quicklook`` a map; see the module docstring."""
@@ -309,7 +305,7 @@ def run_thermal_only(req, rule: HeatRule = HeatRule()):
     log.info("thermal-only scan of %s (%s): heat anomalies at the %g m footprint, no model", req.raster, image.kind,
              rule.footprint_m)
     found = find_anomalies(image.kelvin, image.pixel_m, rule)
-    run = {"run_id": outputs.run_id, "created": _now()}
+    run = {"run_id": outputs.run_id, "created": now_utc()}
     sites = anomaly_sites(found, image.transform, image.crs, scene_id=scene_id, acquired=acquired,
                           sensor=image.sensor, run_id=run["run_id"], created=run["created"], rule=rule)
     with outputs.lock():

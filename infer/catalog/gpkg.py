@@ -28,8 +28,8 @@ from typing import Any
 import shapely
 from pyproj import CRS
 
+from minewatch.clock import now_utc
 from minewatch.errors import UserError, first_line
-from minewatch.infer.catalog.core import now_utc
 from minewatch.infer.catalog.schema import (
     GEOM,
     LAYERS,

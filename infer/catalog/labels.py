@@ -39,8 +39,9 @@ import pyogrio
 import shapely
 
 from minewatch.classes import CLASSES, LOOKALIKE, UNLABELLED
+from minewatch.clock import now_utc
 from minewatch.errors import UserError
-from minewatch.infer.catalog.core import now_utc, union_classes
+from minewatch.infer.catalog.core import union_classes
 from minewatch.infer.catalog.query import Filters, load_observations, load_sites
 from minewatch.infer.catalog.schema import CONFIRMED, REJECTED
 from minewatch.infer.catalog.store import SqlStore

@@ -20,8 +20,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import shapely
 
+from minewatch.clock import now_utc
 from minewatch.errors import UserError, first_line
-from minewatch.infer.catalog.core import now_utc
 from minewatch.infer.catalog.schema import GEOM, SCHEMA_NAME, SCHEMA_VERSION, SRID, TABLES, Table, table_ddl
 from minewatch.infer.catalog.store import SqlStore, redact
 from minewatch.infer.catalog.style import STYLE_NAME, default_styles
