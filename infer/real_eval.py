@@ -123,9 +123,10 @@ class NegativeFigures:
         return self.sites / self.km2 if self.km2 else float("nan")
 
 
-def false_sites(model: Path, root: Path, work: Path, held_out: tuple[HeldOut, ...] = HELDOUT) -> NegativeFigures:
+def false_sites(model: Path, root: Path, work: Path, held_out: tuple[HeldOut, ...] = HELDOUT, *,
+                min_windows: int | None = None) -> NegativeFigures:
     """Scan every held-out raster (default: the orthophotos) as it is (optical only, at its own pixel size) and
-    count sites."""
+    count sites (``min_windows``: the scan's --min-windows)."""
     import geopandas as gpd
 
     from minewatch.infer.model_file import read_model_meta
@@ -138,7 +139,7 @@ def false_sites(model: Path, root: Path, work: Path, held_out: tuple[HeldOut, ..
         dest = work / "negatives" / Path(held.path).stem
         dest.mkdir(parents=True, exist_ok=True)
         result = run_scan(ScanRequest(raster=raster, model=model, out=dest / "sites.geojson", overwrite=True,
-                                      bands=REAL_RGBN_BANDS.get(held.path)))
+                                      bands=REAL_RGBN_BANDS.get(held.path), min_windows=min_windows))
         sites = gpd.read_file(dest / "sites.geojson") if len(result.sites) else result.sites
         out.rows.append({"background": held.path, "what": held.what, "km2": _valid_km2(raster, meta.gsd_m),
                          "sites": len(result.sites),
@@ -167,7 +168,8 @@ class RecallFigures:
 
 
 def background_recall(model: Path, root: Path, work: Path, *, seed: int = RECALL_SEED,
-                      count: int = RECALL_COUNT, recipe: str = "real") -> RecallFigures:
+                      count: int = RECALL_COUNT, recipe: str = "real",
+                      min_windows: int | None = None) -> RecallFigures:
     """Generate ``count`` scenes with the ``recipe`` (``real``; a satellite model: ``satellite-real``) on the
     held-out orthophotos, scan them (optical and thermal) and score the sites against their truth."""
     from minewatch.datasets.labels import read_truth
@@ -188,7 +190,7 @@ def background_recall(model: Path, root: Path, work: Path, *, seed: int = RECALL
         dest = work / "scans" / scene.name
         dest.mkdir(parents=True, exist_ok=True)
         run_scan(ScanRequest(raster=scene / "optical.tif", thermal=scene / "thermal.tif", model=model,
-                             out=dest / "sites.geojson", overwrite=True))
+                             out=dest / "sites.geojson", overwrite=True, min_windows=min_windows))
         report = evaluate_sites(read_vector(dest / "sites.geojson", role="sites"), read_truth(scene / "truth.geojson"))
         out.scenes += 1
         out.truth += report.overall.n_truth

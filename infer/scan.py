@@ -126,6 +126,8 @@ def run_scan(req: ScanRequest) -> ScanResult:
     check_number(req.stride_m, "--stride-m")
     check_number(float(req.batch), "--batch", minimum=1, inclusive=True)
     check_number(float(req.max_tiles), "--max-tiles", minimum=1, inclusive=True)
+    if req.min_windows is not None:
+        check_number(float(req.min_windows), "--min-windows", minimum=1, inclusive=True)
     model, why = _model_for(req)
     predictor = load_predictor(model, req.device)
     meta = predictor.meta
@@ -174,7 +176,7 @@ def run_scan(req: ScanRequest) -> ScanResult:
                 log.info("resuming: %d of %d tiles already scanned", int(scores.done.sum()), len(plan.tiles))
             _score(scene, scores.todo(), plan.stride_px, InputSpec.from_meta(meta), predictor, journal, scores, req)
             run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
-            sites = _sites(scores, scene, predictor, run)
+            sites = _sites(scores, scene, predictor, run, _min_windows(req, meta, stride_m))
             written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
             journal.close(remove=True)
         provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
@@ -221,6 +223,9 @@ def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan:
     r.add("model", f"{predictor.path.name} ({meta.backbone}, {', '.join(meta.classes)}; {meta.tile_m:g} m windows "
           f"at {meta.gsd_m:g} m; profile {meta.profile})" + (f"; {why}" if why else ""))
     r.add("windows", f"{len(plan.tiles):,} of {plan.n_total:,} ({plan.tile_px} px, stride {plan.stride_m:g} m)")
+    need = _min_windows(req, meta, plan.stride_m)
+    r.add("sites", f"{need} positive window{'s' if need > 1 else ''} at least, or one at the raster's edge "
+          "(--min-windows)")
     for path in outputs.targets.values():
         r.add("output", f"{path}{' (exists: replaced)' if path.exists() else ''}")
     return r
@@ -264,15 +269,26 @@ def _run_batch(reads, predictor: Predictor, classes) -> list[dict]:
     return records
 
 
-def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str]) -> gpd.GeoDataFrame:
+def _min_windows(req: ScanRequest, meta, stride_m: float) -> int:
+    """--min-windows, else two where windows overlap by half or more (infer/sites.py)."""
+    from minewatch.infer.sites import default_min_windows
+
+    return req.min_windows if req.min_windows is not None else default_min_windows(meta.tile_m, stride_m)
+
+
+def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str],
+           min_windows: int) -> gpd.GeoDataFrame:
     """Candidate sites from the positive windows only (a handful, however large the scan)."""
-    from minewatch.infer.sites import build_sites
+    from minewatch.infer.sites import EDGE_COLUMN, build_sites
 
     meta = predictor.meta
     positive = scores.frame(scores.positive(dict(meta.thresholds)))
+    size, grid = scores.plan.tile_px, scene.grid
+    rows, cols = positive["row_off"].to_numpy(), positive["col_off"].to_numpy()
+    positive[EDGE_COLUMN] = (rows <= 0) | (cols <= 0) | (rows + size >= grid.height) | (cols + size >= grid.width)
     return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
                        sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
-                       run_id=run["run_id"], created=run["created"])
+                       run_id=run["run_id"], created=run["created"], min_windows=min_windows)
 
 
 def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,

@@ -21,6 +21,7 @@ class ScanSettings:
     device: str = "cpu"
     batch: int = 32
     stride_m: float | None = None
+    min_windows: int | None = None  # positive windows a site needs (None: infer/sites.default_min_windows)
     resume: bool = False
     overwrite: bool = False
     allow_coarse: bool = False

@@ -51,6 +51,12 @@ SITE_COLUMNS: tuple[str, ...] = tuple(SITE_SCHEMA)
 # Default simplification tolerance as a share of the tile side: removes the collinear vertices and the
 # float jitter of unioned tiles without moving an outline by more than a tenth of a tile.
 SIMPLIFY_TILE_SHARE = 0.1
+# Where windows overlap by half their side or more (the models' stride), anything the size of a container row is
+# seen by at least two of them; a site of one window alone was, on the validation scenes, mostly a false alarm
+# (`python bench/site_rule.py`, figures in BENCHMARKS.md "Site rule").
+OVERLAP_MIN_WINDOWS = 2
+EDGE_COLUMN = "on_edge"
+"""Optional boolean tile column: the window touches the scanned raster's edge, where a site may go on outside."""
 # Metres per degree of latitude, only to turn a tolerance in metres into degrees for geographic scenes.
 _M_PER_DEG = 111_320.0
 
@@ -153,13 +159,16 @@ def build_sites(
     run_id: str,
     created: str,
     simplify_m: float | None = None,
+    min_windows: int = 1,
 ) -> gpd.GeoDataFrame:
     """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
 
     A tile is positive when any class probability reaches its threshold. Positive tiles that overlap or
     share an edge form one site; its outline is their union, simplified by ``simplify_m`` metres
-    (default a tenth of the tile side). Evidence per site: highest tile probability per class, classes
-    whose highest probability reaches the threshold, hottest thermal excess and z-score (NaN without
+    (default a tenth of the tile side). A site of fewer than ``min_windows`` positive windows is dropped
+    unless one of them touches the raster's edge (an ``on_edge`` tile column; the rest may lie outside).
+    Evidence per site: highest tile probability per class, classes whose highest probability reaches the
+    threshold, hottest thermal excess and z-score (NaN without
     thermal), area in a metric CRS (see `metric_crs`), centroid in lon/lat, and `site_score`.
     Rank 1 is the highest score; ties go to the larger site, then north before south, then west before
     east, so ranks (and ``site_id = f"{scene_id}-{rank:04d}"``) are deterministic.
@@ -186,6 +195,8 @@ def build_sites(
     outlines = []
     for label in np.unique(labels):
         members = pos.iloc[np.flatnonzero(labels == label)]
+        if len(members) < min_windows and not (EDGE_COLUMN in members and members[EDGE_COLUMN].any()):
+            continue
         outline = shapely.union_all(np.asarray(members.geometry.values))
         if tolerance > 0:
             outline = shapely.simplify(outline, tolerance, preserve_topology=True)
@@ -203,6 +214,8 @@ def build_sites(
             }
         )
 
+    if not records:
+        return empty_sites(crs)
     sites = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=outlines, crs=crs)
     metric = sites.to_crs(metric_crs(crs, sites))
     sites["area_m2"] = metric.geometry.area.to_numpy()
@@ -226,6 +239,11 @@ def build_sites(
     sites["review_status"] = "unreviewed"
     sites = sites[[*SITE_COLUMNS, "geometry"]]
     return sites.astype(SITE_SCHEMA)
+
+
+def default_min_windows(tile_m: float, stride_m: float) -> int:
+    """Positive windows a site needs by default: two where windows overlap by half or more, else one."""
+    return OVERLAP_MIN_WINDOWS if stride_m <= tile_m / 2 + 1e-9 else 1
 
 
 def _nanmax(values: pd.Series) -> float:

@@ -269,6 +269,9 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
+@click.option("--min-windows", type=click.IntRange(1), default=None,
+              help="Positive windows a site needs (default: 2 where windows overlap by half or more, as at the "
+                   "model's stride, else 1); a site at the raster's edge needs one. 1 keeps lone windows.")
 @click.option("--resume", is_flag=True,
               help="Continue an interrupted scan from its journal; several scenes: skip the complete ones.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never done without it).")
@@ -304,9 +307,9 @@ def export(checkpoint, out, int8, calibration, weights_out) -> None:
               help="Several scenes: sites of different scenes this close (metres) are one site (default 1).")
 @common_options
 def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands,
-         thermal_only, catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit, scheduler,
-         no_cluster, scene_outputs, merge_gap_m) -> None:
+         device, batch, stride_m, min_windows, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale,
+         bands, thermal_only, catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit,
+         scheduler, no_cluster, scene_outputs, merge_gap_m) -> None:
     """Scan scenes of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
 
     INPUT is one raster (sites go to the -o file), or several scenes: rasters, folders (scene folders with
@@ -341,9 +344,9 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
                    memory_limit=memory_limit, no_cluster=no_cluster, merge_gap_m=merge_gap_m,
                    scan_options=dict(model=model, geofence=geofence, exclude=exclude, profile=profile,
                                      thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
-                                     resume=resume, overwrite=overwrite, allow_remote=allowed,
-                                     allow_coarse=allow_coarse, max_tiles=max_tiles, nodata=nodata, scale=scale,
-                                     bands=band_names, thermal_only=thermal_only))
+                                     min_windows=min_windows, resume=resume, overwrite=overwrite,
+                                     allow_remote=allowed, allow_coarse=allow_coarse, max_tiles=max_tiles,
+                                     nodata=nodata, scale=scale, bands=band_names, thermal_only=thermal_only))
         return
     raster = Path(inputs[0])
     ctx = click.get_current_context()
@@ -362,8 +365,8 @@ def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
     request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
-                          resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
-                          nodata=nodata, scale=scale, thermal_only=thermal_only,
+                          min_windows=min_windows, resume=resume, overwrite=overwrite, dry_run=dry_run,
+                          allow_coarse=allow_coarse, nodata=nodata, scale=scale, thermal_only=thermal_only,
                           bands=band_names, **({"max_tiles": max_tiles} if max_tiles is not None else {}))
     with remote_reads(allowed):
         result = run_scan(request)

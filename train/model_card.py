@@ -187,9 +187,16 @@ _REAL_ABSENT = ["Not available: `../shared/data/real` (or `$MINEWATCH_REAL_DATA`
                 "wrote this card.", ""]
 
 
-def _compared(model: Path, previous: Path | None) -> dict[str, Path]:
-    """The models a real-imagery table compares, by column title."""
-    return {"this model": model, **({"previous model": previous} if previous is not None else {})}
+def _compared(model: Path, previous: Path | None) -> dict[str, tuple[Path, int | None]]:
+    """The models a real-imagery table compares, by column title: (model, --min-windows; None: the scan's
+    default). The second column is this model with the scan's site rule off (lone windows kept), to show the rule."""
+    return {"this model": (model, None), "this model, lone windows kept": (model, 1),
+            **({"previous model": (previous, None)} if previous is not None else {})}
+
+
+SITE_RULE_LINE = ("Sites are drawn as `minewatch scan` draws them by default: at least two positive windows, or one "
+                  "on the raster's edge (`--min-windows`; the rule was chosen on validation scenes, "
+                  "`python bench/site_rule.py`).")
 
 
 def _eval_dir(run: Path, name: str) -> Path:
@@ -222,13 +229,14 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
     if root is None:
         return lines + _REAL_ABSENT
     lines += ["Backgrounds used in training: `datasets/backgrounds` (NEON and OpenAerialMap "
-              "Kampala; see its ATTRIBUTION.md), as paste backgrounds (`configs/synth/real.yaml`) and as real "
+              "Kampala; see its ATTRIBUTION.md, which also names four files of `../shared/data/real` the committed "
+              "drone model was trained on), as paste backgrounds (`configs/synth/real.yaml`) and as real "
               "negatives. Held out, never trained or tuned on: " + "; ".join(f"`{h.path}` ({h.what})" for h in HELDOUT)
-              + ".", ""]
+              + ".", "", SITE_RULE_LINE, ""]
     models = _compared(model, previous)
-    neg = {name: false_sites(path, root, _eval_dir(run, name)) for name, path in models.items()}
-    rec = {name: background_recall(path, root, _eval_dir(run, name)) for name, path in
-           models.items()}
+    neg = {name: false_sites(path, root, _eval_dir(run, name), min_windows=mw) for name, (path, mw) in models.items()}
+    rec = {name: background_recall(path, root, _eval_dir(run, name), min_windows=mw)
+           for name, (path, mw) in models.items()}
     first = next(iter(rec.values()))
     lines += [
         "| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models),
@@ -347,9 +355,10 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
         return lines + _REAL_ABSENT
     models = _compared(model, previous)
     rec = {name: real_eval.background_recall(path, root, _eval_dir(run, name), seed=SAT_RECALL_SEED,
-                                   recipe="satellite-real") for name, path in models.items()}
-    neg = {name: real_eval.false_sites(path, root, _eval_dir(run, name), real_eval.REAL_RGBN)
-           for name, path in models.items()}
+                                             recipe="satellite-real", min_windows=mw)
+           for name, (path, mw) in models.items()}
+    neg = {name: real_eval.false_sites(path, root, _eval_dir(run, name), real_eval.REAL_RGBN, min_windows=mw)
+           for name, (path, mw) in models.items()}
     first = next(iter(rec.values()))
     lines += [
         "No labelled satellite image of a mining site exists offline, and the only real four-band satellite raster "
@@ -357,7 +366,7 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
         "orthophotos (" + "; ".join(h.what.split(":")[0] for h in real_eval.HELDOUT) + "), resampled to the drawn "
         "pixel size, "
         "seen through the satellite's haze, optics, pansharpening and noise (`configs/synth/satellite-real.yaml`), "
-        "with a NIR band made up from their colour. Never trained or tuned on.", "",
+        "with a NIR band made up from their colour. Never trained or tuned on.", "", SITE_RULE_LINE, "",
         "| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models),
         f"| site recall, generated sites on held-out orthophotos ({first.scenes} scenes, seeds {SAT_RECALL_SEED}.."
         f"{SAT_RECALL_SEED + first.scenes - 1}) | " + " | ".join(f"{r.recall:.2f} ({r.found}/{r.truth})"

@@ -117,6 +117,7 @@ def test_dry_run_reads_and_writes_nothing(scene, tmp_path):
                                       "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "windows" in result.output and "dry run" in result.output
+    assert "2 positive windows at least, or one at the raster's edge" in result.output  # the model's stride
     assert list(tmp_path.iterdir()) == []
 
 
