@@ -2,6 +2,8 @@
 
 Every window of the scan grid (the model's tile size and stride) is scored and compared with the tile
 targets of :func:`minewatch.datasets.labels.tile_targets`; decisions use the model's calibrated thresholds.
+Windows whose content is unknown (unlabelled ground, objects hidden under thick cloud) are left out, as
+training leaves them out.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minewatch.datasets.labels import read_truth, tile_targets
+from minewatch.datasets.labels import read_truth, tile_targets, unknown_windows
 from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import SceneOpener
 from minewatch.datasets.scene_folder import SceneFiles
@@ -35,9 +37,11 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
         plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
         reads = [r for r in read_tiles(scene, plan.tiles, spec, stride_px=plan.stride_px, max_nodata=0.5,
                                        max_cloud=1.0) if r.x is not None]
-        kept = [r.tile for r in reads]
-        targets = tile_targets(plan.to_gdf().set_index("tile_id").loc[[t.tile_id for t in kept]].reset_index(),
-                               read_truth(files.truth), meta.classes)
+        gdf = plan.to_gdf().set_index("tile_id").loc[[r.tile.tile_id for r in reads]].reset_index()
+        truth = read_truth(files.truth)
+        known = ~unknown_windows(gdf, truth)  # as in training: unjudged ground and objects hidden by cloud
+        reads = [r for r, k in zip(reads, known, strict=True) if k]
+        targets = tile_targets(gdf[known].reset_index(drop=True), truth, meta.classes)
     probs = [predictor.predict(np.stack([r.x for r in reads[i:i + batch]])) for i in range(0, len(reads), batch)]
     if not probs:
         return np.zeros((0, len(meta.classes))), targets
