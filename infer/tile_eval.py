@@ -25,8 +25,9 @@ from minewatch.infer.reader import read_tiles
 from minewatch.metrics import average_precision, binary_scores
 
 
-def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, targets) of every scanned window of one scene folder."""
+def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+    """(probabilities, targets) of every scanned window of one scene folder whose content is known, and the
+    number of windows left out as unknown."""
     meta = predictor.meta
     spec = InputSpec.from_meta(meta)
     files = SceneFiles.from_folder(Path(folder))
@@ -42,23 +43,24 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
         known = ~unknown_windows(gdf, truth)  # as in training: unjudged ground and objects hidden by cloud
         reads = [r for r, k in zip(reads, known, strict=True) if k]
         targets = tile_targets(gdf[known].reset_index(drop=True), truth, meta.classes)
+    n_unknown = int((~known).sum())
     probs = [predictor.predict(np.stack([r.x for r in reads[i:i + batch]])) for i in range(0, len(reads), batch)]
     if not probs:
-        return np.zeros((0, len(meta.classes))), targets
+        return np.zeros((0, len(meta.classes))), targets, n_unknown
     dt_max = np.array([r.dt_max_k for r in reads], dtype=float)
     # As the scan reports it (no heat without thermal), a NaN heat score counted as a negative decision.
-    return np.nan_to_num(heat_where_seen(np.concatenate(probs), dt_max, meta.classes), nan=0.0), targets
+    return np.nan_to_num(heat_where_seen(np.concatenate(probs), dt_max, meta.classes), nan=0.0), targets, n_unknown
 
 
 def evaluate_tiles_by_scene(predictor: Predictor, folders: Sequence[Path]
                             ) -> tuple[dict[str, dict[str, float]], list[dict]]:
     """Per-class precision, recall, F1 (at the model's thresholds) and AP over all windows of the scenes,
-    and per scene the windows each class missed and falsely flagged: a few scenes holding most errors point
-    at a condition (snow, haze, a site kind) rather than a general gap."""
+    and per scene the windows each class missed and falsely flagged (a few scenes holding most errors point
+    at a condition, snow, haze, a site kind, rather than a general gap) and those left out as unknown."""
     pairs = [score_scene(predictor, Path(f)) for f in folders]
     meta = predictor.meta
-    probs = np.concatenate([p for p, _ in pairs])
-    targets = np.concatenate([t for _, t in pairs])
+    probs = np.concatenate([p for p, _, _ in pairs])
+    targets = np.concatenate([t for _, t, _ in pairs])
     report: dict[str, dict[str, float]] = {}
     for k, name in enumerate(meta.classes):
         scores = binary_scores(targets[:, k], probs[:, k], meta.thresholds[name])
@@ -67,10 +69,11 @@ def evaluate_tiles_by_scene(predictor: Predictor, folders: Sequence[Path]
         scores["windows"] = int(len(targets))
         report[name] = scores
     scenes = []
-    for folder, (p, t) in zip(folders, pairs, strict=True):
+    for folder, (p, t, n_unknown) in zip(folders, pairs, strict=True):
         flagged = p >= np.array([meta.thresholds[c] for c in meta.classes])[None, :]
         positive = t == 1
         scenes.append({"scene": Path(folder).name,
                        "missed": dict(zip(meta.classes, (positive & ~flagged).sum(axis=0).tolist(), strict=True)),
-                       "false": dict(zip(meta.classes, (~positive & flagged).sum(axis=0).tolist(), strict=True))})
+                       "false": dict(zip(meta.classes, (~positive & flagged).sum(axis=0).tolist(), strict=True)),
+                       "unknown": n_unknown})
     return report, scenes
