@@ -35,7 +35,7 @@ from pyproj import CRS
 from minewatch.atomic import atomic_path, check_writable
 from minewatch.classes import CLASSES, LOOKALIKE
 from minewatch.datasets.crs import metric_crs
-from minewatch.datasets.labels import LabelRule, hidden, read_truth, tile_targets
+from minewatch.datasets.labels import hidden, read_truth, tile_targets
 from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
 from minewatch.json_io import json_safe, write_json
@@ -132,7 +132,7 @@ def truth_sites(truth: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One row per truth site (union of its polygons): site_id, classes (set), geometry."""
     if "class" not in truth.columns:
         raise UserError("the truth file has no 'class' property", fix=f"label polygons with one of {CLASSES}")
-    rows = truth[truth["class"].isin(CLASSES).to_numpy() & ~hidden(truth, LabelRule())].copy()  # seen ones
+    rows = truth[truth["class"].isin(CLASSES).to_numpy() & ~hidden(truth)].copy()  # the seen ones
     if "site_id" not in rows.columns:
         rows["site_id"] = None
     ids = rows["site_id"].astype(object)
