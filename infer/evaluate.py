@@ -35,7 +35,7 @@ from pyproj import CRS
 from minewatch.atomic import atomic_path, check_writable
 from minewatch.classes import CLASSES, LOOKALIKE
 from minewatch.datasets.crs import metric_crs
-from minewatch.datasets.labels import hidden, read_truth, tile_targets
+from minewatch.datasets.labels import hidden, known_targets, read_truth
 from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
 from minewatch.json_io import json_safe, write_json
@@ -354,7 +354,8 @@ def _lookalikes(
 
 def _tile_level(report: EvalReport, tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame,
                 fence: gpd.GeoDataFrame | None) -> None:
-    """Tile-level AP per class from the tiles' probabilities and `tile_targets` on the truth."""
+    """Tile-level AP per class from the tiles' probabilities and `tile_targets` on the truth; windows of unknown
+    content (unlabelled ground, objects hidden under thick cloud) are not scored."""
     if tiles.crs is None:
         raise UserError("the tiles file has no CRS", fix="give the tiles.gpkg written by minewatch scan")
     cols = [f"p_{c}" for c in CLASSES]
@@ -368,7 +369,8 @@ def _tile_level(report: EvalReport, tiles: gpd.GeoDataFrame, truth: gpd.GeoDataF
         f = shapely.union_all(np.asarray(fence.to_crs(tiles.crs).geometry.values))
         tiles = tiles[_inside(tiles, f)]
     metric = metric_crs(tiles.crs, tiles) if len(tiles) else tiles.crs
-    targets = np.asarray(tile_targets(tiles.to_crs(metric), truth), dtype=bool)
+    known, targets = known_targets(tiles.to_crs(metric), truth)  # as training and the model card label them
+    tiles, targets = tiles[known], np.asarray(targets, dtype=bool)
     report.tile_ap, report.tile_curves = {}, {}
     for k, c in enumerate(CLASSES):
         s = tiles[cols[k]].to_numpy(dtype=float)
