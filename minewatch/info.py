@@ -50,6 +50,8 @@ def describe(model: Path | None = None) -> str:
         "  thresholds     " + ", ".join(f"{k} {v:.3f}" for k, v in meta.thresholds.items()),
         f"  thermal        {meta.thermal.mode} over a {meta.thermal.background_m:g} m background"
         f"{' (required)' if meta.thermal.required else ' (optional: trained with thermal dropout)'}",
+        f"  dense head     masks {', '.join(meta.masks)} at {meta.mask_gsd_m:g} m/px (sites outlined by objects)"
+        if meta.masks else "  dense head     none (sites outlined by their windows)",
     ]
     if meta.metrics:
         lines.append("  validation     " + ", ".join(f"{k} {v:.3f}" for k, v in sorted(meta.metrics.items())))

@@ -121,6 +121,21 @@ class ModelConfig(StrictModel):
     tile_m: float = Field(64.0, gt=0, description="window side in metres")
     stride_m: float | None = Field(None, gt=0, description="default scan stride in metres (default: tile_m)")
     gsd_m: float | None = Field(None, gt=0, description="model grid, metres/pixel (default: the profile's)")
+    masks: list[Literal["container", "cooling", "heat"]] = Field(
+        default_factory=list,
+        description="dense head: per-pixel masks to learn beside the tile classifier, from the truth objects "
+                    "(container bodies, fan banks and evaporative walls, visible heat; minewatch.classes."
+                    "MASK_DESCRIPTIONS); scans then outline sites by their objects and count containers. "
+                    "Empty: classifier only",
+    )
+    decoder_channels: int = Field(32, ge=8, le=256, description="dense head width at strides 8 and 16 "
+                                                                "(3/4 of it at stride 4, 1/2 at stride 2)")
+
+    @model_validator(mode="after")
+    def _distinct_masks(self) -> ModelConfig:
+        if len(set(self.masks)) != len(self.masks):
+            raise ValueError(f"model.masks lists a mask twice: {self.masks}")
+        return self
 
 
 class OptimConfig(StrictModel):
@@ -157,6 +172,11 @@ class LossConfig(StrictModel):
         description="ignore the heat_signature target of training windows without thermal (dropped or "
                     "missing): heat cannot be seen there, and learning it from optical cues alone teaches "
                     "the model to call every farm hot",
+    )
+    dense_weight: float = Field(
+        1.0, ge=0,
+        description="weight of the dense head's loss (per-pixel BCE + soft Dice, mean over masks) added to the "
+                    "classifier's; the heat mask is never learnt where thermal is missing",
     )
 
 

@@ -15,7 +15,7 @@ from minewatch.train import ddp
 from minewatch.train.checkpoint import set_rng_state
 from minewatch.train.config import EarlyStopConfig, TrainConfig
 from minewatch.train.ema import WeightAverage
-from minewatch.train.loss import MultiLabelLoss, build_loss
+from minewatch.train.loss import DenseLoss, MultiLabelLoss, build_loss
 from minewatch.train.models import build_model
 from minewatch.train.optim import build_optimizer
 from minewatch.train.prepare import Loaders, Prepared, build_loaders
@@ -68,6 +68,7 @@ class Run:
     amp: bool  # mixed precision (CUDA only)
     channels_last: bool  # (CUDA only)
     state: RunState = field(default_factory=RunState)
+    dense_loss: DenseLoss | None = None  # the dense head's loss (None: classifier only)
 
     @property
     def cfg(self) -> TrainConfig:
@@ -89,7 +90,8 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     use_cuda = device.type == "cuda"
     loaders = build_loaders(prep, info, pin_memory=use_cuda)
     model = build_model(cfg.model.backbone, len(prep.meta.channels), len(CLASSES),
-                        weights=weights if ckpt is None else None).to(device)
+                        weights=weights if ckpt is None else None, n_masks=len(cfg.model.masks),
+                        decoder_channels=cfg.model.decoder_channels).to(device)
     channels_last = cfg.channels_last and use_cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -99,7 +101,8 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     run = Run(prep, loaders, out, info, device, model=model, net=model,
               ema=WeightAverage(model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None,
               loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
-              scaler=torch.amp.GradScaler("cuda", enabled=amp), amp=amp, channels_last=channels_last)
+              scaler=torch.amp.GradScaler("cuda", enabled=amp), amp=amp, channels_last=channels_last,
+              dense_loss=DenseLoss().to(device) if cfg.model.masks else None)
     if ckpt is not None:
         restore_checkpoint(run, ckpt)
     if info.enabled:

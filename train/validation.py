@@ -18,22 +18,58 @@ from minewatch.classes import CLASSES
 from minewatch.metrics import average_precision, best_f1_threshold, binary_scores
 from minewatch.model_meta import ModelMeta
 from minewatch.progress import progress
+from minewatch.train.models import split_output
+
+
+class MaskStats:
+    """Validation figures of the dense head, accumulated over batches: per mask the IoU of the thresholded mask
+    with the (thresholded) coverage target, and the ratio of predicted to true area (summed probabilities over
+    summed coverage: what a count from the mask's area would be off by), on known pixels only."""
+
+    def __init__(self, names: tuple[str, ...], threshold: float = 0.5) -> None:
+        self.names, self.threshold = names, threshold
+        self.inter = np.zeros(len(names))
+        self.union = np.zeros(len(names))
+        self.pred_area = np.zeros(len(names))
+        self.true_area = np.zeros(len(names))
+
+    def add(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+        known = target >= 0
+        t = target.clamp(min=0)
+        pb, tb = (probs >= self.threshold) & known, (t >= 0.5) & known
+        dims = (0, 2, 3)
+        self.inter += (pb & tb).sum(dim=dims).double().cpu().numpy()
+        self.union += (pb | tb).sum(dim=dims).double().cpu().numpy()
+        self.pred_area += (probs * known).sum(dim=dims).double().cpu().numpy()
+        self.true_area += (t * known).sum(dim=dims).double().cpu().numpy()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for k, name in enumerate(self.names):
+            out[name] = {"iou": float(self.inter[k] / self.union[k]) if self.union[k] else float("nan"),
+                         "area_ratio": float(self.pred_area[k] / self.true_area[k]) if self.true_area[k]
+                         else float("nan")}
+        return out
 
 
 def predict_windows(model: nn.Module, loader: DataLoader, device: torch.device, *, channels_last: bool = False,
-                    amp: bool = False, desc: str = "validating") -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, targets) of every window of ``loader``, in order."""
+                    amp: bool = False, desc: str = "validating",
+                    mask_stats: MaskStats | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, targets) of every window of ``loader``, in order; the dense head's figures go into
+    ``mask_stats`` when given (batches then carry mask targets)."""
     model.eval()
     probs, targets = [], []
     with torch.no_grad():
-        for x, y in progress(loader, total=len(loader), desc=desc, unit="batch"):
-            x = x.to(device, non_blocking=True)
+        for batch in progress(loader, total=len(loader), desc=desc, unit="batch"):
+            x, y = batch[0].to(device, non_blocking=True), batch[1]
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                logits = model(x)
+                logits, mask_logits = split_output(model(x))
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
             targets.append(y.numpy())
+            if mask_stats is not None and mask_logits is not None and len(batch) > 2:
+                mask_stats.add(torch.sigmoid(mask_logits.float()), batch[2].to(device))
     k = len(CLASSES)
     return (np.concatenate(probs) if probs else np.zeros((0, k), np.float32),
             np.concatenate(targets) if targets else np.zeros((0, k), np.float32))
@@ -72,6 +108,10 @@ def meta_metrics(summary: dict[str, Any], epoch: int) -> dict[str, float]:
         for key in ("ap", "f1", "precision", "recall"):
             if np.isfinite(m[key]):
                 out[f"{key}_{name}"] = float(m[key])
+    for name, m in summary.get("masks", {}).items():
+        for key in ("iou", "area_ratio"):
+            if np.isfinite(m[key]):
+                out[f"mask_{key}_{name}"] = float(m[key])
     return out
 
 
