@@ -35,7 +35,7 @@ CONTAINER_LENGTHS_M = (6.06, 12.19)  # 20 ft and 40 ft ISO containers
 MAX_GAP_M = 3.0
 """Widest gap between the containers of a block that is still read as one block (farms: 0.3-2.5 m)."""
 SIDE_TOLERANCE_M = 0.15
-SUPERSAMPLE = 4
+SUPERSAMPLE = 8
 
 
 def container_bodies(block: shapely.Geometry, n: int, *, length_m: float | None = None,

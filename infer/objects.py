@@ -14,9 +14,10 @@ positive windows (:func:`minewatch.infer.sites.build_sites`); for each component
 4. splits the component into sites: objects closer than ``site_gap_m`` (10 m) belong to one site, so one
    block of windows over two farms and a truck yard becomes two sites outlined on their objects;
 5. polygonises each site (``rasterio.features.shapes``), simplified to the pixel size, and measures it:
-   containers in TEU from the SUM of container-mask probabilities over the site (calibrated coverage: gaps
-   and edges count by the share of roof they hold, see :mod:`minewatch.datasets.masks`), fan and
-   evaporative-wall area, hot area (thermal only) and the share of container roof that is hot.
+   containers in TEU and the fan and evaporative-wall area from the SUM of mask probabilities over the site
+   and one pixel around it (the masks are calibrated coverage: gaps and edges count by the share of roof they
+   hold, see :mod:`minewatch.datasets.masks`; a threshold would round a 2.44 m container to 2 or 3 m), the hot
+   area (thermal only, thresholded) and the share of container roof that is hot.
 
 A component whose masks hold no object keeps its window outline (``outline = "tiles"``): the classifier's
 evidence is never dropped.
@@ -224,10 +225,15 @@ def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affin
         outline = polygonise(region, grid, gsd)
         if outline.is_empty:
             continue
-        n_teu = float(container[region].sum() * px_area / TEU_M2) if container is not None else math.nan
+        # Areas that count (roof, fans) sum probabilities over the site and a pixel around it: an edge pixel
+        # half on a container holds half a pixel of roof (the targets are coverage fractions).
+        soft = ndimage.binary_dilation(region, structure=np.ones((3, 3), bool))
+        n_teu = float(container[soft].sum() * px_area / TEU_M2) if container is not None else math.nan
         if container is not None and not binary["container"][region].any():
             n_teu = 0.0  # probabilities below the threshold everywhere: no container seen here
-        fan = float(binary["cooling"][region].sum() * px_area) if "cooling" in binary else math.nan
+        fan = math.nan
+        if "cooling" in binary:
+            fan = float(prob[names.index("cooling")][soft].sum() * px_area) if binary["cooling"][region].any() else 0.0
         hot = float(binary["heat"][region].sum() * px_area) if "heat" in binary and has_thermal else math.nan
         share = None
         if has_thermal and "heat" in binary and "container" in binary:
