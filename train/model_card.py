@@ -79,6 +79,51 @@ def error_lines(per_scene: list[dict], classes: list[str]) -> list[str]:
     return lines
 
 
+def heldout_objects(model: Path, scenes: list[Path], out: Path) -> dict:
+    """Scan each held-out scene with ``model`` and score its sites' outlines, container counts and power
+    against the truth (:mod:`minewatch.infer.object_eval`), over all scenes together."""
+    from minewatch.datasets.labels import read_truth
+    from minewatch.infer.evaluate import evaluate_sites
+    from minewatch.infer.object_eval import summarise
+    from minewatch.infer.scan import ScanRequest, run_scan
+
+    rows = []
+    for scene in scenes:
+        target = out / Path(scene).name
+        target.mkdir(parents=True, exist_ok=True)
+        thermal = Path(scene) / "thermal.tif"
+        result = run_scan(ScanRequest(raster=Path(scene) / "optical.tif", model=model, out=target / "sites.gpkg",
+                                      thermal=thermal if thermal.is_file() else None, overwrite=True))
+        report = evaluate_sites(result.sites, read_truth(Path(scene) / "truth.geojson"))
+        rows.extend(dict(r, scene=Path(scene).name) for r in (report.objects or {}).get("sites", []))
+    return summarise(rows)
+
+
+def object_card_lines(o: dict, dense: bool) -> list[str]:
+    """Markdown lines of :func:`heldout_objects`' figures."""
+    def f(v, pct: bool = False) -> str:
+        return "n/a" if v is None else (f"{v:.0%}" if pct else f"{v:.2f}")
+
+    lines = [
+        "| figure | value |", "|---|---|",
+        f"| truth sites matched by a candidate | {o['n_matched']} / {o['n_truth_sites']} |",
+        f"| median polygon IoU of matched sites | {f(o['iou_median'])} |",
+        *[f"| median IoU, {kind} ({v['n']}) | {f(v['iou_median'])} |" for kind, v in o["iou_by_kind"].items()],
+    ]
+    if dense:
+        lines += [
+            f"| container farms counted within 20 % (TEU) | {f(o['count_ok_share'], True)} of {o['farms']} |",
+            f"| median container-count error | {f(o['count_rel_error_median'], True)} |",
+            f"| median power error, running farms | {f(o['power_rel_error_median'], True)} "
+            f"({o['running_farms']} farms) |",
+            f"| truth power inside the estimate's range | {f(o['power_in_range_share'], True)} |",
+            f"| dormant farms called idle | {o['dormant_called_idle']} / {o['dormant_farms']} |",
+        ]
+    else:
+        lines.append("| containers, power | no dense head: sites are outlined by their windows |")
+    return lines
+
+
 def figure_lines(report: dict[str, dict[str, float]]) -> list[str]:
     """Markdown table of per-class tile figures."""
     lines = ["| class | precision | recall | F1 | AP | positives / windows |", "|---|---|---|---|---|---|"]
@@ -104,15 +149,21 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
     predictor = OnnxPredictor(model)
     heldout, per_scene = heldout_report(predictor, run / "heldout", seed, count)
     cold, cold_scenes = heldout_report(predictor, run / f"heldout-{COLD_RECIPE}", COLD_SEED, COLD_COUNT, COLD_RECIPE)
-    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene,
-                                                  COLD_RECIPE: {"classes": cold, "scenes": cold_scenes}}, indent=2))
+    objects = heldout_objects(model, [run / "heldout" / f"scene_{s:06d}" for s in range(seed, seed + count)],
+                              run / "heldout-scans")
+    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene, "objects": objects,
+                                                  COLD_RECIPE: {"classes": cold, "scenes": cold_scenes}}, indent=2,
+                                                 default=str))
     meta = predictor.meta
     lines = [
         f"# Model card: {model.name}",
         "",
         f"Tile classifier for crypto-mining sites in drone imagery: {meta.backbone} on {meta.tile_m:g} m windows "
         f"({meta.tile_px} px at {meta.gsd_m} m/px), channels {', '.join(meta.channels)}; multi-label over "
-        f"{', '.join(meta.classes)}. Trained by minewatch {meta.model_version} from generated scenes only "
+        f"{', '.join(meta.classes)}"
+        + (f", with a dense head marking {', '.join(meta.masks)} per pixel at {meta.mask_gsd_m:g} m (site outlines, "
+           "container counts, power)" if meta.masks else "")
+        + f". Trained by minewatch {meta.model_version} from generated scenes only "
         "(randomly initialised, nothing downloaded).",
         "",
         f"- file: `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, sha256 `{predictor.sha256}`",
@@ -137,6 +188,14 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "Windows missed and falsely flagged, by held-out scene:",
         "",
         *error_lines(per_scene, list(meta.classes)),
+        "",
+        "## Site outlines, containers and power (held-out scenes, full scans)",
+        "",
+        "Each held-out scene scanned as `minewatch scan` does it and scored with `minewatch evaluate`: polygon IoU "
+        "of each matched truth site with its best candidate, containers in twenty-foot equivalents (TEU) and power "
+        "against the generator's truth (see the README, \"Site outlines, containers and power\").",
+        "",
+        *object_card_lines(objects, dense=bool(meta.masks)),
         "",
         f"## Cold scenes: {COLD_COUNT} held-out scenes from the `{COLD_RECIPE}` recipe "
         f"(seeds {COLD_SEED}..{COLD_SEED + COLD_COUNT - 1})",

@@ -91,3 +91,17 @@ def test_no_candidates_and_summaries_over_scenes():
                         {"iou": 0.4, "kind": "hidden_farm", "teu_true": 0.0}, {"iou": None}])
     assert merged["iou_median"] == pytest.approx(0.6) and merged["count_ok_share"] == 1.0
     assert merged["iou_by_kind"]["hidden_farm"]["iou_median"] == 0.4
+
+
+def test_model_card_section_from_full_scans_of_heldout_scenes(tmp_path):
+    from minewatch.datasets.synth import generate_scenes
+    from minewatch.infer.predictor import default_model_path
+    from minewatch.train.model_card import heldout_objects, object_card_lines
+
+    scenes = generate_scenes(tmp_path / "scenes", seed=7000, count=1, size=1024)
+    o = heldout_objects(default_model_path(), scenes, tmp_path / "scans")
+    assert o["n_truth_sites"] >= 1 and {s["scene"] for s in o["sites"]} == {"scene_007000"}
+    lines = object_card_lines(o, dense=False)
+    assert lines[0].startswith("| figure |") and any("median polygon IoU" in ln for ln in lines)
+    assert any("no dense head" in ln for ln in lines)
+    assert any("counted within 20 %" in ln for ln in object_card_lines(o, dense=True))

@@ -147,3 +147,12 @@ def test_build_sites_with_objects_appends_the_new_columns(site_meta):
     plain = build_sites(frame, THRESHOLDS, **site_meta)
     assert plain.iloc[0]["outline"] == "tiles" and plain["n_containers"].isna().all()
     assert plain["est_power_mw"].isna().all() and plain.iloc[0]["area_m2"] == pytest.approx(80 * 80)
+
+
+def test_quicklook_labels_object_sites_with_containers_and_power():
+    from minewatch.infer.quicklook import site_label
+
+    assert site_label({"rank": 3, "outline": "objects", "n_containers": 12, "est_power_mw": 4.68}) == \
+        "3 · 12 TEU · 4.7 MW"
+    assert site_label({"rank": 1, "outline": "objects", "n_containers": 0, "est_power_mw": float("nan")}) == "1"
+    assert site_label({"rank": 2, "outline": "tiles", "n_containers": None}) == "2"
