@@ -6,14 +6,17 @@ The model (documented in the README, "Site power"):
 
 - ``n_teu``: containers in twenty-foot equivalents (TEU; a 40 ft container is 2), counted by the dense head from
   the area of container roof (:data:`TEU_M2` of roof per TEU, so 20 ft and 40 ft units need not be told apart).
-- ``miners_per_teu``: air-cooled 40 ft mining containers are built for about 180-320 ASIC miners (90-160 per
-  TEU; 240 per 40 ft as the central figure). Hydro-cooled 40 ft units are denser in power ("168+ units in a
-  40-foot container at 1,900 kW load", Uminers 2026 buyer's guide): this model under-reads them.
+- ``miners_per_teu``: air-cooled 40 ft mining containers are built for about 180-320 ASIC miners (the
+  project's design figure, brief #18; 240 per 40 ft as the central figure); immersion 40 ft containers hold
+  fewer (Minerbase: 720 kW of cooling is "approximately 1.7 times" the miners' draw at 3.5 kW per unit: ~120
+  miners, 0.42 MW), so the low end is 130 per 40 ft (65 per TEU). Hydro-cooled 40 ft units are denser in
+  power ("168+ units in a 40-foot container at 1,900 kW load", Uminers 2026 buyer's guide): this model
+  under-reads them.
 - ``kw_per_miner``: wall power of current SHA-256 ASICs at stock settings: Antminer S19 family 2.83-3.34 kW
   (Mining Store, "The definitive guide to Antminer S19 series"), S19 Pro 3.25 kW +-5 % (Bitmain's rating),
   ~3.5 kW per unit assumed by container makers (Minerbase immersion FAQ): 3.0-3.5 kW, central 3.25 kW.
-- So one 40 ft container: 0.78 MW central, 0.54-1.12 MW (the 0.4-1.9 MW of the design notes spans dense hydro
-  builds and half-filled boxes).
+- So one 40 ft container: 0.78 MW central, 0.39-1.12 MW (the design notes' 0.4-1.9 MW reaches up to dense
+  hydro builds).
 - ``running_share``: with thermal imagery, the share of the counted container roof that lies in the site's hot
   area (a dormant farm is cold, :mod:`minewatch.datasets.synth` and field experience agree); without thermal the
   farm is assumed to run (the figure is then its capacity) and the README says so.
@@ -41,8 +44,8 @@ class Range:
     high: float
 
 
-MINERS_PER_TEU = Range(90.0, 120.0, 160.0)
-"""ASIC miners per TEU (180-320 per 40 ft air-cooled mining container, 240 central)."""
+MINERS_PER_TEU = Range(65.0, 120.0, 160.0)
+"""ASIC miners per TEU (130-320 per 40 ft mining container, immersion to dense air-cooled; 240 central)."""
 KW_PER_MINER = Range(3.0, 3.25, 3.5)
 """Wall power of one ASIC miner, kW."""
 COUNT_REL_ERROR = 0.2

@@ -28,7 +28,7 @@ def test_power_model_units_and_ranges():
     assert mw_per_teu() == pytest.approx(0.39)  # 120 miners x 3.25 kW
     p = estimate_power(24.0)  # twelve 40 ft containers, running (no thermal to say otherwise)
     assert p.mw == pytest.approx(24 * 0.39)
-    assert p.low == pytest.approx(24 * (1 - COUNT_REL_ERROR) * 90 * 3.0 / 1000)
+    assert p.low == pytest.approx(24 * (1 - COUNT_REL_ERROR) * 65 * 3.0 / 1000)
     assert p.high == pytest.approx(24 * (1 + COUNT_REL_ERROR) * 160 * 3.5 / 1000)
     assert p.low < p.mw < p.high
     assert estimate_power(24.0, running_share=0.5).mw == pytest.approx(p.mw / 2)

@@ -208,3 +208,26 @@ def test_the_new_columns_reach_geojson_and_qgis(scans):
     assert valid == "True"
     assert types["n_containers"].lower().startswith("integer") and types["est_power_mw"].lower() == "real"
     assert all(c in types for c in OBJECT_COLUMNS)
+
+
+def test_masks_lost_to_an_interruption_are_read_again(scans, scene, tmp_path, monkeypatch):
+    """A resumed scan has the scores of windows scanned before the interruption but not their masks: those
+    windows are read and run again, and the sites come out the same."""
+    from minewatch.infer import scan as scan_mod
+
+    real, calls = scan_mod._keep_masks, []
+
+    def forget_first_batches(store, scored, probs, masks, index, meta):
+        calls.append(len(index))  # windows with masks (positive ones)
+        if len(calls) > 2:  # the masks of the first two batches with positive windows are lost
+            real(store, scored, probs, masks, index, meta)
+
+    monkeypatch.setattr(scan_mod, "_keep_masks", forget_first_batches)
+    model = export_oracle(tmp_path / "dense.onnx", True)
+    again = run_scan(ScanRequest(raster=scene / "optical.tif", thermal=scene / "thermal.tif", model=model,
+                                 out=tmp_path / "sites.geojson", stride_m=16.0))
+    assert calls[-1] == calls[0] + calls[1]  # after the scan, exactly the lost windows are read again
+    first = scans["dense"].sites.drop(columns=["run_id", "created", "model", "model_sha256"])
+    second = again.sites.drop(columns=["run_id", "created", "model", "model_sha256"])
+    assert first.drop(columns="geometry").equals(second.drop(columns="geometry"))
+    assert all(a.equals_exact(b, 1e-6) for a, b in zip(first.geometry, second.geometry, strict=True))
