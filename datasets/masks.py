@@ -120,17 +120,27 @@ class ObjectLayers:
         x0, y0 = transform * (0, 0)
         x1, y1 = transform * (width, height)
         window = shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-        fine = transform * Affine.scale(1 / supersample)
+        inverse = ~transform
         for k, name in enumerate(self.names):
             if not len(self.geoms[name]):
                 continue
             hits = self.tree(name).query(window, predicate="intersects")
             if not len(hits):
                 continue
-            burn = features.rasterize(((g, 1) for g in self.geoms[name][hits]),
-                                      out_shape=(height * supersample, width * supersample), transform=fine,
-                                      fill=0, dtype="uint8")
-            out[k] = burn.reshape(height, supersample, width, supersample).mean(axis=(1, 3), dtype=np.float32)
+            geoms = self.geoms[name][hits]
+            # Only the pixels the objects' bounding box covers are rasterised finely (objects are small).
+            bx0, by0, bx1, by1 = shapely.total_bounds(geoms)
+            cols, rows = zip(*(inverse * (x, y) for x in (bx0, bx1) for y in (by0, by1)), strict=True)
+            r0, r1 = max(int(np.floor(min(rows))), 0), min(int(np.ceil(max(rows))), height)
+            c0, c1 = max(int(np.floor(min(cols))), 0), min(int(np.ceil(max(cols))), width)
+            if r1 <= r0 or c1 <= c0:
+                continue
+            fine = transform * Affine.translation(c0, r0) * Affine.scale(1 / supersample)
+            burn = features.rasterize(((g, 1) for g in geoms), out_shape=((r1 - r0) * supersample,
+                                                                          (c1 - c0) * supersample),
+                                      transform=fine, fill=0, dtype="uint8")
+            out[k, r0:r1, c0:c1] = burn.reshape(r1 - r0, supersample, c1 - c0, supersample).mean(
+                axis=(1, 3), dtype=np.float32)
         return out
 
 

@@ -25,6 +25,7 @@ evidence is never dropped.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ from scipy import ndimage
 
 from minewatch.infer.power import TEU_M2
 
+log = logging.getLogger(__name__)
+
 TAPER_EDGE = 0.1
 
 
@@ -52,8 +55,9 @@ class OutlineRules:
     min_hole_m2: float = 30.0
     min_object_m2: dict[str, float] = field(default_factory=lambda: {"container": 7.0, "cooling": 1.0,
                                                                       "heat": 10.0})
-    max_mosaic_px: int = 64_000_000
-    """A component larger than this (8,000 px square: 4 km at 0.5 m) keeps its window outline."""
+    max_mosaic_px: int = 16_000_000
+    """A component whose bounding box is larger than this (4,000 px square: 2 km at 0.5 m; ~0.5 GB while it is
+    outlined) keeps its window outline, with a warning: memory stays bounded whatever a scan finds."""
 
 
 class MaskStore:
@@ -197,7 +201,11 @@ def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affin
     heights, widths = _window_sizes(members, transform, tile_px)
     rows, cols = members["row_off"].to_numpy(), members["col_off"].to_numpy()
     extent = (int((rows + heights).max() - rows.min())) * (int((cols + widths).max() - cols.min()))
-    if extent > rules.max_mosaic_px or not any(t in store for t in members["tile_id"]):
+    if extent > rules.max_mosaic_px:
+        log.warning("a block of %d positive windows spans %.0f Mpx, more than the %.0f Mpx outlined from masks: "
+                    "it keeps its window outline", len(members), extent / 1e6, rules.max_mosaic_px / 1e6)
+        return None
+    if not any(t in store for t in members["tile_id"]):
         return None
     prob, r0, c0 = mosaic(members, store, heights, widths)
     names = store.names
