@@ -14,10 +14,13 @@ positive windows (:func:`minewatch.infer.sites.build_sites`); for each component
 4. splits the component into sites: objects closer than ``site_gap_m`` (10 m) belong to one site, so one
    block of windows over two farms and a truck yard becomes two sites outlined on their objects;
 5. polygonises each site (``rasterio.features.shapes``), simplified to the pixel size, and measures it:
-   containers in TEU and the fan and evaporative-wall area from the SUM of mask probabilities over the site
-   and one pixel around it (the masks are calibrated coverage: gaps and edges count by the share of roof they
-   hold, see :mod:`minewatch.datasets.masks`; a threshold would round a 2.44 m container to 2 or 3 m), the hot
-   area (thermal only, thresholded) and the share of container roof that is hot.
+   containers in TEU and the fan and evaporative-wall area from the SUM of mask probabilities within
+   ``count_margin_m`` of the site's thresholded roof (fans), times the model's ``mask_area_scale`` (fitted on
+   validation scenes by the same rule: :class:`minewatch.train.validation.MaskStats`) — the masks are coverage
+   fractions, so gaps and edges count by the share of roof they hold, where a threshold would round a 2.44 m
+   container to 2 or 3 m; the hot area (thermal only, thresholded); and the share of the counted roof whose
+   MEASURED thermal excess (the scan's own thermal input, kept beside the masks) reaches
+   :data:`minewatch.infer.power.RUNNING_DT_K`: the thermal cross-check of :mod:`minewatch.infer.power`.
 
 A component whose masks hold no object keeps its window outline (``outline = "tiles"``): the classifier's
 evidence is never dropped.
@@ -38,7 +41,7 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 
-from minewatch.infer.power import TEU_M2
+from minewatch.infer.power import RUNNING_DT_K, TEU_M2
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +58,26 @@ class OutlineRules:
     min_hole_m2: float = 30.0
     min_object_m2: dict[str, float] = field(default_factory=lambda: {"container": 7.0, "cooling": 1.0,
                                                                       "heat": 10.0})
+    count_margin_m: float = 2.0
+    """Probabilities are summed within this distance of the thresholded mask (containers, fans)."""
+    area_scale: dict[str, float] = field(default_factory=dict)
+    """Per mask, true area / summed probability on validation scenes (the model's ``mask_area_scale``)."""
     max_mosaic_px: int = 16_000_000
     """A component whose bounding box is larger than this (4,000 px square: 2 km at 0.5 m; ~0.5 GB while it is
     outlined) keeps its window outline, with a warning: memory stays bounded whatever a scan finds."""
 
 
 class MaskStore:
-    """Mask probabilities of positive windows by tile id, quantised to uint8 on a temporary file."""
+    """Mask probabilities of positive windows by tile id, quantised to uint8 on a temporary file, and beside
+    them the window's measured thermal excess (float16 kelvin, NaN without thermal)."""
 
     def __init__(self, names: Sequence[str], size: int) -> None:
         self.names, self.size = tuple(names), size
         self.shape = (len(self.names), size, size)
         self.nbytes = int(np.prod(self.shape))
+        self.dt_bytes = size * size * 2
         self._file = tempfile.TemporaryFile(prefix="minewatch-masks-")
-        self._slots: dict[str, int] = {}
+        self._slots: dict[str, tuple[int, bool]] = {}
         self._end = 0
 
     def __len__(self) -> int:
@@ -77,23 +86,34 @@ class MaskStore:
     def __contains__(self, tile_id: str) -> bool:
         return tile_id in self._slots
 
-    def put(self, tile_id: str, masks: np.ndarray) -> None:
+    def put(self, tile_id: str, masks: np.ndarray, dt_k: np.ndarray | None = None) -> None:
         if masks.shape != self.shape:
             raise ValueError(f"masks {masks.shape} are not {self.shape}")
         q = np.clip(np.rint(np.nan_to_num(masks, nan=0.0) * 255.0), 0, 255).astype(np.uint8)
         self._file.seek(self._end)
         self._file.write(q.tobytes())
-        self._slots[tile_id] = self._end
-        self._end += self.nbytes
+        if dt_k is not None:
+            self._file.write(np.asarray(dt_k, dtype=np.float16).reshape(self.size, self.size).tobytes())
+        self._slots[tile_id] = (self._end, dt_k is not None)
+        self._end += self.nbytes + (self.dt_bytes if dt_k is not None else 0)
 
     def get(self, tile_id: str) -> np.ndarray | None:
         """(M, S, S) float32 probabilities, or None when the window's masks were not kept."""
-        offset = self._slots.get(tile_id)
-        if offset is None:
+        slot = self._slots.get(tile_id)
+        if slot is None:
             return None
-        self._file.seek(offset)
+        self._file.seek(slot[0])
         data = self._file.read(self.nbytes)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.shape).astype(np.float32) / 255.0
+
+    def get_dt(self, tile_id: str) -> np.ndarray | None:
+        """(S, S) float32 thermal excess (K, NaN where none), or None when none was kept."""
+        slot = self._slots.get(tile_id)
+        if slot is None or not slot[1]:
+            return None
+        self._file.seek(slot[0] + self.nbytes)
+        return np.frombuffer(self._file.read(self.dt_bytes), dtype=np.float16).reshape(
+            self.size, self.size).astype(np.float32)
 
     def close(self) -> None:
         self._file.close()
@@ -109,7 +129,7 @@ class ObjectSite:
     n_teu: float  # containers, twenty-foot equivalents (soft area / TEU_M2)
     fan_area_m2: float
     hot_area_m2: float  # NaN without thermal
-    running_share: float | None  # share of container roof that is hot; None without thermal or containers
+    warm_roof_share: float | None  # share of the counted roof with a measured excess >= RUNNING_DT_K (None: unknown)
 
 
 def taper(size: int) -> np.ndarray:
@@ -167,7 +187,8 @@ def polygonise(region: np.ndarray, transform: Affine, simplify: float) -> shapel
 
 def mosaic(members: pd.DataFrame, store: MaskStore, heights: np.ndarray, widths: np.ndarray
            ) -> tuple[np.ndarray, int, int]:
-    """Weighted mean of the members' masks over their bounding box: (M, H, W) float32, row and column offset."""
+    """Weighted mean of the members' masks over their bounding box: (M, H, W) float32, row and column offset.
+    The thermal excess kept beside them is in :func:`mosaic_dt`."""
     rows = members["row_off"].to_numpy(dtype=np.int64)
     cols = members["col_off"].to_numpy(dtype=np.int64)
     r0, c0 = int(rows.min()), int(cols.min())
@@ -185,6 +206,22 @@ def mosaic(members: pd.DataFrame, store: MaskStore, heights: np.ndarray, widths:
         wsum[rr : rr + th, cc : cc + tw] += wt
     np.divide(acc, wsum, out=acc, where=wsum > 0)
     return acc, r0, c0
+
+
+def mosaic_dt(members: pd.DataFrame, store: MaskStore, heights: np.ndarray, widths: np.ndarray, shape: tuple,
+              r0: int, c0: int) -> np.ndarray:
+    """The measured thermal excess over the mosaic (K, NaN where no window kept one): the same scene pixels in
+    every window, so any window's value will do."""
+    out = np.full(shape, np.nan, np.float32)
+    rows = members["row_off"].to_numpy(dtype=np.int64)
+    cols = members["col_off"].to_numpy(dtype=np.int64)
+    for tile_id, r, c, th, tw in zip(members["tile_id"], rows, cols, heights, widths, strict=True):
+        dt = store.get_dt(tile_id)
+        if dt is None:
+            continue
+        view = out[int(r) - r0 : int(r) - r0 + th, int(c) - c0 : int(c) - c0 + tw]
+        np.copyto(view, dt[:th, :tw], where=np.isnan(view))
+    return out
 
 
 def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affine, tile_px: int,
@@ -221,10 +258,15 @@ def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affin
     closed = dissolve(union, int(round(rules.dissolve_m / gsd)), rules.min_hole_m2 / px_area)
     gap_px = rules.site_gap_m / gsd
     near = ndimage.distance_transform_edt(~closed) <= gap_px / 2
-    clusters, n = ndimage.label(near, structure=np.ones((3, 3), bool))
-    clusters[~closed] = 0
+    zones, n = ndimage.label(near, structure=np.ones((3, 3), bool))
+    clusters = np.where(closed, zones, 0)
     grid = transform * Affine.translation(c0, r0)
-    container = prob[names.index("container")] if "container" in names else None
+    margin = count_margin_px(rules.count_margin_m, gsd)
+    # Areas that count (roof, fans) sum probabilities near the thresholded mask: an edge pixel half on a
+    # container holds half a pixel of roof (the targets are coverage fractions); MaskStats fits the scale.
+    counted = {name: ndimage.binary_dilation(binary[name], structure=np.ones((2 * margin + 1,) * 2, bool))
+               if margin else binary[name] for name in ("container", "cooling") if name in binary}
+    dt = mosaic_dt(members, store, heights, widths, prob.shape[1:], r0, c0) if has_thermal else None
     out = []
     for label in range(1, n + 1):
         region = clusters == label
@@ -233,24 +275,30 @@ def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affin
         outline = polygonise(region, grid, gsd)
         if outline.is_empty:
             continue
-        # Areas that count (roof, fans) sum probabilities over the site and a pixel around it: an edge pixel
-        # half on a container holds half a pixel of roof (the targets are coverage fractions).
-        soft = ndimage.binary_dilation(region, structure=np.ones((3, 3), bool))
-        n_teu = float(container[soft].sum() * px_area / TEU_M2) if container is not None else math.nan
-        if container is not None and not binary["container"][region].any():
-            n_teu = 0.0  # probabilities below the threshold everywhere: no container seen here
-        fan = math.nan
-        if "cooling" in binary:
-            fan = float(prob[names.index("cooling")][soft].sum() * px_area) if binary["cooling"][region].any() else 0.0
+        zone = zones == label
+        area = {}
+        for name, near_mask in counted.items():
+            if binary[name][region].any():
+                area[name] = float(prob[names.index(name)][near_mask & zone].sum() * px_area
+                                   * rules.area_scale.get(name, 1.0))
+            else:
+                area[name] = 0.0  # probabilities below the threshold everywhere: none seen here
+        n_teu = area["container"] / TEU_M2 if "container" in area else math.nan
         hot = float(binary["heat"][region].sum() * px_area) if "heat" in binary and has_thermal else math.nan
         share = None
-        if has_thermal and "heat" in binary and "container" in binary:
-            roof = binary["container"] & region
-            if roof.any():
-                share = float((roof & binary["heat"]).sum() / roof.sum())
-        out.append(ObjectSite(outline, _members_in(region, r0, c0, rows, cols, heights, widths), n_teu, fan, hot,
-                              share))
+        if dt is not None and "container" in binary:
+            roof = dt[binary["container"] & region]
+            roof = roof[np.isfinite(roof)]
+            if roof.size:
+                share = float(np.mean(roof >= RUNNING_DT_K))
+        out.append(ObjectSite(outline, _members_in(region, r0, c0, rows, cols, heights, widths), n_teu,
+                              area.get("cooling", math.nan), hot, share))
     return out or None
+
+
+def count_margin_px(margin_m: float, gsd: float) -> int:
+    """The counting margin in pixels of the model grid (validation uses the same)."""
+    return max(int(round(margin_m / gsd)), 0)
 
 
 def _members_in(region: np.ndarray, r0: int, c0: int, rows: np.ndarray, cols: np.ndarray, heights: np.ndarray,

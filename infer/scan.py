@@ -283,20 +283,26 @@ def _run_batch(reads, predictor: Predictor, classes, store: MaskStore | None = N
 
 def _keep_masks(store: MaskStore, scored: list, probs: np.ndarray, masks: np.ndarray, index: np.ndarray,
                 meta) -> None:
-    """Store the masks of the windows that are positive after the heat rule; the heat mask only where the
-    window has thermal (heat is seen, never guessed)."""
+    """Store the masks of the windows that are positive after the heat rule, the heat mask only where the
+    window has thermal (heat is seen, never guessed), and beside them the window's thermal excess (K)."""
     thr = np.array([meta.thresholds[c] for c in meta.classes], dtype=np.float32)
     with np.errstate(invalid="ignore"):
         positive = (probs >= thr[None, :]).any(axis=1)
     heat = meta.masks.index("heat") if "heat" in meta.masks else None
     valid_channel = meta.channels.index("thermal_valid") if "thermal_valid" in meta.channels else None
+    dt_channel = meta.channels.index("thermal_dt") if "thermal_dt" in meta.channels else None
     for m, i in zip(masks, index, strict=True):
         if not positive[i]:
             continue
-        if heat is not None and valid_channel is not None:
-            m = m.copy()
-            m[heat] *= scored[i].x[valid_channel] > 0.5
-        store.put(scored[i].tile.tile_id, m)
+        dt = None
+        if valid_channel is not None:
+            valid = scored[i].x[valid_channel] > 0.5
+            if heat is not None:
+                m = m.copy()
+                m[heat] *= valid
+            if dt_channel is not None and valid.any():  # the measured excess, for the thermal cross-check
+                dt = np.where(valid, scored[i].x[dt_channel] * meta.thermal.dt_scale_k, np.nan)
+        store.put(scored[i].tile.tile_id, m, dt)
 
 
 def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str],
@@ -310,7 +316,7 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
     positive = scores.frame(scores.positive(dict(meta.thresholds)))
     objects = None
     if store is not None:
-        rules = OutlineRules(threshold=meta.mask_threshold)
+        rules = OutlineRules(threshold=meta.mask_threshold, area_scale=dict(meta.mask_area_scale))
         transform, has_thermal, tile_px = scene.grid.transform, scene.has_thermal, scores.plan.tile_px
 
         def objects(members: gpd.GeoDataFrame):

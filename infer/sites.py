@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import metric_crs
 from minewatch.infer.objects import ObjectSite
-from minewatch.infer.power import estimate_power
+from minewatch.infer.power import estimate_power, is_running
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 TILE_COLUMNS: tuple[str, ...] = ("tile_id", "row", "col", *PROB_COLUMNS, "dt_max_k", "z_max", "geometry")
@@ -263,7 +263,7 @@ def _tile_figures() -> dict:
 
 
 def _object_figures(obj: ObjectSite) -> dict:
-    power = estimate_power(obj.n_teu, obj.running_share)
+    power = estimate_power(obj.n_teu, is_running(obj.warm_roof_share))
     return {"n_containers": int(round(obj.n_teu)) if math.isfinite(obj.n_teu) else pd.NA,
             "fan_area_m2": obj.fan_area_m2, "hot_area_m2": obj.hot_area_m2, "est_power_mw": power.mw,
             "est_power_mw_low": power.low, "est_power_mw_high": power.high, "outline": OUTLINE_OBJECTS}

@@ -18,7 +18,7 @@ META_KEY = "minewatch"
 FORMAT_VERSION = 2
 """Newest metadata format this version reads. 2 adds the dense head (``masks``, ``mask_px``,
 ``mask_threshold``); a model without masks is still written as format 1, so older minewatch versions read it."""
-MASK_FIELDS = ("masks", "mask_px", "mask_threshold")
+MASK_FIELDS = ("masks", "mask_px", "mask_threshold", "mask_area_scale")
 
 
 class ThermalInput(StrictModel):
@@ -60,6 +60,10 @@ class ModelMeta(StrictModel):
                                 description="side of each mask in pixels; masks cover the whole window, so "
                                             "tile_m / mask_px metres per mask pixel")
     mask_threshold: float = Field(0.5, gt=0, lt=1, description="mask probability that marks an object pixel")
+    mask_area_scale: dict[str, float] = Field(
+        default_factory=dict,
+        description="per mask, true area over summed probability near the thresholded mask on validation "
+                    "scenes: what a container count or fan area is multiplied by (calibrated like thresholds)")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMeta:
@@ -82,6 +86,8 @@ class ModelMeta(StrictModel):
         unknown = [m for m in self.masks if m not in MASK_NAMES]
         if unknown or len(set(self.masks)) != len(self.masks):
             raise ValueError(f"masks must be distinct names of {MASK_NAMES}, got {list(self.masks)}")
+        if any(k not in self.masks or not (0 < v < 10) for k, v in self.mask_area_scale.items()):
+            raise ValueError(f"mask_area_scale must be for listed masks and between 0 and 10: {self.mask_area_scale}")
         if self.masks and self.mask_px != self.tile_px:
             raise ValueError(f"mask_px {self.mask_px} must equal tile_px {self.tile_px} (masks on the model grid)")
         return self

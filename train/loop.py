@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from minewatch.errors import UserError
+from minewatch.infer.objects import OutlineRules, count_margin_px
 from minewatch.progress import progress
 from minewatch.train import ddp
 from minewatch.train.checkpoint import load_checkpoint
@@ -102,7 +103,9 @@ def _run_epochs(run: Run, stop_after: int | None) -> None:
         state.epoch += 1
         ran += 1
         if run.info.is_main:  # validation and files on rank 0; its verdict on stopping goes to every rank
-            stats = MaskStats(tuple(run.cfg.model.masks)) if run.cfg.model.masks else None
+            stats = (MaskStats(tuple(run.cfg.model.masks),
+                               margin_px=count_margin_px(OutlineRules().count_margin_m, run.prep.meta.gsd_m))
+                     if run.cfg.model.masks else None)
             probs, targets = predict_windows(run.scored, run.loaders.val, run.device,
                                              channels_last=run.channels_last, amp=run.amp, mask_stats=stats)
             summary = validation_summary(probs, targets)
@@ -153,6 +156,7 @@ def _end_epoch(run: Run, summary: dict[str, Any], *, train_loss: float, train_s:
              train_loss, summary["loss"], summary["map"], " *" if improved else "",
              ", ".join(f"{k} AP {v['ap']:.3f} F1 {v['f1']:.3f}" for k, v in summary["classes"].items()),
              "".join(f"; {k} mask IoU {v['iou']:.3f}, area ratio {v['area_ratio']:.3f}"
+                     + (f", count scale {v['area_scale']:.3f}" if "area_scale" in v else "")
                      for k, v in summary.get("masks", {}).items()))
     write_epoch_files(run, validated_meta(run.prep.meta, summary, state.epoch), summary, improved=improved)
 

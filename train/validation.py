@@ -22,16 +22,25 @@ from minewatch.train.models import split_output
 
 
 class MaskStats:
-    """Validation figures of the dense head, accumulated over batches: per mask the IoU of the thresholded mask
-    with the (thresholded) coverage target, and the ratio of predicted to true area (summed probabilities over
-    summed coverage: what a count from the mask's area would be off by), on known pixels only."""
+    """Validation figures of the dense head, accumulated over batches, on known pixels only, per mask:
 
-    def __init__(self, names: tuple[str, ...], threshold: float = 0.5) -> None:
-        self.names, self.threshold = names, threshold
+    - ``iou``: of the thresholded mask with the (thresholded) coverage target;
+    - ``area_ratio``: summed probabilities over summed coverage, everywhere;
+    - ``area_scale``: summed coverage over summed probabilities within ``margin_px`` of the thresholded mask,
+      the rule a scan counts containers and fan area by (:func:`minewatch.infer.objects.outline_objects`):
+      what those counts are multiplied by (the model's ``mask_area_scale``).
+    """
+
+    COUNTED = ("container", "cooling")
+
+    def __init__(self, names: tuple[str, ...], threshold: float = 0.5, margin_px: int = 4) -> None:
+        self.names, self.threshold, self.margin_px = names, threshold, margin_px
         self.inter = np.zeros(len(names))
         self.union = np.zeros(len(names))
         self.pred_area = np.zeros(len(names))
         self.true_area = np.zeros(len(names))
+        self.pred_near = np.zeros(len(names))
+        self.true_near = np.zeros(len(names))
 
     def add(self, probs: torch.Tensor, target: torch.Tensor) -> None:
         known = target >= 0
@@ -42,6 +51,10 @@ class MaskStats:
         self.union += (pb | tb).sum(dim=dims).double().cpu().numpy()
         self.pred_area += (probs * known).sum(dim=dims).double().cpu().numpy()
         self.true_area += (t * known).sum(dim=dims).double().cpu().numpy()
+        m = self.margin_px
+        near = (F.max_pool2d(pb.float(), 2 * m + 1, stride=1, padding=m) > 0) & known if m else pb
+        self.pred_near += (probs * near).sum(dim=dims).double().cpu().numpy()
+        self.true_near += (t * near).sum(dim=dims).double().cpu().numpy()
 
     def summary(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -49,6 +62,9 @@ class MaskStats:
             out[name] = {"iou": float(self.inter[k] / self.union[k]) if self.union[k] else float("nan"),
                          "area_ratio": float(self.pred_area[k] / self.true_area[k]) if self.true_area[k]
                          else float("nan")}
+            if name in self.COUNTED:
+                out[name]["area_scale"] = (float(self.true_near[k] / self.pred_near[k]) if self.pred_near[k]
+                                           else float("nan"))
         return out
 
 
@@ -109,9 +125,23 @@ def meta_metrics(summary: dict[str, Any], epoch: int) -> dict[str, float]:
             if np.isfinite(m[key]):
                 out[f"{key}_{name}"] = float(m[key])
     for name, m in summary.get("masks", {}).items():
-        for key in ("iou", "area_ratio"):
-            if np.isfinite(m[key]):
+        for key in ("iou", "area_ratio", "area_scale"):
+            if key in m and np.isfinite(m[key]):
                 out[f"mask_{key}_{name}"] = float(m[key])
+    return out
+
+
+AREA_SCALE_LIMITS = (0.25, 4.0)
+"""A validation area scale outside these is not trusted (too few objects, or a broken head): clipped."""
+
+
+def area_scales(summary: dict[str, Any]) -> dict[str, float]:
+    """The model's ``mask_area_scale`` from a validation summary (finite scales only, clipped)."""
+    out = {}
+    for name, m in summary.get("masks", {}).items():
+        v = m.get("area_scale")
+        if v is not None and np.isfinite(v):
+            out[name] = float(np.clip(v, *AREA_SCALE_LIMITS))
     return out
 
 
@@ -119,6 +149,7 @@ def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int) -> 
     """The model metadata after an epoch's validation: its thresholds and figures, stamped now (UTC)."""
     return template.model_copy(update={
         "thresholds": {k: float(v["threshold"]) for k, v in summary["classes"].items()},
+        "mask_area_scale": area_scales(summary),
         "metrics": meta_metrics(summary, epoch),
         "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
     })

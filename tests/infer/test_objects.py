@@ -14,7 +14,14 @@ from conftest import THRESHOLDS, UTM
 from minewatch.datasets.masks import object_layers
 from minewatch.datasets.tiling import Tile, tile_polygons
 from minewatch.infer.objects import MaskStore, OutlineRules, dissolve, outline_objects, polygonise, taper
-from minewatch.infer.power import COUNT_REL_ERROR, TEU_M2, estimate_power, mw_per_teu
+from minewatch.infer.power import (
+    COUNT_REL_ERROR,
+    RUNNING_ROOF_SHARE,
+    TEU_M2,
+    estimate_power,
+    is_running,
+    mw_per_teu,
+)
 from minewatch.infer.sites import OBJECT_COLUMNS, SITE_COLUMNS, build_sites
 
 GSD = 0.5
@@ -31,10 +38,12 @@ def test_power_model_units_and_ranges():
     assert p.low == pytest.approx(24 * (1 - COUNT_REL_ERROR) * 65 * 3.0 / 1000)
     assert p.high == pytest.approx(24 * (1 + COUNT_REL_ERROR) * 160 * 3.5 / 1000)
     assert p.low < p.mw < p.high
-    assert estimate_power(24.0, running_share=0.5).mw == pytest.approx(p.mw / 2)
-    idle = estimate_power(24.0, running_share=0.02)  # thermal shows a cold farm: it draws nothing now
-    assert (idle.mw, idle.low, idle.high) == (0.0, 0.0, 0.0)
+    assert estimate_power(24.0, running=True) == p == estimate_power(24.0, running=None)
+    idle = estimate_power(24.0, running=False)  # thermal shows a cold farm: it draws nothing now
+    assert (idle.mw, idle.low, idle.high) == (0.0, 0.0, p.high)  # ... and its capacity if switched on
     assert all(math.isnan(v) for v in vars(estimate_power(0.0)).values())  # no containers: no figure
+    assert is_running(0.9) and is_running(RUNNING_ROOF_SHARE) and is_running(0.1) is False
+    assert is_running(None) is None and is_running(float("nan")) is None
 
 
 def test_dissolve_closes_gaps_fills_small_holes_and_keeps_real_ones():
@@ -56,8 +65,13 @@ def test_mask_store_round_trip_is_uint8_and_flat():
     store = MaskStore(NAMES, 8)
     m = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
     store.put("r000000c000000", m)
+    dt = np.where(m[0] > 0.5, 12.5, np.nan)
+    store.put("r000000c000008", m, dt)
     assert "r000000c000000" in store and store.get("other") is None
     assert np.max(np.abs(store.get("r000000c000000") - m)) <= 0.5 / 255 + 1e-6
+    assert store.get_dt("r000000c000000") is None and store.get_dt("other") is None
+    assert np.array_equal(store.get_dt("r000000c000008"), dt, equal_nan=True)
+    assert np.max(np.abs(store.get("r000000c000008") - m)) <= 0.5 / 255 + 1e-6
     with pytest.raises(ValueError):
         store.put("x", np.zeros((3, 4, 4), np.float32))
     store.close()
@@ -67,12 +81,14 @@ def test_mask_store_round_trip_is_uint8_and_flat():
 
 def windows_over(objects: gpd.GeoDataFrame, tile_px: int = 64, stride_px: int = 32, n: int = 8
                  ) -> tuple[gpd.GeoDataFrame, MaskStore]:
-    """Windows of a grid (all positive) and a store holding the truth's coverage as their masks."""
+    """Windows of a grid (all positive) and a store holding the truth's coverage as their masks, and as their
+    thermal excess 10 K inside the heat polygons, 0 K elsewhere."""
     layers = object_layers(objects, UTM, NAMES)
     store = MaskStore(NAMES, tile_px)
     tiles = [Tile(r, c, r * stride_px, c * stride_px, tile_px, tile_px) for r in range(n) for c in range(n)]
     for t in tiles:
-        store.put(t.tile_id, layers.rasterize(TRANSFORM * Affine.translation(t.col_off, t.row_off), tile_px, tile_px))
+        m = layers.rasterize(TRANSFORM * Affine.translation(t.col_off, t.row_off), tile_px, tile_px)
+        store.put(t.tile_id, m, np.where(m[2] > 0.5, 10.0, 0.0))
     frame = gpd.GeoDataFrame({"tile_id": [t.tile_id for t in tiles], "row_off": [t.row_off for t in tiles],
                               "col_off": [t.col_off for t in tiles]},
                              geometry=tile_polygons(tiles, TRANSFORM), crs=UTM)
@@ -103,7 +119,7 @@ def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
     assert site_b.n_teu == pytest.approx(4, rel=0.05)  # four 20 ft containers, gaps of 2 m left out
     assert site_a.fan_area_m2 == pytest.approx(fans.area, rel=0.05)
     assert site_a.hot_area_m2 == pytest.approx(hot.area, rel=0.05)
-    assert site_a.running_share == pytest.approx(1.0) and site_b.running_share == 0.0
+    assert site_a.warm_roof_share == pytest.approx(1.0) and site_b.warm_roof_share == 0.0  # measured, not masks
     assert site_b.outline.buffer(1.0).contains(b) and site_b.outline.area < 1.3 * b.area  # gaps closed, no more
     # each site lies in the windows that hold it, not in all of them
     assert 0 < site_b.members.sum() < len(frame)
@@ -111,7 +127,7 @@ def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
     assert (overlap[site_b.members] > 0).all() and site_b.members[overlap > 1.0].all()
     # without thermal there is no hot area and no running share
     cold = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=False)
-    assert all(math.isnan(s.hot_area_m2) and s.running_share is None for s in cold)
+    assert all(math.isnan(s.hot_area_m2) and s.warm_roof_share is None for s in cold)
     # nothing above the threshold: the caller keeps the window outline
     empty_store = MaskStore(NAMES, 64)
     assert outline_objects(frame, empty_store, transform=TRANSFORM, tile_px=64, has_thermal=True) is None
@@ -130,16 +146,17 @@ def test_build_sites_with_objects_appends_the_new_columns(site_meta):
     frame["dt_max_k"], frame["z_max"] = np.nan, np.nan
 
     def outline(members):
-        return outline_objects(members, store, transform=TRANSFORM, tile_px=64, has_thermal=False)
+        return outline_objects(members, store, transform=TRANSFORM, tile_px=64, has_thermal=False,
+                               rules=OutlineRules(area_scale={"container": 1.1}))
 
     sites = build_sites(frame, THRESHOLDS, **site_meta, objects=outline)
     assert list(sites.columns) == [*SITE_COLUMNS, "geometry"]
     assert SITE_COLUMNS[-len(OBJECT_COLUMNS):] == OBJECT_COLUMNS  # appended after the existing columns
     assert len(sites) == 1
     s = sites.iloc[0]
-    assert s["outline"] == "objects" and s["n_containers"] == 12
+    assert s["outline"] == "objects" and s["n_containers"] == 13  # 12 TEU x the model's area scale 1.1
     assert s["area_m2"] == pytest.approx(a.area, rel=0.2)  # the objects, not 80 m x 80 m of windows
-    assert s["est_power_mw"] == pytest.approx(12 * mw_per_teu(), rel=0.02)
+    assert s["est_power_mw"] == pytest.approx(12 * 1.1 * mw_per_teu(), rel=0.02)
     assert s["est_power_mw_low"] < s["est_power_mw"] < s["est_power_mw_high"]
     assert math.isnan(s["hot_area_m2"]) and s["fan_area_m2"] == 0
     assert s["n_tiles"] < len(frame)

@@ -170,7 +170,7 @@ def test_sites_sit_on_their_objects_with_counts_and_power(scans, scene):
     assert a["hot_area_m2"] > 0.7 * truth[truth["class"] == "heat_signature"].area.sum()
     assert a["est_power_mw"] == pytest.approx(a["n_containers"] * mw_per_teu(), rel=0.1)  # warm: running
     assert a["est_power_mw_low"] < a["est_power_mw"] < a["est_power_mw_high"]
-    assert b["est_power_mw"] == 0 and b["est_power_mw_high"] == 0  # cold under thermal: idle
+    assert b["est_power_mw"] == 0 == b["est_power_mw_low"] < b["est_power_mw_high"]  # cold under thermal: idle
     assert "TEU" in scans["dense"].summary()
     # the evaluation agrees, and the classifier-only model outlines the same farms by their windows
     dense = evaluate_sites(scans["dense"].sites, truth).objects

@@ -96,6 +96,7 @@ def test_dense_training_exports_both_outputs_with_parity(tmp_path, trained_dense
     model, meta = load_model(trained_dense_checkpoint)
     assert meta.masks == ("container", "cooling", "heat") and meta.mask_px == meta.tile_px
     assert "mask_iou_container" in meta.metrics and json.loads(meta.to_json())["format_version"] == 2
+    assert set(meta.mask_area_scale) <= {"container", "cooling"}  # calibrated on validation, like thresholds
     out = export_onnx(trained_dense_checkpoint, tmp_path / "dense.onnx", calibration=tiny_scenes / "val")
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["probs", "masks", "mask_index"]
@@ -137,3 +138,20 @@ def test_metadata_without_masks_stays_format_1():
         ModelMeta.model_validate({**json.loads(dense.to_json()), "masks": ["roof"]})
     with pytest.raises(ValueError):
         ModelMeta.model_validate({**json.loads(dense.to_json()), "mask_px": 32})
+
+
+def test_mask_stats_fit_the_count_scale_near_the_mask():
+    from minewatch.train.validation import MaskStats, area_scales
+
+    target = torch.zeros(1, 2, 32, 32)
+    target[:, :, 8:16, 8:24] = 1.0  # 128 px of roof (and of fans)
+    probs = torch.zeros(1, 2, 32, 32)
+    probs[:, :, 8:16, 8:24] = 0.75  # under-confident on the objects
+    probs[:, 0, 0, 31] = 0.2  # a faint stray pixel far away: not summed
+    stats = MaskStats(("container", "cooling"), margin_px=2)
+    stats.add(probs, target)
+    s = stats.summary()
+    assert s["container"]["iou"] == 1.0 and s["container"]["area_scale"] == pytest.approx(1 / 0.75)
+    assert s["container"]["area_ratio"] == pytest.approx((96 + 0.2) / 128)
+    assert area_scales({"masks": s}) == pytest.approx({"container": 1 / 0.75, "cooling": 1 / 0.75})
+    assert area_scales({"masks": {"container": {"area_scale": 40.0}}}) == {"container": 4.0}  # not trusted
