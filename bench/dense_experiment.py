@@ -56,12 +56,15 @@ def train(out: Path, args) -> dict[str, Path]:
 
     models = {}
     for name, masks in VARIANTS.items():
+        if name not in args.variants:
+            continue
         run = out / name
         model = run / "model.onnx"
         if not model.is_file():
             run.mkdir(parents=True, exist_ok=True)
             cfg = run / "config.yaml"
-            cfg.write_text(CONFIG.format(n_train=args.train, n_val=args.val, data=out / "data", samples=args.samples,
+            cfg.write_text(CONFIG.format(n_train=args.train, n_val=args.val, data=args.data or out / "data",
+                                         samples=args.samples,
                                          masks=masks, epochs=args.epochs, dense_weight=args.dense_weight))
             t0 = time.perf_counter()
             best = train_from_config(cfg, out=run / "run", device="cpu")
@@ -74,7 +77,7 @@ def train(out: Path, args) -> dict[str, Path]:
 def heldout(out: Path, args) -> list[Path]:
     from minewatch.datasets.synth import generate_scenes
 
-    folder = out / "heldout"
+    folder = args.heldout_dir or out / "heldout"
     scenes = [folder / f"scene_{s:06d}" for s in range(7000, 7000 + args.heldout)]
     if not all((f / "scene.json").is_file() for f in scenes):
         scenes = generate_scenes(folder, seed=7000, count=args.heldout)
@@ -116,14 +119,19 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2048, help="windows per epoch")
     ap.add_argument("--dense-weight", type=float, default=1.0)
     ap.add_argument("--skip-train", action="store_true")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--no-committed", action="store_true", help="do not evaluate the committed model")
+    ap.add_argument("--data", type=Path, default=None, help="cache of generated scenes (default <out>/data)")
+    ap.add_argument("--heldout-dir", type=Path, default=None, help="held-out scenes (default <out>/heldout)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    models = {n: out / n / "model.onnx" for n in VARIANTS} if args.skip_train else train(out, args)
+    models = {n: out / n / "model.onnx" for n in args.variants} if args.skip_train else train(out, args)
     from minewatch.infer.predictor import default_model_path
 
-    models["committed"] = default_model_path()
+    if not args.no_committed:
+        models["committed"] = default_model_path()
     scenes = heldout(out, args)
     results = {}
     for name, model in models.items():
