@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from minewatch.classes import CLASSES
+from minewatch.classes import CLASSES, MASK_TRUTH_CLASS
 from minewatch.metrics import average_precision, best_f1_threshold, binary_scores
 from minewatch.model_meta import ModelMeta
 from minewatch.progress import progress
@@ -27,8 +27,10 @@ class MaskStats:
     - ``iou``: of the thresholded mask with the (thresholded) coverage target;
     - ``area_ratio``: summed probabilities over summed coverage, everywhere;
     - ``area_scale``: summed coverage over summed probabilities within ``margin_px`` of the thresholded mask,
-      the rule a scan counts containers and fan area by (:func:`minewatch.infer.objects.outline_objects`):
-      what those counts are multiplied by (the model's ``mask_area_scale``).
+      the rule a scan counts containers and fan area by (:func:`minewatch.infer.objects.outline_objects`), in
+      windows that hold the mask's class (``tile_targets``: a count is made for a farm; masks firing on
+      look-alikes make sites of their own, scored as false candidates, not as miscounts): what those counts
+      are multiplied by (the model's ``mask_area_scale``).
     """
 
     COUNTED = ("container", "cooling")
@@ -42,7 +44,7 @@ class MaskStats:
         self.pred_near = np.zeros(len(names))
         self.true_near = np.zeros(len(names))
 
-    def add(self, probs: torch.Tensor, target: torch.Tensor) -> None:
+    def add(self, probs: torch.Tensor, target: torch.Tensor, tile_targets: torch.Tensor | None = None) -> None:
         known = target >= 0
         t = target.clamp(min=0)
         pb, tb = (probs >= self.threshold) & known, (t >= 0.5) & known
@@ -53,6 +55,11 @@ class MaskStats:
         self.true_area += (t * known).sum(dim=dims).double().cpu().numpy()
         m = self.margin_px
         near = (F.max_pool2d(pb.float(), 2 * m + 1, stride=1, padding=m) > 0) & known if m else pb
+        if tile_targets is not None:
+            holds = torch.stack([tile_targets[:, CLASSES.index(MASK_TRUTH_CLASS[n])] > 0.5 if MASK_TRUTH_CLASS.get(n)
+                                 in CLASSES else torch.ones(len(probs), dtype=torch.bool, device=probs.device)
+                                 for n in self.names], dim=1).to(probs.device)
+            near = near & holds[:, :, None, None]
         self.pred_near += (probs * near).sum(dim=dims).double().cpu().numpy()
         self.true_near += (t * near).sum(dim=dims).double().cpu().numpy()
 
@@ -85,7 +92,7 @@ def predict_windows(model: nn.Module, loader: DataLoader, device: torch.device, 
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
             targets.append(y.numpy())
             if mask_stats is not None and mask_logits is not None and len(batch) > 2:
-                mask_stats.add(torch.sigmoid(mask_logits.float()), batch[2].to(device))
+                mask_stats.add(torch.sigmoid(mask_logits.float()), batch[2].to(device), y.to(device))
     k = len(CLASSES)
     return (np.concatenate(probs) if probs else np.zeros((0, k), np.float32),
             np.concatenate(targets) if targets else np.zeros((0, k), np.float32))

@@ -155,3 +155,11 @@ def test_mask_stats_fit_the_count_scale_near_the_mask():
     assert s["container"]["area_ratio"] == pytest.approx((96 + 0.2) / 128)
     assert area_scales({"masks": s}) == pytest.approx({"container": 1 / 0.75, "cooling": 1 / 0.75})
     assert area_scales({"masks": {"container": {"area_scale": 40.0}}}) == {"container": 4.0}  # not trusted
+    # masks firing on a look-alike (a window without the class) do not enter the count scale
+    yard = torch.zeros(2, 2, 32, 32)
+    yard[0] = probs[0]
+    yard[1, :, 0:8, 0:8] = 0.9
+    both = torch.cat([target, torch.zeros(1, 2, 32, 32)])
+    stats = MaskStats(("container", "cooling"), margin_px=2)
+    stats.add(yard, both, torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
+    assert stats.summary()["container"]["area_scale"] == pytest.approx(1 / 0.75)
