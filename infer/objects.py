@@ -18,9 +18,9 @@ positive windows (:func:`minewatch.infer.sites.build_sites`); for each component
    ``count_margin_m`` of the site's thresholded roof (fans), times the model's ``mask_area_scale`` (fitted on
    validation scenes by the same rule: :class:`minewatch.train.validation.MaskStats`) — the masks are coverage
    fractions, so gaps and edges count by the share of roof they hold, where a threshold would round a 2.44 m
-   container to 2 or 3 m; the hot area (thermal only, thresholded); and the share of the counted roof whose
-   MEASURED thermal excess (the scan's own thermal input, kept beside the masks) reaches
-   :data:`minewatch.infer.power.RUNNING_DT_K`: the thermal cross-check of :mod:`minewatch.infer.power`.
+   container to 2 or 3 m; the hot area (thermal only, thresholded); and how much warmer the counted roof is
+   than the open ground 5-15 m around the site, MEASURED (the scan's own thermal input, kept beside the masks):
+   the thermal cross-check of :mod:`minewatch.infer.power`.
 
 A component whose masks hold no object keeps its window outline (``outline = "tiles"``): the classifier's
 evidence is never dropped.
@@ -41,11 +41,12 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 
-from minewatch.infer.power import RUNNING_DT_K, TEU_M2
+from minewatch.infer.power import TEU_M2
 
 log = logging.getLogger(__name__)
 
 TAPER_EDGE = 0.1
+MIN_THERMAL_PX = 20
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class OutlineRules:
     """Probabilities are summed within this distance of the thresholded mask (containers, fans)."""
     area_scale: dict[str, float] = field(default_factory=dict)
     """Per mask, true area / summed probability on validation scenes (the model's ``mask_area_scale``)."""
+    ring_m: tuple[float, float] = (5.0, 15.0)
+    """The open ground a farm's roof temperature is compared with: this far outside the site, metres."""
     max_mosaic_px: int = 16_000_000
     """A component whose bounding box is larger than this (4,000 px square: 2 km at 0.5 m; ~0.5 GB while it is
     outlined) keeps its window outline, with a warning: memory stays bounded whatever a scan finds."""
@@ -129,7 +132,7 @@ class ObjectSite:
     n_teu: float  # containers, twenty-foot equivalents (soft area / TEU_M2)
     fan_area_m2: float
     hot_area_m2: float  # NaN without thermal
-    warm_roof_share: float | None  # share of the counted roof with a measured excess >= RUNNING_DT_K (None: unknown)
+    roof_excess_k: float | None  # measured roof minus surrounding ground, K (None: no thermal there)
 
 
 def taper(size: int) -> np.ndarray:
@@ -285,15 +288,29 @@ def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affin
                 area[name] = 0.0  # probabilities below the threshold everywhere: none seen here
         n_teu = area["container"] / TEU_M2 if "container" in area else math.nan
         hot = float(binary["heat"][region].sum() * px_area) if "heat" in binary and has_thermal else math.nan
-        share = None
+        excess = None
         if dt is not None and "container" in binary:
-            roof = dt[binary["container"] & region]
-            roof = roof[np.isfinite(roof)]
-            if roof.size:
-                share = float(np.mean(roof >= RUNNING_DT_K))
+            excess = roof_excess(dt, binary["container"] & region, region, union, gsd, rules)
         out.append(ObjectSite(outline, _members_in(region, r0, c0, rows, cols, heights, widths), n_teu,
-                              area.get("cooling", math.nan), hot, share))
+                              area.get("cooling", math.nan), hot, excess))
     return out or None
+
+
+def roof_excess(dt: np.ndarray, roof: np.ndarray, region: np.ndarray, objects: np.ndarray, gsd: float,
+                rules: OutlineRules) -> float | None:
+    """Median measured thermal excess of the container roof minus that of the open ground ``ring_m`` around the
+    site (K), or None with too few pixels of either. Against the ground beside it, not the scene's 100 m
+    background alone: a farm wider than that background warms its own background, and its roof then reads
+    about 0 K while the ground around it reads below 0."""
+    roof_dt = dt[roof]
+    roof_dt = roof_dt[np.isfinite(roof_dt)]
+    if roof_dt.size < MIN_THERMAL_PX:
+        return None
+    dist = ndimage.distance_transform_edt(~region) * gsd
+    ring = (dist >= rules.ring_m[0]) & (dist <= rules.ring_m[1]) & ~objects & np.isfinite(dt)
+    if ring.sum() < MIN_THERMAL_PX:
+        return None
+    return float(np.median(roof_dt) - np.median(dt[ring]))
 
 
 def count_margin_px(margin_m: float, gsd: float) -> int:

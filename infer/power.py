@@ -17,13 +17,13 @@ The model (documented in the README, "Site power"):
   ~3.5 kW per unit assumed by container makers (Minerbase immersion FAQ): 3.0-3.5 kW, central 3.25 kW.
 - So one 40 ft container: 0.78 MW central, 0.39-1.12 MW (the design notes' 0.4-1.9 MW reaches up to dense
   hydro builds).
-- Thermal cross-check: with thermal imagery, the share of the counted container roof whose measured excess over
-  its local background reaches :data:`RUNNING_DT_K`. A running container's roof and exhaust warm it by several
-  kelvin; a dormant one is at the background or below. On generated scenes (67 farms) the share was at most 0.16
-  for dormant farms and at least 0.09 (tenth percentile 0.37, median 0.90) for running ones, so a farm under
-  :data:`RUNNING_ROOF_SHARE` is called idle: its estimate and low end are 0, its high end stays the capacity (what
-  it draws when switched on). Without thermal (or without a finite excess over its roof) the farm is assumed to
-  run and the figure is its capacity. A partly running farm reads as running.
+- Thermal cross-check: with thermal imagery, the median measured excess of the counted container roof over the
+  open ground 5-15 m around the site (:func:`minewatch.infer.objects.roof_excess`). A running container's roof
+  and exhaust warm it; a dormant one is at the ground's temperature or below. On generated scenes (67 farms,
+  truth outlines) that excess was at most 1.1 K for dormant farms and at least -0.7 K (tenth percentile 1.5 K,
+  median 3.8 K) for running ones, so a farm under :data:`RUNNING_EXCESS_K` is called idle: its estimate and low
+  end are 0, its high end stays the capacity (what it draws when switched on). Without thermal around the site
+  the farm is assumed to run and the figure is its capacity. A partly running farm reads as running.
 - The range (``low``/``high``) multiplies the hardware range with the count's own uncertainty
   (:data:`COUNT_REL_ERROR`); the central figure uses the central values.
 
@@ -55,10 +55,8 @@ KW_PER_MINER = Range(3.0, 3.25, 3.5)
 COUNT_REL_ERROR = 0.2
 """Relative uncertainty of the container count (acceptance bound of the held-out evaluation: most farms are
 counted within 20 %)."""
-RUNNING_DT_K = 2.0
-"""Thermal excess over the local background (K) that marks a pixel of container roof as warm."""
-RUNNING_ROOF_SHARE = 0.25
-"""A farm with less of its container roof warm than this is idle (with thermal)."""
+RUNNING_EXCESS_K = 1.2
+"""A farm whose roof is less than this warmer than the ground around it is idle (with thermal), K."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +70,12 @@ def mw_per_teu(which: str = "central") -> float:
     return getattr(MINERS_PER_TEU, which) * getattr(KW_PER_MINER, which) / 1000.0
 
 
-def is_running(warm_roof_share: float | None) -> bool | None:
-    """Running (True), idle (False) or unknown (None: no thermal over the roof) from the share of warm roof."""
-    if warm_roof_share is None or not math.isfinite(warm_roof_share):
+def is_running(roof_excess_k: float | None) -> bool | None:
+    """Running (True), idle (False) or unknown (None: no thermal there) from the roof's measured excess over
+    the ground around the site."""
+    if roof_excess_k is None or not math.isfinite(roof_excess_k):
         return None
-    return warm_roof_share >= RUNNING_ROOF_SHARE
+    return roof_excess_k >= RUNNING_EXCESS_K
 
 
 def estimate_power(n_teu: float, running: bool | None = None) -> PowerEstimate:

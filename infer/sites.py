@@ -263,7 +263,7 @@ def _tile_figures() -> dict:
 
 
 def _object_figures(obj: ObjectSite) -> dict:
-    power = estimate_power(obj.n_teu, is_running(obj.warm_roof_share))
+    power = estimate_power(obj.n_teu, is_running(obj.roof_excess_k))
     return {"n_containers": int(round(obj.n_teu)) if math.isfinite(obj.n_teu) else pd.NA,
             "fan_area_m2": obj.fan_area_m2, "hot_area_m2": obj.hot_area_m2, "est_power_mw": power.mw,
             "est_power_mw_low": power.low, "est_power_mw_high": power.high, "outline": OUTLINE_OBJECTS}

@@ -16,7 +16,7 @@ from minewatch.datasets.tiling import Tile, tile_polygons
 from minewatch.infer.objects import MaskStore, OutlineRules, dissolve, outline_objects, polygonise, taper
 from minewatch.infer.power import (
     COUNT_REL_ERROR,
-    RUNNING_ROOF_SHARE,
+    RUNNING_EXCESS_K,
     TEU_M2,
     estimate_power,
     is_running,
@@ -42,7 +42,7 @@ def test_power_model_units_and_ranges():
     idle = estimate_power(24.0, running=False)  # thermal shows a cold farm: it draws nothing now
     assert (idle.mw, idle.low, idle.high) == (0.0, 0.0, p.high)  # ... and its capacity if switched on
     assert all(math.isnan(v) for v in vars(estimate_power(0.0)).values())  # no containers: no figure
-    assert is_running(0.9) and is_running(RUNNING_ROOF_SHARE) and is_running(0.1) is False
+    assert is_running(5.0) and is_running(RUNNING_EXCESS_K) and is_running(0.3) is False
     assert is_running(None) is None and is_running(float("nan")) is None
 
 
@@ -119,7 +119,7 @@ def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
     assert site_b.n_teu == pytest.approx(4, rel=0.05)  # four 20 ft containers, gaps of 2 m left out
     assert site_a.fan_area_m2 == pytest.approx(fans.area, rel=0.05)
     assert site_a.hot_area_m2 == pytest.approx(hot.area, rel=0.05)
-    assert site_a.warm_roof_share == pytest.approx(1.0) and site_b.warm_roof_share == 0.0  # measured, not masks
+    assert site_a.roof_excess_k == pytest.approx(10.0) and site_b.roof_excess_k == 0.0  # measured, not masks
     assert site_b.outline.buffer(1.0).contains(b) and site_b.outline.area < 1.3 * b.area  # gaps closed, no more
     # each site lies in the windows that hold it, not in all of them
     assert 0 < site_b.members.sum() < len(frame)
@@ -127,7 +127,7 @@ def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
     assert (overlap[site_b.members] > 0).all() and site_b.members[overlap > 1.0].all()
     # without thermal there is no hot area and no running share
     cold = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=False)
-    assert all(math.isnan(s.hot_area_m2) and s.warm_roof_share is None for s in cold)
+    assert all(math.isnan(s.hot_area_m2) and s.roof_excess_k is None for s in cold)
     # nothing above the threshold: the caller keeps the window outline
     empty_store = MaskStore(NAMES, 64)
     assert outline_objects(frame, empty_store, transform=TRANSFORM, tile_px=64, has_thermal=True) is None
