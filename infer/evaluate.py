@@ -15,6 +15,9 @@ Rules, all areas in a metric CRS (`minewatch.datasets.crs.metric_crs`):
 - precision@k: share of true positives among the top min(k, n) candidates by rank (None without any).
 - With a geofence, only truth sites and candidates with at least `FOUND_SHARE` of their area inside
   the include polygons count.
+- Outlines, container counts and power (``EvalReport.objects``): polygon IoU of each matched truth site with
+  its best candidate, containers in TEU and power against the truth, by the rules of
+  :mod:`minewatch.infer.object_eval`.
 """
 
 from __future__ import annotations
