@@ -6,14 +6,17 @@ STAMP  := $(VENV)/.minewatch-installed
 BASE_VENV := .venv-base
 JOBS   ?= 2
 
-.PHONY: help demo test test-fast test-base lint model bench bench-quick clean
+.PHONY: help demo test test-fast test-base lint model model-satellite models bench bench-quick bench-many clean
 
 help:
 	@echo "make demo        generate a sample scene, scan it with the committed model, evaluate (creates .venv)"
 	@echo "make test        create/update .venv and run the test suite and the quick-start notebook"
 	@echo "make test-base   torch-free tests in a base-only venv (the field-laptop install)"
 	@echo "make model       train the default model on generated scenes and export models/minewatch-drone.onnx"
+	@echo "make model-satellite  the same for models/minewatch-satellite.onnx (RGBN + Landsat-like thermal)"
+	@echo "make models      both"
 	@echo "make bench       full benchmarks, rewrites BENCHMARKS.md; make bench-quick: small sizes"
+	@echo "make bench-many  many scenes on Dask vs a shell loop of scans, rewrites BENCHMARKS.md's section"
 	@echo "make lint        ruff"
 
 # Reinstall only when the project's dependencies change.
@@ -44,14 +47,30 @@ lint: $(STAMP)
 
 model: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/default.yaml --out runs/default
-	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx
-	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx
+	cp models/minewatch-drone.onnx runs/default/previous.onnx
+	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
+	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
+
+# The satellite model: train, export (ONNX and the weights alone), card (models/MODEL_CARD-satellite.md), side by
+# side with the model it replaces once there is one.
+model-satellite: $(STAMP)
+	$(VENV)/bin/minewatch train --config configs/train/satellite.yaml --out runs/satellite
+	rm -f runs/satellite/previous.onnx
+	if [ -f models/minewatch-satellite.onnx ]; then cp models/minewatch-satellite.onnx runs/satellite/previous.onnx; fi
+	$(VENV)/bin/minewatch export runs/satellite/best.pt -o models/minewatch-satellite.onnx --weights-out models/minewatch-satellite.pt
+	$(VENV)/bin/minewatch card runs/satellite models/minewatch-satellite.onnx \
+		$$(test -f runs/satellite/previous.onnx && echo --previous runs/satellite/previous.onnx)
+
+models: model model-satellite
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py --full --write BENCHMARKS.md
 
 bench-quick: $(STAMP)
 	$(PY) bench/run_all.py --quick
+
+bench-many: $(STAMP)
+	$(PY) bench/bench_many.py --count 16 --size 1600 --runs 3 --write BENCHMARKS.md
 
 clean:
 	rm -rf demo-out runs .pytest_cache

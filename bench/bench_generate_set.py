@@ -12,8 +12,9 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import seconds_of
 
 from minewatch.train.config import GeneratedScenes
 from minewatch.train.dataset import ensure_generated
@@ -33,9 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(args.runs):
             for procs in times:
-                t0 = time.perf_counter()
-                ensure_generated(spec, Path(tmp) / f"run{run}-p{procs}", "drone", processes=procs)
-                times[procs].append(time.perf_counter() - t0)
+                times[procs].append(seconds_of(ensure_generated, spec, Path(tmp) / f"run{run}-p{procs}", "drone",
+                                               processes=procs))
     one, par = (statistics.median(times[p]) for p in times)
     sys.stdout.write(
         f"{args.count} scenes: 1 process {one:.1f} s, {args.processes} processes {par:.1f} s, x{one / par:.2f} "

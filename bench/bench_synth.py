@@ -7,12 +7,12 @@ Prints the median wall time and the scene's peak resident memory. Figures go to 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import peak_rss_mb, seconds_of
 
 from minewatch.datasets.synth import generate_scenes
 
@@ -24,17 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="drone")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)
-    times = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.runs):
-            t0 = time.perf_counter()
-            generate_scenes(Path(tmp) / f"run{i}", seed=args.seed, profile=args.profile, size=args.size)
-            times.append(time.perf_counter() - t0)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    sys.stdout.write(
-        f"synth {args.profile} {args.size}x{args.size}: median {statistics.median(times):.2f} s over "
-        f"{args.runs} runs ({', '.join(f'{t:.2f}' for t in times)}); peak RSS {peak_mb:.0f} MB\n"
-    )
+        times = [seconds_of(generate_scenes, Path(tmp) / f"run{i}", seed=args.seed, profile=args.profile,
+                            size=args.size) for i in range(args.runs)]
+    runs = ", ".join(f"{t:.2f}" for t in times)
+    sys.stdout.write(f"synth {args.profile} {args.size}x{args.size}: median {statistics.median(times):.2f} s over "
+                     f"{args.runs} runs ({runs}); peak RSS {peak_rss_mb():.0f} MB\n")
     return 0
 
 

@@ -15,10 +15,13 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from minewatch.memory import proc_kib
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO / ".bench"
@@ -34,6 +37,13 @@ class ChildError(RuntimeError):
     """A measured child process failed; carries the tail of its stderr."""
 
 
+def seconds_of(fn: Callable[..., object], *args: object, **kwargs: object) -> float:
+    """Wall time of one call."""
+    t0 = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t0
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process's own address space, MiB.
 
@@ -41,13 +51,8 @@ def peak_rss_mb() -> float:
     space replaced by ``exec``, i.e. of the parent that spawned the child (vfork), which inflated every
     figure by the parent's peak. Elsewhere ``ru_maxrss`` is the fallback.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    hwm = proc_kib("/proc/self/status", "VmHWM")
+    return hwm / 1024 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -140,11 +145,7 @@ def machine_info() -> dict[str, str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    mem_kb = 0
-    with open("/proc/meminfo") as fh:
-        for line in fh:
-            if line.startswith("MemTotal"):
-                mem_kb = int(line.split()[1])
+    mem_kb = proc_kib("/proc/meminfo", "MemTotal") or 0
     versions = {}
     for name in ("numpy", "rasterio", "onnxruntime", "torch", "torchvision"):
         try:

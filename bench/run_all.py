@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,72 +217,75 @@ def fmt(x: float, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
+def md_table(head: str, align: str, rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table: the title row, the alignment row, then one row a list of cells."""
+    return [head, align, *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+
+
+def section(bench: Bench, name: str) -> list[Row]:
+    return [r for r in bench.rows if r.section == name]
+
+
 def scan_table(bench: Bench) -> list[str]:
-    lines = ["| scene (px) | tiles | pipeline | runs | seconds | tiles/s | scene MP/s | peak RSS (MB) |",
-             "|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for r in (r for r in bench.rows if r.section == "scan"):
-        lines.append(f"| {r.size} | {r.tiles} | {r.name} | {len(r.runs)} | {fmt(r.seconds, 2)} | "
-                     f"{fmt(r.tiles_per_s)} | {fmt(r.mpix_per_s, 2)} | {fmt(r.rss, 0)} |")
-    return lines
+    return md_table("| scene (px) | tiles | pipeline | runs | seconds | tiles/s | scene MP/s | peak RSS (MB) |",
+                    "|---:|---:|---|---:|---:|---:|---:|---:|",
+                    ([r.size, r.tiles, r.name, len(r.runs), fmt(r.seconds, 2), fmt(r.tiles_per_s),
+                      fmt(r.mpix_per_s, 2), fmt(r.rss, 0)] for r in section(bench, "scan")))
 
 
 def limits_table(bench: Bench) -> list[str]:
-    lines = ["| limit | scene (px) | seconds | tiles/s | MP/s | peak RSS (MB) |", "|---|---:|---:|---:|---:|---:|"]
-    for r in (r for r in bench.rows if r.section == "ceiling"):
-        lines.append(f"| model ceiling, {r.name} (batches of 32 in memory) | {r.size} | {fmt(r.seconds, 2)} | "
-                     f"{fmt(r.tiles_per_s)} | - | {fmt(r.rss, 0)} |")
-    for r in (r for r in bench.rows if r.section == "floor"):
-        lines.append(f"| {r.name} (optical + thermal, no resampling) | {r.size} | {fmt(r.seconds, 2)} | - | "
-                     f"{fmt(r.mpix_per_s)} | {fmt(r.rss, 0)} |")
-    return lines
+    ceiling = [[f"model ceiling, {r.name} (batches of 32 in memory)", r.size, fmt(r.seconds, 2), fmt(r.tiles_per_s),
+                "-", fmt(r.rss, 0)] for r in section(bench, "ceiling")]
+    floor = [[f"{r.name} (optical + thermal, no resampling)", r.size, fmt(r.seconds, 2), "-", fmt(r.mpix_per_s),
+              fmt(r.rss, 0)] for r in section(bench, "floor")]
+    return md_table("| limit | scene (px) | seconds | tiles/s | MP/s | peak RSS (MB) |",
+                    "|---|---:|---:|---:|---:|---:|", ceiling + floor)
 
 
 def read_table(bench: Bench) -> list[str]:
-    lines = ["| scene (px) | reader | tiles | seconds | tiles/s | peak RSS (MB) |", "|---:|---|---:|---:|---:|---:|"]
-    for r in (r for r in bench.rows if r.section == "read"):
-        lines.append(f"| {r.size} | {r.name} | {r.tiles} | {fmt(r.seconds, 2)} | {fmt(r.tiles_per_s)} | "
-                     f"{fmt(r.rss, 0)} |")
-    return lines
+    return md_table("| scene (px) | reader | tiles | seconds | tiles/s | peak RSS (MB) |",
+                    "|---:|---|---:|---:|---:|---:|",
+                    ([r.size, r.name, r.tiles, fmt(r.seconds, 2), fmt(r.tiles_per_s), fmt(r.rss, 0)]
+                     for r in section(bench, "read")))
 
 
 def tune_table(bench: Bench) -> list[str]:
-    lines = ["| variant | scene (px) | seconds | tiles/s | scene MP/s | peak RSS (MB) | vs default scan |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in (r for r in bench.rows if r.section == "tune"):
+    def speed(r: Row) -> str:
         ref = bench.get("tune", TUNE_TORCH if "torch" in r.name else TUNE_BASE, r.size)
-        speed = f"x{ref.seconds / r.seconds:.2f}" if ref else "-"
-        lines.append(f"| {r.name} | {r.size} | {fmt(r.seconds, 2)} | {fmt(r.tiles_per_s)} | {fmt(r.mpix_per_s, 2)} | "
-                     f"{fmt(r.rss, 0)} | {speed} |")
-    return lines
+        return f"x{ref.seconds / r.seconds:.2f}" if ref else "-"
+
+    return md_table("| variant | scene (px) | seconds | tiles/s | scene MP/s | peak RSS (MB) | vs default scan |",
+                    "|---|---:|---:|---:|---:|---:|---:|",
+                    ([r.name, r.size, fmt(r.seconds, 2), fmt(r.tiles_per_s), fmt(r.mpix_per_s, 2), fmt(r.rss, 0),
+                      speed(r)] for r in section(bench, "tune")))
 
 
 def growth_table(bench: Bench) -> list[str]:
-    sizes = sorted({r.size for r in bench.rows if r.section == "scan"})
-    names = list(dict.fromkeys(r.name for r in bench.rows if r.section == "scan"))
+    scans = section(bench, "scan")
+    sizes = sorted({r.size for r in scans})
+    names = list(dict.fromkeys(r.name for r in scans))
     head = " | ".join(f"{s} px: ms/tile, RSS MB" for s in sizes)
-    lines = [f"| pipeline | {head} |", "|---|" + "---:|" * len(sizes)]
-    for name in names:
-        cells = []
-        for s in sizes:
-            r = bench.get("scan", name, s)
-            cells.append(f"{fmt(1000 / r.tiles_per_s, 2)}, {fmt(r.rss, 0)}" if r else "-")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return lines
+
+    def cell(name: str, size: int) -> str:
+        r = bench.get("scan", name, size)
+        return f"{fmt(1000 / r.tiles_per_s, 2)}, {fmt(r.rss, 0)}" if r else "-"
+
+    return md_table(f"| pipeline | {head} |", "|---|" + "---:|" * len(sizes),
+                    ([name, *(cell(name, s) for s in sizes)] for name in names))
 
 
 def block_table(bench: Bench) -> list[str]:
-    lines = ["| variant | scene (px) | per-tile model tiles/s | block model tiles/s | speed-up | max abs prob diff | "
-             "mean abs prob diff | tile decisions agree | positive tiles (tile, block) | sites (tile, block) | "
-             "same sites |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
-    for r in (r for r in bench.rows if r.section == "block"):
+    def cells(r: Row) -> list[object]:
         x = r.runs[0]
-        speedup = median([q["speedup"] for q in r.runs])
-        lines.append(
-            f"| {r.name} | {r.size} | {fmt(median([q['tile_tiles_per_s'] for q in r.runs]))} | "
-            f"{fmt(median([q['block_tiles_per_s'] for q in r.runs]))} | x{speedup:.2f} | "
-            f"{x['max_abs_prob_diff']:.4f} | {x['mean_abs_prob_diff']:.4f} | {x['decision_agreement']:.3f} | "
-            f"{x['positive_tiles']} | {x['n_sites']} | {'yes' if x['sites_same'] else 'no'} |")
-    return lines
+        return [r.name, r.size, fmt(median([q["tile_tiles_per_s"] for q in r.runs])),
+                fmt(median([q["block_tiles_per_s"] for q in r.runs])), f"x{median([q['speedup'] for q in r.runs]):.2f}",
+                f"{x['max_abs_prob_diff']:.4f}", f"{x['mean_abs_prob_diff']:.4f}", f"{x['decision_agreement']:.3f}",
+                x["positive_tiles"], x["n_sites"], "yes" if x["sites_same"] else "no"]
+
+    return md_table("| variant | scene (px) | per-tile model tiles/s | block model tiles/s | speed-up | "
+                    "max abs prob diff | mean abs prob diff | tile decisions agree | positive tiles (tile, block) | "
+                    "sites (tile, block) | same sites |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+                    (cells(r) for r in section(bench, "block")))
 
 
 def goals(bench: Bench) -> tuple[list[str], float]:

@@ -18,7 +18,7 @@ import pandas as pd
 import shapely
 from pydantic import Field
 
-from minewatch.classes import CLASSES, LOOKALIKE
+from minewatch.classes import CLASSES, LOOKALIKE, UNLABELLED
 from minewatch.config import StrictModel
 from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
@@ -43,11 +43,11 @@ def read_truth(path: str | Path) -> gpd.GeoDataFrame:
         return gpd.GeoDataFrame({"class": pd.Series([], dtype=object)}, geometry=[], crs=gdf.crs)
     if "class" not in gdf.columns:
         raise UserError("labels lack a 'class' property", path=path,
-                        fix=f"give each polygon class = one of {', '.join(CLASSES)} or {LOOKALIKE}")
-    unknown = sorted(set(gdf["class"].dropna()) - set(CLASSES) - {LOOKALIKE})
+                        fix=f"give each polygon class = one of {', '.join(CLASSES)}, {LOOKALIKE} or {UNLABELLED}")
+    unknown = sorted(set(gdf["class"].dropna()) - set(CLASSES) - {LOOKALIKE, UNLABELLED})
     if unknown:
         raise UserError(f"unknown class(es) {', '.join(map(str, unknown))}", path=path,
-                        fix=f"use {', '.join(CLASSES)} or {LOOKALIKE}")
+                        fix=f"use {', '.join(CLASSES)}, {LOOKALIKE} or {UNLABELLED}")
     return gdf
 
 
@@ -99,3 +99,18 @@ def confuser_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, targets: 
         inter = shapely.area(shapely.intersection(polys[poly_idx], tiles.geometry.values[tile_idx]))
         out = np.bincount(tile_idx, weights=inter, minlength=len(tiles)) >= min_area_m2
     return out & ~np.asarray(targets, dtype=bool).any(axis=1)
+
+
+def unlabelled_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> np.ndarray:
+    """Windows that touch ground labelled ``unlabelled`` (content unknown): not negatives, not positives, so
+    not trained on. ``tiles`` must be in a metric CRS."""
+    out = np.zeros(len(tiles), dtype=bool)
+    sel = truth[truth["class"] == UNLABELLED] if len(truth) and "class" in truth.columns else truth.iloc[:0]
+    if sel.empty or tiles.empty:
+        return out
+    polys = sel.to_crs(tiles.crs).geometry.values
+    poly_idx, tile_idx = tiles.sindex.query(polys, predicate="intersects")
+    if len(poly_idx):
+        inter = shapely.area(shapely.intersection(polys[poly_idx], tiles.geometry.values[tile_idx]))
+        out[tile_idx[inter > 0]] = True
+    return out

@@ -18,11 +18,13 @@ from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from minewatch.datasets.crs import utm_epsg
+from minewatch.datasets.vrt import check_vrt, is_vrt_file
 from minewatch.errors import UserError, first_line, require_utf8_path
 
 log = logging.getLogger(__name__)
 
-# Formats a scene may come in. A .vrt is not among them: it can point anywhere on disk.
+# Formats a scene may come in. A VRT is accepted too, but only once datasets/vrt.py has checked everything it
+# points at (a .vrt can point anywhere on disk).
 ALLOWED_DRIVERS = ("GTiff", "COG", "JP2OpenJPEG", "PNG", "JPEG", "ENVI", "HFA", "netCDF")
 # Largest declared raster accepted (pixels per band). 100 gigapixels is ~ a 316k x 316k scene: anything
 # bigger is a corrupt or hostile header, refused before a single byte is allocated.
@@ -49,6 +51,9 @@ def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True
         raise UserError(f"{what} not found", path=p, fix="check the path")
     if p.is_dir():
         raise UserError(f"{what} is a folder, not a raster file", path=p, fix="give the .tif file inside it")
+    vrt = is_vrt_file(p)
+    if vrt:
+        check_vrt(p, accepted=ALLOWED_DRIVERS)
     try:
         with warnings.catch_warnings():
             # A raster without georeferencing is refused below with a message that says how to fix it.
@@ -61,15 +66,15 @@ def open_raster(path: str | Path, *, what: str = "raster", need_crs: bool = True
             fix="give a GeoTIFF (or JPEG2000/PNG/JPEG with georeferencing); re-export it if it is damaged",
         ) from None
     try:
-        _check(ds, p, what=what, need_crs=need_crs)
+        _check(ds, p, what=what, need_crs=need_crs, vrt_checked=vrt)
     except Exception:
         ds.close()
         raise
     return ds
 
 
-def _check(ds: rasterio.DatasetReader, p: Path, *, what: str, need_crs: bool) -> None:
-    if ds.driver not in ALLOWED_DRIVERS:
+def _check(ds: rasterio.DatasetReader, p: Path, *, what: str, need_crs: bool, vrt_checked: bool = False) -> None:
+    if ds.driver not in ALLOWED_DRIVERS and not (ds.driver == "VRT" and vrt_checked):
         raise UserError(
             f"{what} is a {ds.driver} file, which minewatch does not read",
             path=p,

@@ -142,6 +142,25 @@ def detect_thermal_kind(path: str | Path, units_tag: str | None, units_flag: str
     )
 
 
+def is_thermal_raster(path: str | Path, units: str | None = None) -> bool:
+    """A single-band raster that says it holds temperature: a Landsat thermal band (L1 B10/B11 with its MTL,
+    L2 ST_B10), a temperature unit in its band unit type or UNITS tag, or ``units`` (--thermal-units)."""
+    from minewatch.datasets.raster_io import open_raster
+
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with open_raster(p, what="raster") as src:
+            if src.count != 1:
+                return False
+            tags = {k.upper(): v for k, v in src.tags().items()}
+            detect_thermal_kind(p, tags.get("UNITS"), units, src.units[0])
+            return True
+    except (UserError, OSError):
+        return False
+
+
 def find_mtl(path: str | Path) -> Path | None:
     """The Landsat MTL file beside a band file, if there is one."""
     folder = Path(path).parent
@@ -226,3 +245,30 @@ def sample_grid(values: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nd
     v = values.astype(np.float64)
     along_rows = v[r0] * (1 - fr)[:, None] + v[r1] * fr[:, None]
     return (along_rows[:, c0] * (1 - fc) + along_rows[:, c1] * fc).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ Landsat clouds
+QA_SUFFIXES = ("_QA_PIXEL.TIF", "_BQA.TIF")
+"""Landsat quality bands beside a thermal band: Collection 2 ``QA_PIXEL``, Collection 1 and pre-collection ``BQA``."""
+
+
+def find_landsat_qa(path: str | Path) -> Path | None:
+    """The quality band of the Landsat scene a thermal band belongs to (same folder), if any."""
+    folder = Path(path).parent
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if p.is_file() and p.name.upper().endswith(QA_SUFFIXES):
+            return p
+    return None
+
+
+def landsat_cloud_mask(qa: np.ndarray, mtl: dict[str, str]) -> np.ndarray:
+    """Clouds (and cloud shadows where the band flags them) of a Landsat quality band, by its collection:
+    Collection 2 QA_PIXEL bits 1 (dilated cloud), 3 (cloud) and 4 (shadow); Collection 1 BQA bit 4 (cloud) and
+    high shadow confidence (bits 7-8); pre-collection BQA medium or high cloud confidence (bits 14-15)."""
+    qa = np.asarray(qa).astype(np.uint16)
+    collection = mtl.get("COLLECTION_NUMBER", "").strip().lstrip("0")
+    if collection == "2":
+        return ((qa >> 1) & 1).astype(bool) | ((qa >> 3) & 1).astype(bool) | ((qa >> 4) & 1).astype(bool)
+    if collection == "1":
+        return ((qa >> 4) & 1).astype(bool) | (((qa >> 7) & 3) == 3)
+    return ((qa >> 14) & 3) >= 2

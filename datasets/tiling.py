@@ -53,9 +53,10 @@ class Grid:
         return left, top - self.height * self.gsd_m, left + self.width * self.gsd_m, top
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Tile:
-    """One window of the model grid, in pixels of that grid."""
+    """One window of the model grid, in pixels of that grid (slots: a scan plans up to hundreds of
+    thousands of them, and a slotted instance is a third of one with a ``__dict__``)."""
 
     row: int
     col: int
@@ -99,11 +100,10 @@ def axis_offsets(length: int, size: int, stride: int) -> list[int]:
 def grid_tiles(width: int, height: int, size_px: int, stride_px: int | None = None) -> list[Tile]:
     """All windows of ``size_px`` (clipped to the raster when it is smaller) at ``stride_px``."""
     stride_px = stride_px or size_px
-    tiles: list[Tile] = []
-    for r, row_off in enumerate(axis_offsets(height, size_px, stride_px)):
-        for c, col_off in enumerate(axis_offsets(width, size_px, stride_px)):
-            tiles.append(Tile(r, c, row_off, col_off, min(size_px, height), min(size_px, width)))
-    return tiles
+    h, w = min(size_px, height), min(size_px, width)
+    cols = list(enumerate(axis_offsets(width, size_px, stride_px)))  # one set of int objects for every row
+    return [Tile(r, c, row_off, col_off, h, w)
+            for r, row_off in enumerate(axis_offsets(height, size_px, stride_px)) for c, col_off in cols]
 
 
 def metres_to_pixels(metres: float, gsd_m: float, *, what: str = "tile size") -> int:

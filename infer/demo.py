@@ -25,7 +25,7 @@ def run_demo(out: Path, *, seed: int = 2026, model: Path | None = None, size: in
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log.info("1/3 generating a sample drone scene (seed %d) ...", seed)
-    scene = generate_scenes(out / "scene", seed=seed, count=1, size=size, preview=True)[0]
+    scene = generate_scenes(out / "scene", seed=seed, count=1, size=size, preview=True, overwrite=True)[0]
     log.info("2/3 scanning it with the committed model ...")
     result = run_scan(ScanRequest(
         raster=scene / "optical.tif", thermal=scene / "thermal.tif", model=model,

@@ -37,7 +37,8 @@ def onnx_session(path: str | Path, *, threads: int | None = None):
     p = Path(path)
     require_utf8_path(p, "model")
     if not p.is_file():
-        raise UserError("model file not found", path=p, fix="check the path, or run 'make model'")
+        raise UserError("model file not found", path=p,
+                        fix="check the path, or leave --model out to use the committed model")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Leave a core to the reader thread and do not spin-wait between batches.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +20,7 @@ from minewatch.model_meta import ModelMeta
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "minewatch-drone.onnx"
+DEFAULT_MODEL_NAME = "minewatch-drone.onnx"  # the drone model: what scans used before #19
 
 
 class Predictor(Protocol):
@@ -136,12 +135,11 @@ class TorchPredictor:
             return probs.cpu().numpy(), masks.cpu().numpy(), index.cpu().numpy().astype(np.int64)
 
 
-def default_model_path() -> Path:
-    """The committed model shipped with the package."""
-    path = Path(str(resources.files("minewatch.models").joinpath(DEFAULT_MODEL_NAME)))
-    if not path.is_file():
-        raise UserError("no committed model found", path=path, fix="run 'make model' or pass --model")
-    return path
+def default_model_path(profile: str = "drone") -> Path:
+    """The committed model of a sensor profile shipped with the package (see infer/registry.py)."""
+    from minewatch.infer.registry import committed_model
+
+    return committed_model(profile)
 
 
 def load_predictor(path: str | Path | None = None, device: str = "cpu") -> Predictor:

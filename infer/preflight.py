@@ -16,6 +16,7 @@ from pathlib import Path
 
 from minewatch.datasets.raster_io import RasterExtent, open_raster, raster_extent
 from minewatch.errors import UserError
+from minewatch.memory import proc_kib
 from minewatch.model_meta import ModelMeta
 
 DEFAULT_MAX_TILES = 250_000
@@ -81,16 +82,27 @@ def memory_mb(n_windows: int) -> float:
 
 def available_memory_mb() -> float:
     """Memory available to a new process now (MemAvailable), else the machine's total."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
+    available = proc_kib("/proc/meminfo", "MemAvailable")
+    if available is not None:
+        return available / 1024
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
     except (ValueError, OSError):
         return math.inf
+
+
+def check_coarse(path: Path, gsd_m: float, model_gsd_m: float, *, allow_coarse: bool) -> str | None:
+    """Refuse pixels coarser than ``COARSE_FACTOR`` times the model grid (or, with ``allow_coarse``, return the
+    warning); None when they are fine."""
+    ratio = gsd_m / model_gsd_m
+    if ratio <= COARSE_FACTOR * 1.01:  # 1 m imagery for a 0.5 m model is at the limit, not over it
+        return None
+    msg = (f"pixels of {gsd_m:.3g} m are {ratio:.3g} times the model's {model_gsd_m:g} m grid: the "
+           f"model was trained on {model_gsd_m:g} m and cannot see containers at {gsd_m:.3g} m")
+    if not allow_coarse:
+        raise UserError(msg, path=path, fix="give imagery of about " + f"{model_gsd_m:g} m or finer (or pass "
+                        "--allow-coarse to scan it anyway; a thermal band alone: --thermal-only)")
+    return msg
 
 
 @dataclass
@@ -108,13 +120,9 @@ def check_raster(path: Path, meta: ModelMeta, *, stride_m: float, allow_coarse: 
         extent = raster_extent(src)
     warnings = []
     ratio = extent.gsd_m / meta.gsd_m
-    if ratio > COARSE_FACTOR * 1.01:  # 1 m imagery for a 0.5 m model is at the limit, not over it
-        msg = (f"pixels of {extent.gsd_m:.3g} m are {ratio:.3g} times the model's {meta.gsd_m:g} m grid: the "
-               f"model was trained on {meta.gsd_m:g} m and cannot see containers at {extent.gsd_m:.3g} m")
-        if not allow_coarse:
-            raise UserError(msg, path=path, fix="give imagery of about " + f"{meta.gsd_m:g} m or finer (or pass "
-                            "--allow-coarse to scan it anyway)")
-        warnings.append(msg)
+    coarse = check_coarse(path, extent.gsd_m, meta.gsd_m, allow_coarse=allow_coarse)
+    if coarse:
+        warnings.append(coarse)
     elif ratio < 1 / FINE_FACTOR:
         warnings.append(f"pixels of {extent.gsd_m:.3g} m are averaged down to the model's {meta.gsd_m:g} m grid "
                         f"({1 / ratio:.0f} x finer): reading is slower than it needs to be; a {meta.gsd_m:g} m "

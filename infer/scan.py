@@ -13,17 +13,18 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from minewatch.clock import now_utc
 from minewatch.datasets.bands import check_bands
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import ReadOptions, Scene
+from minewatch.datasets.thermal import is_thermal_raster
 from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, TilePlan, plan_tiles
 from minewatch.errors import UserError
 from minewatch.infer.heat_rule import heat_where_seen
@@ -31,44 +32,46 @@ from minewatch.infer.journal import Journal, fingerprint, journal_path
 from minewatch.infer.objects import MaskStore
 from minewatch.infer.outputs import OutputSet
 from minewatch.infer.predictor import Predictor, load_predictor
-from minewatch.infer.preflight import DEFAULT_MAX_TILES, Report, check_number, check_raster, check_stride
+from minewatch.infer.preflight import (
+    DEFAULT_MAX_TILES,
+    Report,
+    check_coarse,
+    check_number,
+    check_raster,
+    check_stride,
+)
 from minewatch.infer.reader import prefetch, read_tiles
+from minewatch.infer.registry import check_model_fits, choose_model
+from minewatch.infer.scan_settings import ScanSettings
 from minewatch.infer.tile_scores import TileScores
 from minewatch.memory import keep_large_buffers_mmapped
 from minewatch.progress import progress
 
 log = logging.getLogger(__name__)
 
-TILES_CHUNK = 20_000
+TILES_CHUNK = 5_000
 """Windows written to tiles.gpkg per chunk."""
 
 
-@dataclass
-class ScanRequest:
+@dataclass(kw_only=True)
+class ScanRequest(ScanSettings):
     raster: Path
     out: Path
     thermal: Path | None = None
-    geofence: Path | None = None
-    exclude: Path | None = None
-    model: Path | None = None
     tiles_out: Path | None = None
     heatmap: Path | None = None
     quicklook: Path | None = None
-    profile: str | None = None
-    thermal_units: str | None = None
-    device: str = "cpu"
-    batch: int = 32
-    stride_m: float | None = None
-    resume: bool = False
-    overwrite: bool = False
     dry_run: bool = False
-    allow_coarse: bool = False
     max_tiles: int = DEFAULT_MAX_TILES
-    nodata: float | None = None
-    scale: float | None = None
-    bands: tuple[str, ...] | None = None
     max_nodata: float = DEFAULT_MAX_NODATA
     max_cloud: float = DEFAULT_MAX_CLOUD
+    # Without a model: the committed models to choose from (profile -> file; default: the package's), so the
+    # workers of a multi-scene run choose among the client's.
+    models: dict[str, Path] | None = None
+    # Set by multi-scene scans (infer/many.py): the run's unique id of the scene and the acquisition time from
+    # its catalogue (STAC); default: the raster's own tags or name.
+    scene_id: str | None = None
+    acquired: str | None = None
 
     def inputs(self, model_path: Path | None) -> dict[str, Path | None]:
         return {"optical raster": self.raster, "thermal raster": self.thermal, "geofence": self.geofence,
@@ -120,19 +123,24 @@ class ScanResult:
         return "\n".join(lines)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def run_scan(req: ScanRequest) -> ScanResult:
     """Scan ``req.raster`` and write the requested outputs (see the module docstring for the order)."""
     start = time.perf_counter()
     keep_large_buffers_mmapped()
+    if req.thermal_only or (req.thermal is None and is_thermal_raster(req.raster, req.thermal_units)):
+        from minewatch.infer.thermal_only import run_thermal_only
+
+        return run_thermal_only(req)
     check_number(req.stride_m, "--stride-m")
     check_number(float(req.batch), "--batch", minimum=1, inclusive=True)
     check_number(float(req.max_tiles), "--max-tiles", minimum=1, inclusive=True)
-    predictor = load_predictor(req.model, req.device)
+    if req.min_windows is not None:
+        check_number(float(req.min_windows), "--min-windows", minimum=1, inclusive=True)
+    model, why = _model_for(req)
+    predictor = load_predictor(model, req.device)
     meta = predictor.meta
+    if req.model is not None:
+        check_model_fits(req.raster, meta.profile, predictor.path.name, profile=req.profile, bands=req.bands)
     outputs = OutputSet.check(req.targets(), req.inputs(predictor.path), run_id=uuid.uuid4().hex[:12],
                               overwrite=req.overwrite, resume=req.resume)
     stride_m = meta.stride_m if req.stride_m is None else req.stride_m
@@ -140,6 +148,8 @@ def run_scan(req: ScanRequest) -> ScanResult:
     raster_check = check_raster(req.raster, meta, stride_m=stride_m, allow_coarse=req.allow_coarse,
                                 max_tiles=req.max_tiles)
     with Scene.for_model(meta, req.raster, req.thermal, profile=req.profile, options=req.read_options()) as scene:
+        scene.scene_id = req.scene_id or scene.scene_id
+        scene.acquired = req.acquired or scene.acquired
         check_bands(scene.band_names, meta.optical_bands, path=req.raster)
         fence = None
         if req.geofence or req.exclude:
@@ -151,16 +161,18 @@ def run_scan(req: ScanRequest) -> ScanResult:
                             f"{fence.rule.max_excluded:.0%} excluded)", path=req.geofence or req.exclude,
                             fix="check the fences are for this scene; an include fence must hold at least one "
                                 f"{meta.tile_m:g} m window")
-        report = preflight_report(req, scene, predictor, plan, raster_check.warnings, outputs)
+        report = preflight_report(req, scene, predictor, plan, raster_check.warnings, outputs, why=why)
         if req.dry_run:
             return ScanResult(gpd.GeoDataFrame(), None, req.out, 0, 0, time.perf_counter() - start, report,
                               dry_run=True)
         for warning in report.warnings:
             log.warning("%s: %s", req.raster, warning)
+        if req.model is None:
+            log.info("model %s %s", predictor.path.name, why)
         with outputs.lock():
             header = {
                 "model_sha256": predictor.sha256, "tile_px": plan.tile_px, "stride_px": plan.stride_px,
-                "n_tiles": len(plan.tiles), "run_id": outputs.run_id, "created": _now(),
+                "n_tiles": len(plan.tiles), "run_id": outputs.run_id, "created": now_utc(),
                 "options": {k: v for k, v in vars(req.read_options()).items() if v is not None},
                 "inputs": {role: fingerprint(p) for role, p in req.inputs(predictor.path).items() if p is not None},
             }
@@ -177,7 +189,7 @@ def run_scan(req: ScanRequest) -> ScanResult:
                 if store is not None:
                     _fill_masks(scene, plan, scores, spec, predictor, store, req)
                 run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
-                sites = _sites(scores, scene, predictor, run, store)
+                sites = _sites(scores, scene, predictor, run, _min_windows(req, meta, stride_m), store)
             finally:
                 if store is not None:
                     store.close()
@@ -191,8 +203,22 @@ def run_scan(req: ScanRequest) -> ScanResult:
                       report, written, provenance=provenance)
 
 
+def _model_for(req: ScanRequest) -> tuple[Path, str]:
+    """The model to scan with and why: --model as given, else the committed model of the raster's sensor
+    profile (infer/registry.py), said in the log."""
+    if req.model is not None:
+        return Path(req.model), "given with --model"
+    from minewatch.datasets.profiles import load_profile
+
+    def coarse(gsd_m: float, profile: str) -> None:
+        check_coarse(req.raster, gsd_m, load_profile(profile).model_gsd_m, allow_coarse=req.allow_coarse)
+
+    choice = choose_model(req.raster, profile=req.profile, bands=req.bands, coarse_check=coarse, models=req.models)
+    return choice.path, f"chosen for the raster: the {choice.profile} model ({choice.reason})"
+
+
 def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan: TilePlan, warnings: list[str],
-                     outputs: OutputSet) -> Report:
+                     outputs: OutputSet, why: str | None = None) -> Report:
     """What the scan will read and write, and what looked odd (printed by --dry-run, logged otherwise)."""
     meta = predictor.meta
     r = Report(warnings=list(warnings))
@@ -211,8 +237,11 @@ def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan:
           "none: heat_signature is not reported")
     r.add("acquired", f"{scene.acquired or 'unknown'}, sensor {scene.sensor}")
     r.add("model", f"{predictor.path.name} ({meta.backbone}, {', '.join(meta.classes)}; {meta.tile_m:g} m windows "
-          f"at {meta.gsd_m:g} m)")
+          f"at {meta.gsd_m:g} m; profile {meta.profile})" + (f"; {why}" if why else ""))
     r.add("windows", f"{len(plan.tiles):,} of {plan.n_total:,} ({plan.tile_px} px, stride {plan.stride_m:g} m)")
+    need = _min_windows(req, meta, plan.stride_m)
+    r.add("sites", f"{need} positive window{'s' if need > 1 else ''} at least, or one at the raster's edge "
+          "(--min-windows)")
     for path in outputs.targets.values():
         r.add("output", f"{path}{' (exists: replaced)' if path.exists() else ''}")
     return r
@@ -305,43 +334,46 @@ def _keep_masks(store: MaskStore, scored: list, probs: np.ndarray, masks: np.nda
         store.put(scored[i].tile.tile_id, m, dt)
 
 
+def _min_windows(req: ScanRequest, meta, stride_m: float) -> int:
+    """--min-windows, else two where windows overlap by half or more (infer/sites.py)."""
+    from minewatch.infer.sites import default_min_windows
+
+    return req.min_windows if req.min_windows is not None else default_min_windows(meta.tile_m, stride_m)
+
+
 def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str],
-           store: MaskStore | None = None) -> gpd.GeoDataFrame:
+           min_windows: int, store: MaskStore | None = None) -> gpd.GeoDataFrame:
     """Candidate sites from the positive windows only (a handful, however large the scan); outlined by their
     objects when the model has a dense head (``store`` holds the positive windows' masks)."""
     from minewatch.infer.objects import OutlineRules, outline_objects
-    from minewatch.infer.sites import build_sites
+    from minewatch.infer.sites import EDGE_COLUMN, build_sites
 
     meta = predictor.meta
     positive = scores.frame(scores.positive(dict(meta.thresholds)))
+    size, grid = scores.plan.tile_px, scene.grid
+    rows, cols = positive["row_off"].to_numpy(), positive["col_off"].to_numpy()
+    positive[EDGE_COLUMN] = (rows <= 0) | (cols <= 0) | (rows + size >= grid.height) | (cols + size >= grid.width)
     objects = None
     if store is not None:
         rules = OutlineRules(threshold=meta.mask_threshold, area_scale=dict(meta.mask_area_scale))
-        transform, has_thermal, tile_px = scene.grid.transform, scene.has_thermal, scores.plan.tile_px
+        transform, has_thermal = grid.transform, scene.has_thermal
 
         def objects(members: gpd.GeoDataFrame):
-            return outline_objects(members, store, transform=transform, tile_px=tile_px, has_thermal=has_thermal,
+            return outline_objects(members, store, transform=transform, tile_px=size, has_thermal=has_thermal,
                                    rules=rules)
 
     return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
                        sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
-                       run_id=run["run_id"], created=run["created"], objects=objects)
+                       run_id=run["run_id"], created=run["created"], min_windows=min_windows, objects=objects)
 
 
 def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,
                    classes, run: dict[str, str], outputs: OutputSet) -> list[Path]:
     """Every output and its QGIS style under temporary names, then all renamed into place."""
     from minewatch.infer import styles
-    from minewatch.infer.writers import write_heatmap_cog, write_sites, write_tiles_gpkg
+    from minewatch.infer.writers import write_heatmap_cog, write_styled_sites, write_tiles_gpkg
 
-    out = outputs.targets["out"]
-    with outputs.writing(out) as tmp:
-        write_sites(sites, tmp, run=run)
-        if out.suffix.lower() == ".gpkg":
-            styles.add_layer_style(tmp, "sites", styles.sites_qml())
-    if out.suffix.lower() != ".gpkg":
-        with outputs.writing(styles.qml_path(out)) as tmp:
-            tmp.write_text(styles.sites_qml(), encoding="utf-8")
+    write_styled_sites(outputs, sites, run)
     if req.tiles_out:
         with outputs.writing(req.tiles_out) as tmp:
             write_tiles_gpkg(scores.chunks(TILES_CHUNK), tmp, run=run)

@@ -65,6 +65,12 @@ OUTLINE_OBJECTS, OUTLINE_TILES = "objects", "tiles"
 # Default simplification tolerance as a share of the tile side: removes the collinear vertices and the
 # float jitter of unioned tiles without moving an outline by more than a tenth of a tile.
 SIMPLIFY_TILE_SHARE = 0.1
+# Where windows overlap by half their side or more (the models' stride), anything the size of a container row is
+# seen by at least two of them; a site of one window alone was, on the validation scenes, mostly a false alarm
+# (`python bench/site_rule.py`, figures in BENCHMARKS.md "Site rule").
+OVERLAP_MIN_WINDOWS = 2
+EDGE_COLUMN = "on_edge"
+"""Optional boolean tile column: the window touches the scanned raster's edge, where a site may go on outside."""
 # Metres per degree of latitude, only to turn a tolerance in metres into degrees for geographic scenes.
 _M_PER_DEG = 111_320.0
 
@@ -168,13 +174,16 @@ def build_sites(
     created: str,
     simplify_m: float | None = None,
     objects: Callable[[gpd.GeoDataFrame], list[ObjectSite] | None] | None = None,
+    min_windows: int = 1,
 ) -> gpd.GeoDataFrame:
     """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
 
     A tile is positive when any class probability reaches its threshold. Positive tiles that overlap or
-    share an edge form one component; without ``objects`` it is one site whose outline is their union,
-    simplified by ``simplify_m`` metres (default a tenth of the tile side). ``objects`` (a dense model's
-    :func:`~minewatch.infer.objects.outline_objects` for the component's windows) may instead split a
+    share an edge form one component. A component of fewer than ``min_windows`` positive windows is dropped
+    unless one of them touches the raster's edge (an ``on_edge`` tile column; the rest may lie outside).
+    Without ``objects`` a component is one site whose outline is their union, simplified by ``simplify_m``
+    metres (default a tenth of the tile side). ``objects`` (a dense model's
+    :func:`~minewatch.infer.objects.outline_objects` for the component's windows) may instead split a kept
     component into sites outlined by their objects, each with its containers, fan and hot area and power
     estimate (:func:`~minewatch.infer.power.estimate_power`); a component it finds nothing in keeps the
     window outline. Evidence per site (from the windows it lies in): highest tile probability per class,
@@ -205,6 +214,8 @@ def build_sites(
     outlines = []
     for label in np.unique(labels):
         members = pos.iloc[np.flatnonzero(labels == label)]
+        if len(members) < min_windows and not (EDGE_COLUMN in members and members[EDGE_COLUMN].any()):
+            continue
         found = objects(members) if objects is not None else None
         if found:
             for obj in found:
@@ -216,8 +227,10 @@ def build_sites(
         if tolerance > 0:
             outline = shapely.simplify(outline, tolerance, preserve_topology=True)
         outlines.append(outline)
-        records.append(_evidence(members, thresholds) | _tile_figures())
+        records.append(_evidence(members, thresholds) | null_object_figures())
 
+    if not records:
+        return empty_sites(crs)
     sites = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=outlines, crs=crs)
     metric = sites.to_crs(metric_crs(crs, sites))
     sites["area_m2"] = metric.geometry.area.to_numpy()
@@ -243,6 +256,11 @@ def build_sites(
     return sites.astype(SITE_SCHEMA)
 
 
+def default_min_windows(tile_m: float, stride_m: float) -> int:
+    """Positive windows a site needs by default: two where windows overlap by half or more, else one."""
+    return OVERLAP_MIN_WINDOWS if stride_m <= tile_m / 2 + 1e-9 else 1
+
+
 def _evidence(members: pd.DataFrame, thresholds: Mapping[str, float]) -> dict:
     """Score, classes, highest probability per class, windows and thermal maxima of a site's windows."""
     probs = {c: _nanmax(members[col]) for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)}
@@ -257,9 +275,11 @@ def _evidence(members: pd.DataFrame, thresholds: Mapping[str, float]) -> dict:
     }
 
 
-def _tile_figures() -> dict:
+def null_object_figures(outline: str | None = OUTLINE_TILES) -> dict:
+    """The dense head's columns of a site it did not measure: null figures, and how the site is outlined
+    (``None`` for a site that is neither objects nor windows: a thermal-only scan's warm area)."""
     return {"n_containers": pd.NA, "fan_area_m2": math.nan, "hot_area_m2": math.nan, "est_power_mw": math.nan,
-            "est_power_mw_low": math.nan, "est_power_mw_high": math.nan, "outline": OUTLINE_TILES}
+            "est_power_mw_low": math.nan, "est_power_mw_high": math.nan, "outline": outline}
 
 
 def _object_figures(obj: ObjectSite) -> dict:

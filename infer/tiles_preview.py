@@ -14,8 +14,8 @@ from minewatch.datasets.scene import Scene
 from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Tile, plan_tiles
 from minewatch.infer.model_file import read_model_meta
 from minewatch.infer.outputs import OutputSet
-from minewatch.infer.predictor import default_model_path
 from minewatch.infer.preflight import check_number
+from minewatch.infer.registry import choose_model
 from minewatch.infer.styles import add_layer_style, windows_qml
 from minewatch.infer.writers import write_tiles_gpkg
 from minewatch.progress import progress
@@ -35,7 +35,7 @@ def write_tiles(raster: Path, out: Path, *, thermal: Path | None = None, geofenc
                 max_nodata: float | None = None, max_cloud: float = DEFAULT_MAX_CLOUD, overwrite: bool = False) -> int:
     """Write the windows a scan would read (id, row, col, nodata and cloud shares, fence shares) to a
     GeoPackage: by default exactly the committed (or given) model's tiling, so the preview is the scan."""
-    model_path = Path(model) if model is not None else default_model_path()
+    model_path = Path(model) if model is not None else choose_model(raster, profile=profile).path
     meta = read_model_meta(model_path)
     outputs = OutputSet.check({"tiles_out": out}, {"optical raster": raster, "thermal raster": thermal,
                                                    "geofence": geofence, "exclude fence": exclude,

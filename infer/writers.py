@@ -219,3 +219,18 @@ def write_heatmap_cog(
                             **(_run_metadata(run) or {}))
     log.debug("wrote %d x %d heatmap to %s", width, height, target)
     return target
+
+
+def write_styled_sites(outputs, sites: gpd.GeoDataFrame, run: Mapping[str, str]) -> None:
+    """The sites output (``outputs.targets["out"]``, an ``infer.outputs.OutputSet``) with its QGIS style: inside a
+    GeoPackage as its default layer style, beside any other format as a ``.qml`` file."""
+    from minewatch.infer import styles
+
+    out = outputs.targets["out"]
+    with outputs.writing(out) as tmp:
+        write_sites(sites, tmp, run=run)
+        if out.suffix.lower() == ".gpkg":
+            styles.add_layer_style(tmp, "sites", styles.sites_qml())
+    if out.suffix.lower() != ".gpkg":
+        with outputs.writing(styles.qml_path(out)) as tmp:
+            tmp.write_text(styles.sites_qml(), encoding="utf-8")

@@ -40,3 +40,7 @@ MASK_DESCRIPTIONS: dict[str, str] = {
 MASK_NAMES: tuple[str, ...] = tuple(MASK_DESCRIPTIONS)
 MASK_TRUTH_CLASS: dict[str, str] = {"container": "container_farm", "cooling": "cooling_array",
                                     "heat": "heat_signature"}
+
+# Truth-only label for ground whose content nobody knows yet (a candidate site without an analyst's verdict):
+# windows touching it are left out of training rather than taught as background.
+UNLABELLED = "unlabelled"

@@ -85,16 +85,22 @@ def common_options(func):
     return wrapper
 
 
-def scene_options(func):
-    """The inputs of one scene, declared once for every command that reads a scene."""
-    func = click.option("--profile", default=None, help="Sensor profile of the raster (default: the model's).")(func)
+def scene_flags(func):
+    """The options of one scene's inputs besides the raster, declared once for every command that reads a scene."""
+    func = click.option("--profile", default=None,
+                        help="Sensor profile of the raster (drone, satellite): without --model it picks the committed "
+                             "model; default: guessed from the raster's bands, storage type and pixel size.")(func)
     func = click.option("--exclude", type=INPUT_PATH, default=None,
                         help="Skip these polygons (known legal sites, e.g. registered data centres).")(func)
     func = click.option("--geofence", type=INPUT_PATH, default=None,
                         help="Only inside these polygons (GeoJSON, GPKG, SHP; any CRS).")(func)
-    func = click.option("--thermal", type=INPUT_PATH, default=None,
+    return click.option("--thermal", type=INPUT_PATH, default=None,
                         help="Thermal raster of the same scene (any grid and CRS).")(func)
-    return click.argument("raster", type=INPUT_PATH)(func)
+
+
+def scene_options(func):
+    """The inputs of one scene: the raster and `scene_flags`."""
+    return click.argument("raster", type=INPUT_PATH)(scene_flags(func))
 
 
 @click.group(cls=MinewatchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -122,23 +128,41 @@ def cli() -> None:
 @click.option("--config", "config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Synthetic-scene recipe YAML (default: configs/synth/default.yaml).")
 @click.option("--background", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Real optical raster to use as background (its CRS is kept).")
+              help="One real optical raster to paste the sites on (the one-file form of --backgrounds).")
+@click.option("--backgrounds", "backgrounds", type=click.Path(path_type=Path), multiple=True,
+              help="Real orthophotos to paste sites and look-alikes on: GeoTIFF (any CRS), PNG or JPEG files or "
+                   "folders of them; several may follow (--backgrounds a.tif b.png dir/). Each scene picks one by "
+                   "its seed. Default: the recipe's 'backgrounds'.")
+@click.option("--background-gsd", "background_gsd", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="METRES", help="Pixel size of PNG/JPEG backgrounds without georeferencing.")
 @click.option("--size", type=click.IntRange(64), default=None, help="Optical raster size in pixels (square).")
 @click.option("--preview", is_flag=True, help="Also write preview.png: optical, thermal and truth side by side.")
+@click.option("--overwrite", is_flag=True, help="Replace scene folders that exist (their truth too).")
+@click.argument("more_backgrounds", nargs=-1, type=click.Path(path_type=Path), metavar="[PATH]...")
 @common_options
-def synth(out, seed, count, profile, config, background, size, preview) -> None:
+def synth(out, seed, count, profile, config, background, backgrounds, background_gsd, size, preview,
+          overwrite, more_backgrounds) -> None:
     """Generate georeferenced optical + thermal scenes of mining sites and look-alikes, with ground truth.
 
-    Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json.
+    Each scene folder holds optical.tif, thermal.tif, truth.geojson and scene.json. PATHs after
+    --backgrounds are more backgrounds (so a shell glob works: --backgrounds tiles/*.png).
 
     \b
     Example:
       minewatch synth --out scenes --seed 7 --count 4 --profile drone --preview
+      minewatch synth --out real --count 20 --backgrounds orthos/ tiles/*.png --background-gsd 0.3
     """
     from minewatch.datasets.synth import generate_scenes
 
-    folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config,
-                              background=background, size=size, preview=preview)
+    if more_backgrounds and not backgrounds:
+        raise UserError(f"'{more_backgrounds[0]}' given without --backgrounds",
+                        fix="put background paths after --backgrounds")
+    paths = [*backgrounds, *more_backgrounds]
+    if background is not None and paths:
+        raise UserError("both --background and --backgrounds given", fix="list every background after --backgrounds")
+    folders = generate_scenes(out, seed=seed, count=count, profile=profile, recipe=config, background=background,
+                              size=size, preview=preview, backgrounds=paths or None, background_gsd_m=background_gsd,
+                              overwrite=overwrite)
     for folder in folders:
         click.echo(str(folder))
 
@@ -204,8 +228,10 @@ def train(config, out, resume, weights, device) -> None:
 @click.option("--int8", is_flag=True, help="Also quantise statically to int8 (QDQ), calibrated on tiles.")
 @click.option("--calibration", type=click.Path(path_type=Path), default=None,
               help="Folder of scene folders for int8 calibration (default: generated scenes).")
+@click.option("--weights-out", type=OUT_FILE, default=None,
+              help="Also write the weights alone (.pt, a few MB): what a fine-tune starts from (model.init).")
 @common_options
-def export(checkpoint, out, int8, calibration) -> None:
+def export(checkpoint, out, int8, calibration, weights_out) -> None:
     """Export a checkpoint to one self-describing ONNX file for CPU inference (checks parity first).
 
     \b
@@ -218,14 +244,22 @@ def export(checkpoint, out, int8, calibration) -> None:
 
     path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
     click.echo(str(path))
+    if weights_out is not None:
+        from minewatch.train.checkpoint import save_weights
+
+        click.echo(str(save_weights(checkpoint, weights_out)))
 
 
 # ---------------------------------------------------------------- scan
 @cli.command()
-@scene_options
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@scene_flags
 @click.option("--model", type=INPUT_PATH, default=None,
-              help="model.onnx (CPU, no torch) or a training checkpoint (.pt); default: the committed model.")
-@click.option("-o", "--out", type=OUT_FILE, required=True, help="Candidate sites, GeoJSON (RFC 7946).")
+              help="model.onnx (CPU, no torch) or a training checkpoint (.pt); default: the committed model of the "
+                   "raster's sensor profile (drone or satellite, from its bands, storage type and pixel size; "
+                   "--profile to choose).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Candidate sites, GeoJSON (RFC 7946); for several scenes, a folder.")
 @click.option("--tiles-out", type=OUT_FILE, default=None, help="Tile scores as GeoPackage (scene CRS).")
 @click.option("--heatmap", type=OUT_FILE, default=None, help="Per-class score heatmap, Cloud Optimized GeoTIFF.")
 @click.option("--quicklook", type=OUT_FILE, default=None, help="PNG map: scene, site outlines, ranks, legend.")
@@ -235,7 +269,11 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--batch", type=click.IntRange(1), default=32, show_default=True, help="Tiles per model call.")
 @click.option("--stride-m", type=float, default=None, help="Override the model's stride in metres.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted scan from its journal.")
+@click.option("--min-windows", type=click.IntRange(1), default=None,
+              help="Positive windows a site needs (default: 2 where windows overlap by half or more, as at the "
+                   "model's stride, else 1); a site at the raster's edge needs one. 1 keeps lone windows.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted scan from its journal; several scenes: skip the complete ones.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (never done without it).")
 @click.option("--dry-run", is_flag=True, help="Check everything and print what the scan would do; read nothing.")
 @click.option("--allow-coarse", is_flag=True,
@@ -246,13 +284,39 @@ def export(checkpoint, out, int8, calibration) -> None:
 @click.option("--scale", type=float, default=None,
               help="Factor from optical values to reflectance (e.g. 0.0001), when the guess is wrong.")
 @click.option("--bands", default=None, help="Optical band names in file order, e.g. red,green,blue,nir.")
+@click.option("--thermal-only", is_flag=True,
+              help="Heat anomalies of a thermal raster alone (Landsat 8/9 B10 + MTL, ST_B10, or kelvin) at the 100 m "
+                   "scale, as heat_signature candidates marked thermal-only (no model; a single thermal band given "
+                   "as INPUT is scanned so without the flag).")
 @click.option("--catalog", default=None, metavar="CAT",
               help="Then add the sites to this catalogue (*.gpkg or postgresql:// URL; see 'minewatch catalog').")
+@click.option("--allow-remote", is_flag=True, help="Allow reads over HTTP(S) (STAC hrefs, VRT sources, URLs).")
+@click.option("--thermal-asset", default=None, help="Several scenes: the STAC asset key of the thermal band.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Several scenes: local Dask worker processes (default: one per two cores).")
+@click.option("--threads-per-worker", type=click.IntRange(1), default=1, show_default=True,
+              help="Several scenes: scenes each local worker scans at once.")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Several scenes: memory limit per local worker (e.g. 4GB; auto = the machine's / workers).")
+@click.option("--scheduler", envvar="DASK_SCHEDULER_ADDRESS", default=None, metavar="ADDRESS",
+              help="Several scenes: run on this Dask scheduler (tcp://HOST:8786; also $DASK_SCHEDULER_ADDRESS).")
+@click.option("--no-cluster", is_flag=True, help="Several scenes: scan them one after another in this process.")
+@click.option("--scene-outputs", default=None, metavar="LIST",
+              help="Several scenes: what each scene writes, of sites,tiles,heatmap,quicklook (default: all).")
+@click.option("--merge-gap-m", type=click.FloatRange(0), default=None,
+              help="Several scenes: sites of different scenes this close (metres) are one site (default 1).")
 @common_options
-def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
-         device, batch, stride_m, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale, bands,
-         catalog) -> None:
-    """Scan a scene of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
+def scan(inputs, thermal, geofence, exclude, model, out, tiles_out, heatmap, quicklook, profile, thermal_units,
+         device, batch, stride_m, min_windows, resume, overwrite, dry_run, allow_coarse, max_tiles, nodata, scale,
+         bands, thermal_only, catalog, allow_remote, thermal_asset, workers, threads_per_worker, memory_limit,
+         scheduler, no_cluster, scene_outputs, merge_gap_m) -> None:
+    """Scan scenes of any size and write ranked candidate sites as GeoJSON that opens in QGIS.
+
+    INPUT is one raster (sites go to the -o file), or several scenes: rasters, folders (scene folders with
+    optical.tif [+ thermal.tif], Landsat 8/9 or Sentinel-2 band folders, loose GeoTIFFs; recursive), globs, a
+    text/CSV list of optical[,thermal] lines, or STAC Item/ItemCollection/Catalog JSON. Several scenes run as
+    Dask tasks, one per scene, and -o names a folder: DIR/<scene_id>/ gets each scene's sites, tiles, heatmap and
+    quicklook; DIR/sites.geojson and DIR/sites.gpkg hold the sites of all scenes merged and ranked together.
 
     Everything is checked before the first window is read (pixel size against the model's, window count
     and memory, bands, value scale, nodata, thermal units, the model's graph, every output against every
@@ -264,22 +328,48 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
       minewatch scan optical.tif --thermal thermal.tif --geofence area.geojson \\
           -o sites.geojson --tiles-out tiles.gpkg --heatmap heat.tif --quicklook map.png
       minewatch scan mosaic.tif --dry-run -o sites.geojson     # what would be read, and any problem
+      minewatch scan flights/ -o province --workers 2
+      minewatch scan LC09_..._B10.TIF -o heat.geojson --thermal-only   # Landsat thermal alone (MTL beside it)
+      minewatch scan items.json --thermal-asset lwir11 -o province --scheduler tcp://10.0.0.5:8786
     """
+    from minewatch.datasets.vrt import remote_reads, remote_reads_allowed
     from minewatch.infer.scan import ScanRequest, run_scan
 
+    allowed = allow_remote or remote_reads_allowed()
+    band_names = tuple(b.strip() for b in bands.split(",")) if bands else None
+    if not _one_raster(inputs):
+        _scan_many(inputs, out, thermal=thermal, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook,
+                   dry_run=dry_run, catalog=catalog, thermal_asset=thermal_asset, scene_outputs=scene_outputs,
+                   scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                   memory_limit=memory_limit, no_cluster=no_cluster, merge_gap_m=merge_gap_m,
+                   scan_options=dict(model=model, geofence=geofence, exclude=exclude, profile=profile,
+                                     thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
+                                     min_windows=min_windows, resume=resume, overwrite=overwrite,
+                                     allow_remote=allowed, allow_coarse=allow_coarse, max_tiles=max_tiles,
+                                     nodata=nodata, scale=scale, bands=band_names, thermal_only=thermal_only))
+        return
+    raster = Path(inputs[0])
+    ctx = click.get_current_context()
+    out = OUT_FILE.convert(out, next(q for q in ctx.command.params if q.name == "out"), ctx)  # as before: a file
     if catalog is not None:  # a bad location or an unreachable server fails before the scan, not after
+        from minewatch.datasets.thermal import is_thermal_raster
         from minewatch.infer.catalog.store import opened
+
+        if thermal_only or (thermal is None and is_thermal_raster(raster, thermal_units)):
+            raise UserError("a thermal-only scan does not go into a catalogue: its candidates are places to look at, "
+                            "not sightings, and it reads no windows to record as coverage", path=raster,
+                            fix="drop --catalog; scan the 0.5 m imagery of the candidates into the catalogue")
 
         with opened(catalog, create=True):
             pass
     request = ScanRequest(raster=raster, thermal=thermal, geofence=geofence, exclude=exclude, model=model,
                           out=out, tiles_out=tiles_out, heatmap=heatmap, quicklook=quicklook, profile=profile,
                           thermal_units=thermal_units, device=device, batch=batch, stride_m=stride_m,
-                          resume=resume, overwrite=overwrite, dry_run=dry_run, allow_coarse=allow_coarse,
-                          nodata=nodata, scale=scale,
-                          bands=tuple(b.strip() for b in bands.split(",")) if bands else None,
-                          **({"max_tiles": max_tiles} if max_tiles is not None else {}))
-    result = run_scan(request)
+                          min_windows=min_windows, resume=resume, overwrite=overwrite, dry_run=dry_run,
+                          allow_coarse=allow_coarse, nodata=nodata, scale=scale, thermal_only=thermal_only,
+                          bands=band_names, **({"max_tiles": max_tiles} if max_tiles is not None else {}))
+    with remote_reads(allowed):
+        result = run_scan(request)
     click.echo(result.summary())
     if catalog is not None and not dry_run:
         from minewatch.infer.catalog.ingest import batch_from_scan
@@ -288,6 +378,56 @@ def scan(raster, thermal, geofence, exclude, model, out, tiles_out, heatmap, qui
 
         with opened(catalog) as store:
             click.echo(f"catalogue {store.location}: {add_batch(store, batch_from_scan(result)).line()}")
+
+
+def _one_raster(inputs: tuple[str, ...]) -> bool:
+    """The one-raster form, exactly as before multi-scene scans: one input that is not a folder, glob, list,
+    STAC document or URL."""
+    import glob
+
+    if len(inputs) != 1:
+        return False
+    raw = inputs[0]
+    p = Path(raw)
+    if raw.startswith(("http://", "https://", "/vsi")) or p.is_dir():
+        return False
+    if not p.exists() and glob.has_magic(raw):
+        return False
+    return p.suffix.lower() not in (".txt", ".csv", ".lst", ".json")
+
+
+def _scan_many(inputs, out: Path, *, thermal, tiles_out, heatmap, quicklook, dry_run, catalog, thermal_asset,
+               scene_outputs, scheduler, workers, threads_per_worker, memory_limit, no_cluster, merge_gap_m,
+               scan_options: dict) -> None:
+    """Several scenes: one Dask task each, then their sites merged (infer/many.py)."""
+    for flag, value in (("--thermal", thermal), ("--tiles-out", tiles_out), ("--heatmap", heatmap),
+                        ("--quicklook", quicklook), ("--dry-run", dry_run or None), ("--catalog", catalog)):
+        if value is not None:
+            fix = {"--thermal": "give scene folders holding thermal.tif, or a list of optical,thermal lines",
+                   "--dry-run": "dry-run one scene at a time ('minewatch scan RASTER --dry-run -o x.geojson')",
+                   "--catalog": "add the scenes afterwards: minewatch catalog add CAT DIR/*/"
+                   }.get(flag, "drop it: every scene's tiles, heatmap and quicklook are written under DIR/<scene_id>/")
+            raise UserError(f"{flag} applies to a one-raster scan, not to {len(inputs)} input(s)",
+                            path=value if isinstance(value, (str, Path)) else None, fix=fix)
+    from minewatch.infer.inputs import discover
+    from minewatch.infer.many import DEFAULT_GAP_M, Cluster, ProgressReport, ScanOptions, parse_outputs, run_many
+
+    outputs = parse_outputs(scene_outputs)
+    scenes = discover(list(inputs), thermal_asset=thermal_asset)
+    options = ScanOptions(**scan_options, outputs=outputs)
+    cluster = Cluster(scheduler=scheduler, workers=workers, threads_per_worker=threads_per_worker,
+                      memory_limit=memory_limit, in_process=no_cluster)
+    quiet = logging.getLogger().level > logging.INFO
+    report = ProgressReport(len(scenes), quiet=quiet)
+    try:
+        summary = run_many(scenes, out, options, cluster,
+                           gap_m=DEFAULT_GAP_M if merge_gap_m is None else merge_gap_m,
+                           on_scene=report, on_start=log.info)
+    finally:
+        report.close()
+    click.echo(summary.table())
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -335,11 +475,15 @@ def demo(out, seed) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("model", type=INPUT_PATH)
-@click.option("--seed", type=int, default=None, help="First seed of the held-out generated scenes (default: 7000).")
+@click.option("--seed", type=int, default=None,
+              help="First seed of the held-out generated scenes (default: the profile's, drone 7000, satellite 17000).")
 @click.option("--count", type=click.IntRange(1), default=None, help="Number of held-out scenes (default: 40).")
+@click.option("--previous", type=INPUT_PATH, default=None,
+              help="The model this one replaces: scored on the same held-out data, side by side.")
 @common_options
-def card(run, model, seed, count) -> None:
-    """Write the model card (MODEL_CARD.md beside MODEL): config, data, held-out figures per class and scene.
+def card(run, model, seed, count, previous) -> None:
+    """Write the model card beside MODEL (MODEL_CARD.md for a drone model, MODEL_CARD-<profile>.md for the others):
+    config, data, held-out figures per class and scene (a satellite model: heat by farm size too).
 
     Held-out scenes use seeds that neither training nor validation saw, so their figures are the honest
     ones; they are generated under RUN on first use.
@@ -347,11 +491,12 @@ def card(run, model, seed, count) -> None:
     \b
     Example:
       minewatch card runs/default models/minewatch-drone.onnx
+      minewatch card runs/satellite models/minewatch-satellite.onnx
     """
     _require_torch("card")
     from minewatch.train.model_card import write_card
 
-    click.echo(str(write_card(run, model, seed=seed, count=count)))
+    click.echo(str(write_card(run, model, seed=seed, count=count, previous=previous)))
 
 
 # ---------------------------------------------------------------- info

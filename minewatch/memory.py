@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +34,15 @@ def keep_large_buffers_mmapped() -> bool:
         _done = False
     log.debug("malloc mmap threshold fixed at %d bytes: %s", MMAP_THRESHOLD_BYTES, _done)
     return _done
+
+
+def proc_kib(path: str, key: str) -> int | None:
+    """A ``key:  N kB`` line of a Linux /proc file (``/proc/meminfo``, ``/proc/self/status``) in KiB; None where
+    the file or the line is absent (other systems)."""
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -71,7 +72,20 @@ def progress_line(desc: str, done: int, total: int | None, seconds: float, unit:
         text += f" / {total:,} {unit} ({100 * done / total:.0f} %)"
     else:
         text += f" {unit}"
-    text += f", {rate:,.0f} {unit}/s"
+    text += f", {rate:,.0f} {unit}/s" if rate >= 10 else f", {rate:.2g} {unit}/s"
     if total and rate > 0:
         text += f", about {max(0.0, (total - done) / rate):,.0f} s left"
     return text
+
+
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No progress bars or progress lines for the duration (a scene scanned inside a multi-scene run, which
+    reports scenes, not windows)."""
+    global _QUIET
+    before = _QUIET
+    _QUIET = True
+    try:
+        yield
+    finally:
+        _QUIET = before

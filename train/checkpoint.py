@@ -74,6 +74,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def save_weights(checkpoint: str | Path, out: str | Path) -> Path:
+    """The weights, metadata and config of ``checkpoint`` alone (no optimiser, no history): what a later
+    training run starts from with ``model.init`` (a few MB, safe to load with ``weights_only``)."""
+    ckpt = load_checkpoint(checkpoint)
+    return save_checkpoint(Path(out), {k: ckpt[k] for k in ("meta", "config", "model_state")})
+
+
 def checkpoint_meta(path: str | Path) -> ModelMeta:
     """Only the model metadata of a checkpoint."""
     return load_checkpoint(path)["meta_obj"]

@@ -43,12 +43,21 @@ class GeneratedScenes(StrictModel):
         return range(self.seed, self.seed + self.count)
 
 
-SceneSource = GeneratedScenes | list[Path | GeneratedScenes]
-"""One generated-scenes spec, or a list of scene folders and specs (e.g. the default recipe plus a set of
-rare conditions from another recipe)."""
+class CatalogScenes(StrictModel):
+    """The scenes of a site catalogue where analysts gave verdicts: confirmed sites are positives for their
+    classes, rejected ones look-alike negatives, sites without a verdict left out (``minewatch catalog labels``
+    writes them at the start of training)."""
+
+    catalog: str = Field(description="the catalogue: a .gpkg file or a postgresql:// URL")
+    complete_only: bool = Field(False, description="only scenes in which every sighted site has a verdict")
 
 
-def scene_items(src: SceneSource) -> list[Path | GeneratedScenes]:
+SceneSource = GeneratedScenes | list[Path | GeneratedScenes | CatalogScenes]
+"""One generated-scenes spec, or a list of scene folders, generated-scene specs and catalogues (e.g. the
+default recipe, a set of rare conditions from another recipe, and analysts' verdicts)."""
+
+
+def scene_items(src: SceneSource) -> list[Path | GeneratedScenes | CatalogScenes]:
     """The folders and generated-scene specs of a source, as one list."""
     return [src] if isinstance(src, GeneratedScenes) else list(src)
 
@@ -130,6 +139,9 @@ class ModelConfig(StrictModel):
     )
     decoder_channels: int = Field(32, ge=8, le=256, description="dense head width at strides 8 and 16 "
                                                                 "(3/4 of it at stride 4, 1/2 at stride 2)")
+    init: Path | None = Field(
+        None, description="start from this checkpoint's weights and normalisation (a minewatch .pt, e.g. "
+                          "models/minewatch-drone.pt): fine-tuning, e.g. on analysts' verdicts")
 
     @model_validator(mode="after")
     def _distinct_masks(self) -> ModelConfig:

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, Sampler
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.bands import check_bands
-from minewatch.datasets.labels import LabelRule, confuser_windows, read_truth, tile_targets
+from minewatch.datasets.labels import LabelRule, confuser_windows, read_truth, tile_targets, unlabelled_windows
 from minewatch.datasets.masks import ObjectLayers, object_layers
 from minewatch.datasets.model_input import InputSpec, channel_names, nodata_fraction, pad_to, tile_input
 from minewatch.datasets.scene import Scene, SceneOpener
@@ -45,9 +45,14 @@ PARALLEL_MIN_PX = 200 * 128 * 128
 
 # ---------------------------------------------------------------------------------------- generated scenes
 def generated_folder(spec: GeneratedScenes, data_dir: Path, profile: str) -> Path:
-    """Cache folder of generated scenes: one per (profile, size, recipe), seeds side by side inside."""
-    key = json.dumps({"profile": spec.profile or profile, "size": spec.size, "recipe": spec.recipe},
-                     sort_keys=True)
+    """Cache folder of generated scenes: one per (profile, size, recipe content, generator version), seeds
+    side by side inside. The recipe's resolved content and the generator's version are in the key, so a
+    changed recipe or generator never reuses scenes drawn by the old one."""
+    from minewatch.datasets.synth import GENERATOR_VERSION, load_recipe
+
+    recipe = load_recipe(spec.recipe).model_dump(mode="json")
+    key = json.dumps({"profile": spec.profile or profile, "size": spec.size, "recipe": recipe,
+                      "generator": GENERATOR_VERSION}, sort_keys=True, default=str)
     return data_dir / f"synth-{spec.profile or profile}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
 
@@ -141,6 +146,10 @@ def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride
         elif files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
             truth = read_truth(files.truth)
+            unknown = unlabelled_windows(gdf, truth)
+            if unknown.any():  # ground nobody has judged yet: neither a positive nor a negative
+                tiles = [t for t, u in zip(tiles, unknown, strict=True) if not u]
+                gdf = gdf[~unknown].reset_index(drop=True)
             targets = tile_targets(gdf, truth, classes, rule)
             confusers = (None if confuser_m2 is None else
                          confuser_windows(gdf, truth, targets, min_area_m2=confuser_m2, classes=classes))

@@ -56,9 +56,10 @@ def train_from_config(config: str | Path, *, out: Path | None = None, resume: bo
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         ckpt = _open_run_folder(cfg, out, info, resume=resume)
+        init = load_checkpoint(cfg.model.init) if cfg.model.init is not None and ckpt is None else None
         _seed_everything(cfg.seed)
-        prep = prepare(cfg, out, info, ckpt["meta_obj"] if ckpt else None)
-        run = build_run(prep, out, info, dev, weights=weights, ckpt=ckpt)
+        prep = prepare(cfg, out, info, (ckpt or init or {}).get("meta_obj"))
+        run = build_run(prep, out, info, dev, weights=weights, ckpt=ckpt, init=init)
         try:
             _run_epochs(run, stop_after_epochs)
         finally:

@@ -3,6 +3,7 @@ normalisation and model metadata fixed, then the datasets, the balanced sampler 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,14 @@ from minewatch.errors import UserError
 from minewatch.model_meta import ModelMeta, ThermalInput
 from minewatch.train import ddp
 from minewatch.train.augment import TileAugmenter
-from minewatch.train.config import GeneratedScenes, SceneSource, TrainConfig, generated_specs, scene_items
+from minewatch.train.config import (
+    CatalogScenes,
+    GeneratedScenes,
+    SceneSource,
+    TrainConfig,
+    generated_specs,
+    scene_items,
+)
 from minewatch.train.dataset import (
     BalancedSampler,
     SceneWindows,
@@ -60,10 +68,41 @@ def scene_folders(src: SceneSource, data_dir: Path, profile: str, info: ddp.Dist
             ensure_generated(spec, data_dir, profile, processes)
     if specs:
         ddp.barrier(info)
+    catalogs = [item for item in scene_items(src) if isinstance(item, CatalogScenes)]
+    if info.is_main:
+        for item in catalogs:
+            catalog_labels(item, data_dir)
+    if catalogs:
+        ddp.barrier(info)
     folders: list[Path] = []
     for item in scene_items(src):
-        folders.extend(generated_paths(item, data_dir, profile) if isinstance(item, GeneratedScenes) else [item])
+        if isinstance(item, GeneratedScenes):
+            folders.extend(generated_paths(item, data_dir, profile))
+        elif isinstance(item, CatalogScenes):
+            folders.append(catalog_folder(item, data_dir))
+        else:
+            folders.append(item)
     return folders
+
+
+def catalog_folder(item: CatalogScenes, data_dir: Path) -> Path:
+    key = hashlib.sha1(f"{item.catalog}|{item.complete_only}".encode()).hexdigest()[:8]
+    return data_dir / f"catalog-{key}"
+
+
+def catalog_labels(item: CatalogScenes, data_dir: Path) -> Path:
+    """Write the catalogue's verdicts as scene folders (afresh: verdicts change between runs)."""
+    from minewatch.infer.catalog.labels import write_labels
+    from minewatch.infer.catalog.store import opened
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with opened(item.catalog) as store:
+        result = write_labels(store, catalog_folder(item, data_dir), complete_only=item.complete_only)
+    log.info("%s", result.summary())
+    if not result.scenes:
+        raise UserError("the catalogue holds no scene with a verdict and its raster", path=item.catalog,
+                        fix="review sites (review_status confirmed/rejected) in QGIS first")
+    return result.out
 
 
 def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: ModelMeta | None) -> Prepared:

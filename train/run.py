@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from minewatch.classes import CLASSES
+from minewatch.errors import UserError
 from minewatch.train import ddp
 from minewatch.train.checkpoint import set_rng_state
 from minewatch.train.config import EarlyStopConfig, TrainConfig
@@ -81,10 +82,11 @@ class Run:
 
 
 def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.device, *,
-              weights: Path | None, ckpt: dict[str, Any] | None) -> Run:
+              weights: Path | None, ckpt: dict[str, Any] | None, init: dict[str, Any] | None = None) -> Run:
     """Loaders, model, loss, optimiser and schedule for ``prep``; from ``ckpt`` exactly where it stopped.
 
-    ``weights`` initialise a new run's backbone (a resumed run takes the checkpoint's).
+    ``weights`` initialise a new run's backbone (a resumed run takes the checkpoint's); ``init`` (a
+    checkpoint, ``model.init``) gives a new run all its weights: a fine-tune.
     """
     cfg = prep.cfg
     use_cuda = device.type == "cuda"
@@ -92,6 +94,8 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     model = build_model(cfg.model.backbone, len(prep.meta.channels), len(CLASSES),
                         weights=weights if ckpt is None else None, n_masks=len(cfg.model.masks),
                         decoder_channels=cfg.model.decoder_channels).to(device)
+    if init is not None and ckpt is None:
+        _load_init(model, init, prep)
     channels_last = cfg.channels_last and use_cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -110,3 +114,25 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     if ckpt is not None:
         set_rng_state(ckpt["rng_state"])  # last: building the model above consumed random numbers
     return run
+
+
+def _load_init(model: nn.Module, init: dict[str, Any], prep: Prepared) -> None:
+    """The fine-tune's starting weights; a checkpoint of another architecture or input is refused."""
+    meta = init["meta_obj"]
+    if (meta.backbone, tuple(meta.channels), tuple(meta.classes)) != (
+            prep.cfg.model.backbone, tuple(prep.meta.channels), tuple(prep.meta.classes)):
+        raise UserError(f"model.init is a {meta.backbone} on {', '.join(meta.channels)}; this config trains a "
+                        f"{prep.cfg.model.backbone} on {', '.join(prep.meta.channels)}", path=prep.cfg.model.init,
+                        fix="set model.backbone and model.profile to the init checkpoint's")
+    # The dense head's decoder is the one part that may be new (a classifier-only checkpoint, other masks):
+    # it then starts from random weights; the backbone and the classifier head always come from the init.
+    own = model.state_dict()
+    state = {k: v for k, v in init["model_state"].items()
+             if not k.startswith("decoder.") or (k in own and own[k].shape == v.shape)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith("decoder.") for k in missing):
+        raise UserError(f"model.init's weights do not fit this model ({len(missing)} tensors missing, "
+                        f"{len(unexpected)} unexpected)", path=prep.cfg.model.init,
+                        fix="set model.backbone and model.profile to the init checkpoint's")
+    if missing:
+        log.info("model.init has no dense head for these masks: the decoder starts from random weights")

@@ -5,7 +5,6 @@ Named for what it does; ``minewatch evaluate`` (:mod:`minewatch.infer.evaluate`)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from minewatch.classes import CLASSES, MASK_TRUTH_CLASS
+from minewatch.clock import now_utc
 from minewatch.metrics import average_precision, best_f1_threshold, binary_scores
 from minewatch.model_meta import ModelMeta
 from minewatch.progress import progress
@@ -158,5 +158,5 @@ def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int) -> 
         "thresholds": {k: float(v["threshold"]) for k, v in summary["classes"].items()},
         "mask_area_scale": area_scales(summary),
         "metrics": meta_metrics(summary, epoch),
-        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "created": now_utc(),
     })

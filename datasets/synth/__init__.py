@@ -2,8 +2,9 @@
 
 ``generate_scenes`` is the entry point (the ``minewatch synth`` command); the look of a scene is set by
 a recipe (configs/synth/default.yaml). Modules: recipe (config), geo (where/when/sun), landcover
-(background), objects / mining / lookalikes (geometry in metres), plan (all random choices),
-render_optical, render_thermal, background (real raster), writer (files), preview.
+(procedural landscape), objects / mining / lookalikes / urban / marina (geometry in metres), appearance
+(randomised looks per site), plan (all random choices), render_optical, render_thermal, background (real
+orthophotos), water (water on them), match (pasting in their tone, blur and noise), writer (files), preview.
 """
 
 from minewatch.datasets.synth.generate import generate_scene, generate_scenes

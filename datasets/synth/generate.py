@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,11 @@ import shapely
 from rasterio.enums import Resampling
 
 from minewatch.datasets.profiles import SensorProfile, load_profile
+from minewatch.datasets.synth.background import background_files
 from minewatch.datasets.synth.geo import iso_z
 from minewatch.datasets.synth.plan import GENERATOR_VERSION, ScenePlan, make_plan
 from minewatch.datasets.synth.preview import write_preview
-from minewatch.datasets.synth.recipe import SynthRecipe, load_recipe
+from minewatch.datasets.synth.recipe import BackgroundEntry, SynthRecipe, load_recipe
 from minewatch.datasets.synth.render_optical import OpticalRenderer
 from minewatch.datasets.synth.render_thermal import ThermalImage, render_thermal, ring_radii, seen_excess
 from minewatch.datasets.synth.writer import write_json, write_raster_strips, write_truth
@@ -25,14 +27,24 @@ from minewatch.progress import progress
 log = logging.getLogger(__name__)
 
 
+MAX_SIZE_PX = 16_384
+"""Largest scene side: 3.3 km at 0.2 m. The renderer keeps a few whole-scene id maps (parts, shadows, land
+cover), about ``BYTES_PER_PX`` per pixel; larger areas are several scenes or a mosaic."""
+BYTES_PER_PX = 20
+
+
 def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | None = None,
                     recipe: str | Path | None = None, background: Path | None = None, size: int | None = None,
-                    preview: bool = False) -> list[Path]:
+                    preview: bool = False, backgrounds: Sequence[Path | str | BackgroundEntry] | None = None,
+                    background_gsd_m: float | None = None, overwrite: bool = False) -> list[Path]:
     """Write ``count`` scenes into ``out/scene_<seed+k:06d>/``; scene k uses seed ``seed + k``.
 
     ``profile`` defaults to the recipe's (drone), ``recipe`` to configs/synth/default.yaml, ``size``
-    (optical width = height, pixels) to the recipe's. With ``background`` the scene is drawn over
-    that GeoTIFF, resampled to the profile GSD, in the background's CRS.
+    (optical width = height, pixels) to the recipe's. With ``backgrounds`` (files or folders of
+    GeoTIFF, PNG, JPEG; default: the recipe's ``backgrounds``; ``background`` is the one-file form) each
+    scene pastes its sites and look-alikes on one of them, picked by its seed from the sorted list,
+    resampled to the profile GSD in the background's CRS; ``background_gsd_m`` (default: the recipe's)
+    is the pixel size of images without georeferencing.
     """
     if seed < 0:
         raise UserError(f"seed {seed} is negative", fix="use a seed of 0 or more")
@@ -40,27 +52,45 @@ def generate_scenes(out: Path, *, seed: int = 0, count: int = 1, profile: str | 
         raise UserError("count must be at least 1", fix="pass --count 1 or more")
     if size is not None and size < 64:
         raise UserError(f"size {size} px is too small", fix="use --size 64 or more")
+    if size is not None and size > MAX_SIZE_PX:
+        raise UserError(f"size {size:,} px would need about {size * size * BYTES_PER_PX / 2**30:.0f} GiB of memory "
+                        f"(the largest scene is {MAX_SIZE_PX:,} px)",
+                        fix="make several scenes with --count, or mosaic one (bench/scenes.py)")
+    if background_gsd_m is not None and background_gsd_m <= 0:
+        raise UserError(f"background pixel size {background_gsd_m} m is not positive", fix="pass a size in metres")
     rec = load_recipe(recipe)
     prof = load_profile(profile or rec.scene.profile)
     if background is not None and not Path(background).is_file():
         raise UserError("no such background raster", path=background, fix="check the path")
+    entries = [background] if background is not None else list(backgrounds or rec.backgrounds)
+    gsd = background_gsd_m if background_gsd_m is not None else rec.background_gsd_m
+    files = [BackgroundEntry(path=f, gsd_m=g) for f, g in background_files(entries, gsd)] if entries else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError("the output path is a file", path=out, fix="give a folder")
     out.mkdir(parents=True, exist_ok=True)
+    targets = [out / f"scene_{seed + k:06d}" for k in range(count)]
+    taken = [f for f in targets if f.is_dir() and any(f.iterdir())]
+    if taken and not overwrite:
+        raise UserError(f"{len(taken)} scene folder(s) exist and would be replaced (their truth.geojson too)",
+                        path=taken[0], fix="pass --overwrite, or write to another --out or --seed")
     folders = []
     for k in progress(range(count), total=count, desc="synth", unit="scene"):
-        folder = out / f"scene_{seed + k:06d}"
+        folder = targets[k]
         folder.mkdir(exist_ok=True)
-        generate_scene(folder, seed + k, rec, prof, size=size, background=background, preview=preview)
+        generate_scene(folder, seed + k, rec, prof, size=size, backgrounds=files, background_gsd_m=background_gsd_m,
+                       preview=preview)
         folders.append(folder)
     return folders
 
 
 def generate_scene(folder: Path, seed: int, recipe: SynthRecipe, profile: SensorProfile, *,
-                   size: int | None = None, background: Path | None = None, preview: bool = False) -> ScenePlan:
+                   size: int | None = None, background: Path | None = None, preview: bool = False,
+                   backgrounds: Sequence[Path | str | BackgroundEntry] | None = None,
+                   background_gsd_m: float | None = None) -> ScenePlan:
     """Plan, render and write one scene into ``folder``."""
-    plan = make_plan(seed, recipe, profile, size=size, background=background)
+    plan = make_plan(seed, recipe, profile, size=size, background=background, backgrounds=backgrounds,
+                     background_gsd_m=background_gsd_m)
     acquired = iso_z(plan.when.acquired)
     tags = {"MINEWATCH_SCENE_ID": plan.scene_id, "ACQUISITION_DATETIME": acquired,
             "MINEWATCH_PROFILE": profile.name, "MINEWATCH_GENERATOR": GENERATOR_VERSION}
@@ -141,6 +171,8 @@ def scene_summary(plan: ScenePlan, records: list[dict[str, Any]]) -> dict[str, A
         "cloud_cover": round(plan.atmos.cloud_cover, 3), "haze": round(plan.atmos.haze, 4),
         "nodata_collar": plan.collar,
         "background": str(plan.background.path) if plan.background is not None else None,
+        "background_info": plan.background.summary() if plan.background is not None else None,
         "dt_k_rule": f"max clean thermal inside the polygon minus the median of a {r1:g}-{r2:g} m ring",
+        **({"sensor_effects": plan.effects.summary()} if plan.look.satellite_effects else {}),
         "sites": sites,
     }

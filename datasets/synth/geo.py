@@ -17,6 +17,7 @@ from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from rasterio.crs import CRS
 
+from minewatch.datasets.crs import utm_epsg
 from minewatch.datasets.synth.objects import uni
 from minewatch.datasets.synth.recipe import Region, SceneSpec, Season
 
@@ -44,12 +45,6 @@ class Frame:
         tr = Transformer.from_crs(self.crs, "EPSG:4326", always_xy=True)
         lon, lat = tr.transform(xy[:, 0], xy[:, 1])
         return np.column_stack([lon, lat])
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    zone = int((lon + 180) // 6) + 1
-    zone = min(max(zone, 1), 60)
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def pick_region(rng: np.random.Generator, regions: list[Region]) -> Region:

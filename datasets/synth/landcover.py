@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -19,6 +20,24 @@ from shapely.geometry import LineString, Polygon, box
 from minewatch.datasets.synth.noise import CoarseField, coarse_field
 from minewatch.datasets.synth.objects import Layer, Palette, Part, Tex, circle, pick, rect, rint, uni
 from minewatch.datasets.synth.recipe import Landcover, Region
+
+SNOW_ON_MARGIN = (0.9, 0.1)  # shares of snow and grass in the colour of grass margins in a snowy scene
+STRIP_STAGGER_M = (0.0, 100.0)  # each strip of parcels starts this far before the extent
+PARCEL_GREENNESS_SD = 0.12  # field-to-field spread of greenness around the scene's
+ROWS_ALONG_PROBABILITY = 0.7  # crop rows run along the strip (else across)
+TRAMLINE_PROBABILITY = 0.6  # a crop field shows tractor tramlines
+TRAMLINE_AMPLITUDE = (0.05, 0.15)  # their relative darkening
+RIPE_GREENNESS = 0.25  # ripe crop keeps this share of the field's greenness
+FURROW_GAIN, BARE_ROW_GAIN, SNOW_ROW_GAIN = 1.6, 0.3, 0.5  # row contrast of ploughed, bare, snowed fields
+MOWN_PROBABILITY = 0.5  # a grass field shows mowing stripes
+MOW_PERIOD_M, MOW_AMPLITUDE = (3.0, 6.0), (0.03, 0.07)
+SHOULDER_M = (0.6, 1.5)  # gravel shoulder beside a paved road
+CENTRE_LINE_MIN_WIDTH_M, CENTRE_LINE_M = 6.0, 0.16  # roads wider than this get a painted centre line
+ROAD_KEEPOUT_M = 3.0  # sites keep this far from a road's edge
+HEDGED_EDGE_SHARE = 0.3  # hedgerow_probability is per parcel side: one of about three sides can carry one
+MIN_FOREST_SHARE, MAX_FOREST_SHARE = 0.01, 0.8
+FOREST_GREEN_GAIN, FOREST_GREEN_OFFSET = 1.2, 0.2  # forest is greener than the fields in the same season
+FROZEN_WATER_PROBABILITY = 0.5  # in a snowy scene, water is frozen and snowed over
 
 
 @dataclass
@@ -73,6 +92,7 @@ class LandcoverPlan:
     keepout: list[Polygon]
     road_lines: list[LineString]
     greenness: float
+    water_geom: Any = None  # water of a real background (local metres), when there is one
 
     def cover_map(self, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
         """Cover ids (uint16) on a grid whose transform maps pixels to local metres."""
@@ -88,9 +108,13 @@ class LandcoverPlan:
         return None if self.water is None else self.water.sample(us, vs)
 
     def water_at(self, pts: np.ndarray) -> np.ndarray:
-        if self.water is None:
-            return np.zeros(len(pts), bool)
-        return self.water.at(pts) > -0.15
+        """Whether points (k, 2) are on water or its shore (procedural: a little beyond the drawn water)."""
+        out = np.zeros(len(pts), bool)
+        if self.water is not None:
+            out |= self.water.at(pts) > -0.15
+        if self.water_geom is not None:
+            out |= shapely.contains_xy(self.water_geom, pts[:, 0], pts[:, 1])
+        return out
 
 
 def _mix(pal: Palette, rng: np.random.Generator, dry: str, green: str, g: float) -> tuple[np.ndarray, float]:
@@ -108,30 +132,53 @@ def make_landcover(rng: np.random.Generator, spec: Landcover, region: Region, pa
                    snow: bool, extent: tuple[float, float, float, float],
                    scene: tuple[float, float, float, float], count_scale: float) -> LandcoverPlan:
     """Draw the landscape over ``extent`` (local metres; wider than the scene for the thermal footprint)."""
-    eu0, ev0, eu1, ev1 = extent
-    su0, sv0, su1, sv1 = scene
-    ew, eh = eu1 - eu0, ev1 - ev0
     g_scene = min(1.0, uni(rng, spec.seasons[season].greenness) * region.greenness)
     snow_refl = pal.refl(rng, "snow")
     cover = CoverTable()
     # id 0: grass margins and whatever no parcel covers
     margin_refl, margin_solar = _mix(pal, rng, "grass_dry", "grass_green", g_scene)
     if snow:
-        margin_refl, margin_solar = 0.9 * snow_refl + 0.1 * margin_refl, pal.solar("snow")
+        snow_k, grass_k = SNOW_ON_MARGIN
+        margin_refl, margin_solar = snow_k * snow_refl + grass_k * margin_refl, pal.solar("snow")
     cover.add(None, margin_refl, margin_solar, snowy=snow)
+    parcels = _parcels(rng, spec, pal, cover, extent, g_scene, snow, snow_refl)
+    keepout, road_lines = _roads(rng, spec, pal, cover, extent, scene, snow, snow_refl)
+    furniture: list[Part] = []
+    # village along the first road
+    if road_lines and rng.random() < spec.village_probability * min(1.0, count_scale):
+        furniture += _village(rng, spec, pal, road_lines[0], scene, cover, keepout, snow, snow_refl,
+                              count_scale)
+    furniture += _hedgerows_and_trees(rng, spec, pal, parcels, scene, count_scale)
+    furniture = _off_roads(furniture, keepout)
+    forest, water = _forest_and_water(rng, spec, region, extent)
+    mottle = _mottle(rng, extent)
+    g_forest = min(1.0, g_scene * FOREST_GREEN_GAIN + FOREST_GREEN_OFFSET)
+    f_refl, f_solar = _mix(pal, rng, "forest_dry", "forest_green", g_forest)
+    if snow:
+        f_refl = 0.55 * f_refl + 0.25 * snow_refl  # snow between dark crowns
+    w_refl = pal.refl(rng, "water")
+    if snow and rng.random() < FROZEN_WATER_PROBABILITY:
+        w_refl = 0.6 * snow_refl + 0.3 * w_refl  # frozen
+    return LandcoverPlan(cover, mottle, forest, water, f_refl, f_solar, w_refl, pal.solar("water"), snow,
+                         furniture, keepout, road_lines, g_scene)
 
-    # parcels: strips on a rotated grid, cut into fields
+
+def _parcels(rng: np.random.Generator, spec: Landcover, pal: Palette, cover: CoverTable,
+             extent: tuple[float, float, float, float], g_scene: float, snow: bool,
+             snow_refl: np.ndarray) -> list[Polygon]:
+    """Field parcels: strips on a rotated grid, cut into fields, each added to ``cover``."""
+    eu0, ev0, eu1, ev1 = extent
+    ew, eh = eu1 - eu0, ev1 - ev0
     theta = uni(rng, (0, math.pi))
     c, s = math.cos(theta), math.sin(theta)
     cu, cv = (eu0 + eu1) / 2, (ev0 + ev1) / 2
     half = math.hypot(ew, eh) / 2
     ext_box = box(*extent)
-    weights = spec.parcel_weights
     parcels: list[Polygon] = []
     y = -half
     while y < half:
         w = uni(rng, spec.parcel_width_m)
-        x = -half - uni(rng, (0, 100))
+        x = -half - uni(rng, STRIP_STAGGER_M)
         while x < half:
             length = uni(rng, spec.parcel_length_m)
             m = uni(rng, spec.parcel_margin_m)
@@ -142,36 +189,49 @@ def make_landcover(rng: np.random.Generator, spec: Landcover, region: Region, pa
             if not geom.intersects(ext_box):
                 continue
             parcels.append(geom)
-            kind = pick(rng, weights)
-            g = float(np.clip(g_scene + rng.normal(0, 0.12), 0, 1))
-            along = rng.random() < 0.7  # rows along the strip or across it
-            rc, rs = (c, s) if not along else (-s, c)
-            period = uni(rng, spec.row_period_m)
-            amp = uni(rng, spec.row_amplitude)
-            tram = (uni(rng, spec.tramline_spacing_m), uni(rng, (0.05, 0.15)) if rng.random() < 0.6 else 0.0)
-            if kind == "crop":
-                refl, solar = _mix(pal, rng, "crop_dry", "crop_green", g)
-            elif kind == "ripe":
-                refl, solar = _mix(pal, rng, "crop_dry", "crop_green", g * 0.25)
-            elif kind == "ploughed":
-                refl, solar = pal.refl(rng, "ploughed"), pal.solar("ploughed")
-                amp, tram = amp * 1.6, (tram[0], 0.0)
-            elif kind == "grass":
-                refl, solar = _mix(pal, rng, "grass_dry", "grass_green", g)
-                mow = rng.random() < 0.5
-                period, amp = (uni(rng, (3.0, 6.0)), uni(rng, (0.03, 0.07))) if mow else (1.0, 0.0)
-                tram = (tram[0], 0.0)
-            else:
-                refl, solar = pal.refl(rng, "bare_soil"), pal.solar("bare_soil")
-                amp, tram = amp * 0.3, (tram[0], 0.0)
-            if snow:
-                refl, solar = (0.8 + 0.15 * rng.random()) * snow_refl + 0.1 * refl, pal.solar("snow")
-                amp *= 0.5
-            cover.add(geom, refl, solar, rows=(rc, rs, period, amp), tram=tram, snowy=snow,
-                      grain=1.5 if kind in ("ploughed", "bare") else 1.0)
+            _add_parcel(rng, spec, pal, cover, geom, (c, s), g_scene, snow, snow_refl)
         y += w
+    return parcels
 
-    # roads across the scene (and dirt tracks), with shoulders
+
+def _add_parcel(rng: np.random.Generator, spec: Landcover, pal: Palette, cover: CoverTable, geom: Polygon,
+                axis: tuple[float, float], g_scene: float, snow: bool, snow_refl: np.ndarray) -> None:
+    """One field: its kind, colour, crop rows (along or across the strip ``axis``) and tramlines."""
+    c, s = axis
+    kind = pick(rng, spec.parcel_weights)
+    g = float(np.clip(g_scene + rng.normal(0, PARCEL_GREENNESS_SD), 0, 1))
+    along = rng.random() < ROWS_ALONG_PROBABILITY  # rows along the strip or across it
+    rc, rs = (c, s) if not along else (-s, c)
+    period = uni(rng, spec.row_period_m)
+    amp = uni(rng, spec.row_amplitude)
+    tram = (uni(rng, spec.tramline_spacing_m),
+            uni(rng, TRAMLINE_AMPLITUDE) if rng.random() < TRAMLINE_PROBABILITY else 0.0)
+    if kind == "crop":
+        refl, solar = _mix(pal, rng, "crop_dry", "crop_green", g)
+    elif kind == "ripe":
+        refl, solar = _mix(pal, rng, "crop_dry", "crop_green", g * RIPE_GREENNESS)
+    elif kind == "ploughed":
+        refl, solar = pal.refl(rng, "ploughed"), pal.solar("ploughed")
+        amp, tram = amp * FURROW_GAIN, (tram[0], 0.0)
+    elif kind == "grass":
+        refl, solar = _mix(pal, rng, "grass_dry", "grass_green", g)
+        mow = rng.random() < MOWN_PROBABILITY
+        period, amp = (uni(rng, MOW_PERIOD_M), uni(rng, MOW_AMPLITUDE)) if mow else (1.0, 0.0)
+        tram = (tram[0], 0.0)
+    else:
+        refl, solar = pal.refl(rng, "bare_soil"), pal.solar("bare_soil")
+        amp, tram = amp * BARE_ROW_GAIN, (tram[0], 0.0)
+    if snow:
+        refl, solar = (0.8 + 0.15 * rng.random()) * snow_refl + 0.1 * refl, pal.solar("snow")
+        amp *= SNOW_ROW_GAIN
+    cover.add(geom, refl, solar, rows=(rc, rs, period, amp), tram=tram, snowy=snow,
+              grain=1.5 if kind in ("ploughed", "bare") else 1.0)
+
+
+def _roads(rng: np.random.Generator, spec: Landcover, pal: Palette, cover: CoverTable,
+           extent: tuple[float, float, float, float], scene: tuple[float, float, float, float], snow: bool,
+           snow_refl: np.ndarray) -> tuple[list[Polygon], list[LineString]]:
+    """Roads across the scene (paved with shoulders, or dirt tracks); their keep-out areas and centre lines."""
     keepout: list[Polygon] = []
     road_lines: list[LineString] = []
     n_roads = rint(rng, spec.roads)
@@ -181,65 +241,75 @@ def make_landcover(rng: np.random.Generator, spec: Landcover, region: Region, pa
         width = uni(rng, spec.road_width_m if paved else spec.track_width_m)
         road = line.buffer(width / 2, cap_style="flat")
         if paved:
-            shoulder = line.buffer(width / 2 + uni(rng, (0.6, 1.5)), cap_style="flat")
+            shoulder = line.buffer(width / 2 + uni(rng, SHOULDER_M), cap_style="flat")
             cover.add(shoulder, pal.refl(rng, "gravel"), pal.solar("gravel"), exempt=True, grain=2.0,
                       snowy=snow)
             refl = pal.refl(rng, "asphalt")
             cover.add(road, refl * (1.3 if snow else 1.0), pal.solar("asphalt"), exempt=True)
-            if width > 6.0:
-                cover.add(line.buffer(0.08, cap_style="flat"), pal.refl(rng, "road_marking"),
+            if width > CENTRE_LINE_MIN_WIDTH_M:
+                cover.add(line.buffer(CENTRE_LINE_M / 2, cap_style="flat"), pal.refl(rng, "road_marking"),
                           pal.solar("road_marking"), exempt=True)
         else:
             refl = pal.refl(rng, "dirt")
             if snow:
                 refl = 0.6 * snow_refl + 0.4 * refl
             cover.add(road, refl, pal.solar("dirt"), exempt=True, grain=2.5, snowy=snow)
-        keepout.append(line.buffer(width / 2 + 3, cap_style="flat"))
+        keepout.append(line.buffer(width / 2 + ROAD_KEEPOUT_M, cap_style="flat"))
         road_lines.append(line)
+    return keepout, road_lines
 
-    furniture: list[Part] = []
-    # village along the first road
-    if road_lines and rng.random() < spec.village_probability * min(1.0, count_scale):
-        furniture += _village(rng, spec, pal, road_lines[0], scene, cover, keepout, snow, snow_refl,
-                              count_scale)
 
-    # hedgerows along some parcels, lone trees
+def _hedgerows_and_trees(rng: np.random.Generator, spec: Landcover, pal: Palette, parcels: list[Polygon],
+                         scene: tuple[float, float, float, float], count_scale: float) -> list[Part]:
+    """Tree lines along some parcel edges, and lone trees scattered over the scene."""
+    su0, sv0, su1, sv1 = scene
+    out: list[Part] = []
     for p in parcels:
-        if rng.random() < spec.hedgerow_probability * 0.3:
+        if rng.random() < spec.hedgerow_probability * HEDGED_EDGE_SHARE:
             coords = np.asarray(p.exterior.coords)
             k = int(rng.integers(4))
             edge = LineString([coords[k], coords[k + 1]])
-            furniture += _tree_line(rng, spec, pal, edge, scene)
+            out += _tree_line(rng, spec, pal, edge, scene)
     for _ in range(int(round(rint(rng, spec.scattered_trees) * count_scale))):
         pu, pv = uni(rng, (su0, su1)), uni(rng, (sv0, sv1))
-        furniture.append(_tree(rng, spec, pal, pu, pv))
-    # trees do not stand on roads
-    if keepout:
-        roads = shapely.union_all([k for k in keepout])
-        furniture = [f for f in furniture if f.texture != Tex.CROWN or not roads.intersects(f.geom)]
+        out.append(_tree(rng, spec, pal, pu, pv))
+    return out
 
-    # forest and water from smooth fields
+
+def _off_roads(furniture: list[Part], keepout: list[Polygon]) -> list[Part]:
+    """Trees do not stand on roads."""
+    if not keepout:
+        return furniture
+    roads = shapely.union_all([k for k in keepout])
+    return [f for f in furniture if f.texture != Tex.CROWN or not roads.intersects(f.geom)]
+
+
+def _forest_and_water(rng: np.random.Generator, spec: Landcover, region: Region,
+                      extent: tuple[float, float, float, float]) -> tuple[CoarseField | None, CoarseField | None]:
+    """Forest and water from smooth fields: positive where present (None: none in this scene)."""
+    eu0, ev0, eu1, ev1 = extent
+    ew, eh = eu1 - eu0, ev1 - ev0
     forest_frac = uni(rng, spec.forest_cover) * region.forest
     forest_field = coarse_field(rng, eu0, ev0, ew, eh, 4.0, 22.0)
-    forest_field.data += 0.35 * coarse_field(rng, eu0, ev0, ew, eh, 4.0, 6.0).data
-    forest = _threshold(forest_field, min(forest_frac, 0.8)) if forest_frac > 0.01 else None
+    forest_field.data += 0.35 * coarse_field(rng, eu0, ev0, ew, eh, 4.0, 6.0).data  # ragged edges
+    forest = _threshold(forest_field, min(forest_frac, MAX_FOREST_SHARE)) if forest_frac > MIN_FOREST_SHARE \
+        else None
     water = None
     if rng.random() < spec.water_probability:
         wf = coarse_field(rng, eu0, ev0, ew, eh, 3.0, 45.0)
         wf.data += 0.45 * coarse_field(rng, eu0, ev0, ew, eh, 3.0, 9.0).data  # irregular shores
         water = _threshold(wf, uni(rng, spec.water_cover))
+    return forest, water
+
+
+def _mottle(rng: np.random.Generator, extent: tuple[float, float, float, float]) -> CoarseField:
+    """Low-frequency brightness (and temperature) variation at two scales, unit std."""
+    eu0, ev0, eu1, ev1 = extent
+    ew, eh = eu1 - eu0, ev1 - ev0
     mottle = coarse_field(rng, eu0, ev0, ew, eh, 2.0, 7.0)
     mottle.data += 0.6 * coarse_field(rng, eu0, ev0, ew, eh, 2.0, 30.0).data
     mottle.data /= mottle.data.std() + 1e-9
-    g_forest = min(1.0, g_scene * 1.2 + 0.2)
-    f_refl, f_solar = _mix(pal, rng, "forest_dry", "forest_green", g_forest)
-    if snow:
-        f_refl = 0.55 * f_refl + 0.25 * snow_refl  # snow between dark crowns
-    w_refl = pal.refl(rng, "water")
-    if snow and rng.random() < 0.5:
-        w_refl = 0.6 * snow_refl + 0.3 * w_refl  # frozen
-    return LandcoverPlan(cover, mottle, forest, water, f_refl, f_solar, w_refl, pal.solar("water"), snow,
-                         furniture, keepout, road_lines, g_scene)
+    return mottle
 
 
 def _crossing_line(rng: np.random.Generator, extent: tuple[float, float, float, float],

@@ -4,6 +4,8 @@ container_yard (stacked, multi-coloured, cold), truck_depot (trailers with tract
 hvac_warehouse (a few small boxes on a big roof), greenhouse (warm but uniform), solar_farm (dark
 regular arrays), car_park (small multi-coloured cars), hot_industry (small and very hot stacks),
 dark_roof (only sun-warmed). Built in a site frame like :mod:`minewatch.datasets.synth.mining`.
+More in :mod:`~minewatch.datasets.synth.urban` (semi-trailer rows, bus depots, flat roofs with HVAC plant,
+rooftop solar) and :mod:`~minewatch.datasets.synth.marina` (boats at a shoreline).
 """
 
 from __future__ import annotations
@@ -14,23 +16,27 @@ import numpy as np
 import shapely
 from shapely.geometry import box
 
+from minewatch.datasets.synth.appearance import SiteLook, draw_look
+from minewatch.datasets.synth.marina import marina
 from minewatch.datasets.synth.mining import FORTY_FT, HEIGHT_STD, TWENTY_FT
 from minewatch.datasets.synth.objects import (
     Layer,
     Palette,
     Part,
     Plume,
-    Site,
+    SynthSite,
     Tex,
     TooSmall,
     Truth,
     circle,
+    lookalike_site,
     pick,
     rect,
     rint,
     uni,
 )
-from minewatch.datasets.synth.recipe import LookalikeSpec
+from minewatch.datasets.synth.recipe import Appearance, LookalikeSpec
+from minewatch.datasets.synth.urban import bus_depot, flat_roof_hvac, rooftop_solar, semi_trailer_rows
 
 
 def _fit(rng: np.random.Generator, length_r: tuple[float, float], width_r: tuple[float, float],
@@ -43,7 +49,8 @@ def _fit(rng: np.random.Generator, length_r: tuple[float, float], width_r: tuple
     return length, width
 
 
-def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                   look: SiteLook) -> SynthSite:
     """Stacks packed in blocks (bays end to end, rows side by side), lanes between blocks."""
     s = spec.container_yard
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 18.0)
@@ -72,19 +79,19 @@ def container_yard(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
                         tiers = int(rng.integers(1, max_tiers + 1))
                         geom = rect(ha + rng.normal(0, 0.05), cb, hl, FORTY_FT[1], rng.normal(0, 0.004))
                         parts.append(pal.part(rng, pick(rng, s.colours), geom, height_m=tiers * HEIGHT_STD,
-                                              texture=Tex.RIBS, period_m=0.65, angle=0.0))
+                                              texture=Tex.RIBS, period_m=0.65, angle=0.0, **look.steel(rng)))
                         n += tiers
             b += nr * slot_b + lane_b
         a += nb * slot_a + lane_a
     if n < 4:
         raise TooSmall("no room for stacks")
-    site = Site(kind="container_yard", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "container_yard", n_containers=n))
-    site.params = {"yard_m": [round(length, 1), round(width, 1)], "max_tiers": max_tiers, "n_containers": n}
-    return site
+    return lookalike_site("container_yard", parts, length, width, "yard_m",
+                          {"max_tiers": max_tiers, "n_containers": n}, n_containers=n)
 
 
-def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                look: SiteLook) -> SynthSite:
+    """Trailers parked nose to tail in bays across an asphalt lot, a tractor with some."""
     s = spec.truck_depot
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 20.0)
     parts: list[Part] = [pal.part(rng, "asphalt", rect(0, 0, length, width), layer=Layer.GROUND)]
@@ -104,7 +111,7 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
             if rng.random() < fill:
                 ang = slant + rng.normal(0, 0.02)
                 parts.append(pal.part(rng, pick(rng, s.colours), rect(a, rb, trailer_l, 2.55, ang),
-                                      height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=ang))
+                                      height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=ang, **look.steel(rng)))
                 n += 1
                 if rng.random() < 0.4:  # tractor unit in front of the trailer
                     d = trailer_l / 2 + 3.2
@@ -113,13 +120,13 @@ def truck_depot(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max
                     parts.append(pal.part(rng, "tractor", rect(ca, cb, 6.0, 2.5, ang), height_m=3.6,
                                           texture=Tex.CAR, angle=ang))
             a += bay_w
-    site = Site(kind="truck_depot", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "truck_depot"))
-    site.params = {"lot_m": [round(length, 1), round(width, 1)], "trailers": n}
-    return site
+    return lookalike_site("truck_depot", parts, length, width, "lot_m", {"trailers": n})
 
 
-def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                   look: SiteLook) -> SynthSite:
+    """A logistics hall: ribbed roof, skylights, a few small HVAC boxes with one warm fan each, trailers at the
+    docks."""
     s = spec.hvac_warehouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -137,19 +144,19 @@ def hvac_warehouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, 
         ua, ub = uni(rng, (-length / 2 + 3, length / 2 - 3)), uni(rng, (-width / 2 + 3, width / 2 - 3))
         parts.append(pal.part(rng, "hvac", rect(ua, ub, 2.2, 1.4), height_m=height + 1.2, layer=Layer.ROOF,
                               texture=Tex.FINS, period_m=0.3))
-        parts.append(pal.part(rng, "fan", circle(ua + 0.5, ub, 0.4, 10), height_m=height + 1.3, layer=Layer.ROOF,
-                              texture=Tex.FAN, heat_k=hk, snow_free=True))
+        parts.append(pal.part(rng, look.fan, circle(ua + 0.5, ub, 0.4, 10), height_m=height + 1.3,
+                              layer=Layer.ROOF, texture=Tex.FAN, heat_k=hk, snow_free=True, **look.fan_kw()))
     # loading docks with a few trailers
     for i in range(rint(rng, (0, 5))):
         parts.append(pal.part(rng, "trailer_white", rect(-length / 2 + 6 + 4 * i, width / 2 + 7, 2.55, 13.6),
                               height_m=4.0, texture=Tex.RIBS, period_m=1.2, angle=math.pi / 2))
-    site = Site(kind="hvac_warehouse", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "hvac_warehouse"))
-    site.params = {"hall_m": [round(length, 1), round(width, 1)], "hvac_units": n_units, "hvac_k": round(hk, 2)}
-    return site
+    return lookalike_site("hvac_warehouse", parts, length, width, "hall_m",
+                          {"hvac_units": n_units, "hvac_k": round(hk, 2)})
 
 
-def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+               look: SiteLook) -> SynthSite:
+    """A heated glasshouse: warm over its whole glass roof, with no hot spot."""
     s = spec.greenhouse
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     heat = uni(rng, s.heat_k)
@@ -157,13 +164,12 @@ def greenhouse(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
     parts = [pal.part(rng, "gravel", rect(0, 0, length + 6, width + 6), layer=Layer.GROUND),
              pal.part(rng, "glass", rect(0, 0, length, width), height_m=uni(rng, (4.0, 6.5)), texture=Tex.GLASS,
                       period_m=ridge, angle=math.pi / 2, heat_k=heat, snow_free=True)]
-    site = Site(kind="greenhouse", mining=False, running=True, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "greenhouse", running=True))
-    site.params = {"size_m": [round(length, 1), round(width, 1)], "heat_k": round(heat, 2)}
-    return site
+    return lookalike_site("greenhouse", parts, length, width, "size_m", {"heat_k": round(heat, 2)}, running=True)
 
 
-def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+               look: SiteLook) -> SynthSite:
+    """Rows of dark panel tables on grass, the rows a pitch apart."""
     s = spec.solar_farm
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     depth, pitch, tlen = uni(rng, s.table_depth_m), uni(rng, s.pitch_m), uni(rng, s.table_length_m)
@@ -183,13 +189,12 @@ def solar_farm(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_
             tables += 1
             a += tl + uni(rng, (0.5, 1.5))
         b += pitch
-    site = Site(kind="solar_farm", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "solar_farm"))
-    site.params = {"size_m": [round(length, 1), round(width, 1)], "tables": tables, "pitch_m": round(pitch, 2)}
-    return site
+    return lookalike_site("solar_farm", parts, length, width, "size_m", {"tables": tables, "pitch_m": round(pitch, 2)})
 
 
-def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+             look: SiteLook) -> SynthSite:
+    """Asphalt with painted bays in rows, cars of many colours in some."""
     s = spec.car_park
     length, width = _fit(rng, s.length_m, s.width_m, max_extent, 14.0)
     occ = uni(rng, s.occupancy)
@@ -211,13 +216,12 @@ def car_park(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_ex
             a += bay_w
         row += 1
         b += bay_l + (drive if row % 2 == 1 else 0.3)
-    site = Site(kind="car_park", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "car_park"))
-    site.params = {"lot_m": [round(length, 1), round(width, 1)], "cars": cars}
-    return site
+    return lookalike_site("car_park", parts, length, width, "lot_m", {"cars": cars})
 
 
-def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+                 look: SiteLook) -> SynthSite:
+    """Plant buildings with stacks and furnace vents: small, very hot, a plume downwind."""
     s = spec.hot_industry
     if max_extent < 30:
         raise TooSmall(f"{max_extent:.0f} m offered")
@@ -256,7 +260,7 @@ def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, ma
     for p in parts:
         p.geom = shapely.transform(p.geom, lambda c, ca=ca, cb=cb: c - np.array([ca, cb]))
     sources_arr = np.array(sources) - np.array([ca, cb])
-    site = Site(kind="hot_industry", mining=False, running=True, parts=parts)
+    site = SynthSite(kind="hot_industry", mining=False, running=True, parts=parts)
     site.plumes.append(Plume(sources_arr, uni(rng, (3.0, 8.0)), uni(rng, (15, 40)), 2.0))
     site.truth.append(Truth(shapely.transform(hull, lambda c: c - np.array([ca, cb])).buffer(2.0),
                             "lookalike", "hot_industry", running=True))
@@ -264,7 +268,9 @@ def hot_industry(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, ma
     return site
 
 
-def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float) -> Site:
+def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_extent: float,
+              look: SiteLook) -> SynthSite:
+    """A black flat roof the sun warms: heat without any equipment."""
     s = spec.dark_roof
     length, width = _fit(rng, s.length_m, s.width_m, max_extent)
     height = uni(rng, s.height_m)
@@ -274,19 +280,19 @@ def dark_roof(rng: np.random.Generator, spec: LookalikeSpec, pal: Palette, max_e
     for _ in range(rint(rng, (0, 4))):
         va, vb = uni(rng, (-length / 2 + 1, length / 2 - 1)), uni(rng, (-width / 2 + 1, width / 2 - 1))
         parts.append(pal.part(rng, "hvac", rect(va, vb, 1.0, 1.0), height_m=height + 0.8, layer=Layer.ROOF))
-    site = Site(kind="dark_roof", mining=False, running=False, parts=parts)
-    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", "dark_roof"))
-    site.params = {"roof_m": [round(length, 1), round(width, 1)], "height_m": round(height, 1)}
-    return site
+    return lookalike_site("dark_roof", parts, length, width, "roof_m", {"height_m": round(height, 1)})
 
 
 BUILDERS = {
     "container_yard": container_yard, "truck_depot": truck_depot, "hvac_warehouse": hvac_warehouse,
     "greenhouse": greenhouse, "solar_farm": solar_farm, "car_park": car_park, "hot_industry": hot_industry,
-    "dark_roof": dark_roof,
+    "dark_roof": dark_roof, "semi_trailer_rows": semi_trailer_rows, "bus_depot": bus_depot,
+    "flat_roof_hvac": flat_roof_hvac, "rooftop_solar": rooftop_solar, "marina": marina,
 }
 
 
 def build_lookalike(rng: np.random.Generator, kind: str, spec: LookalikeSpec, pal: Palette,
-                    max_extent_m: float) -> Site:
-    return BUILDERS[kind](rng, spec, pal, max_extent_m)
+                    max_extent_m: float, appearance: Appearance) -> SynthSite:
+    """A look-alike of ``kind`` with its look drawn from the recipe (marinas: see :func:`marina`)."""
+    look = draw_look(rng, appearance)
+    return BUILDERS[kind](rng, spec, pal, max_extent_m, look)

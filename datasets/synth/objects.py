@@ -1,4 +1,4 @@
-"""Scene objects in metres: parts (what is drawn), truth polygons (what is labelled), plumes, sites.
+"""Scene objects in metres: parts (what is drawn), truth polygons (what is labelled), plumes, synthetic sites.
 
 Everything is built in a site frame (``a`` along the site's long axis, ``b`` across, origin at its
 centre) and then placed into the scene's local frame (``u`` metres east, ``v`` metres south of the
@@ -37,6 +37,8 @@ class Tex(IntEnum):
     CROWN = 8  # tree crown: relief-shaded canopy
     FINS = 9  # transformer radiator fins
     CAR = 10  # body with a dark windscreen band
+    BOAT = 11  # hull tapering to a bow, a cabin or cockpit
+    BUS = 12  # long roof with hatches and an articulation band
 
 
 class Layer(IntEnum):
@@ -63,6 +65,10 @@ class Part:
     heat_k: float = 0.0  # internal heat (already scaled by the site's load), K
     optical: bool = True  # False: only warms the thermal image (hot aisles, vents' warm ground)
     snow_free: bool = False  # warm or steep: keeps its colour under snow
+    contrast: float = 1.0  # multiplies the texture's brightness swing (ribs, fan guards, pad slats)
+    rust: float = 0.0  # share of the surface in rust patches
+    dirt: float = 0.0  # strength of dark dirt streaks along the corrugation
+    base_m: float = 0.0  # height of the surface it stands on (a roof), m: its shadow falls on that surface
 
 
 @dataclass
@@ -87,8 +93,9 @@ class Plume:
 
 
 @dataclass
-class Site:
-    """A mining site or a look-alike: parts, truth polygons, plumes and parameters."""
+class SynthSite:
+    """A generated mining site or look-alike: the group of parts drawn together, its truth polygons,
+    plumes and parameters (not the candidate site a scan reports, :mod:`minewatch.infer`)."""
 
     kind: str
     mining: bool
@@ -174,7 +181,7 @@ def ring(poly: Polygon, width: float) -> Polygon:
     return poly.exterior.buffer(width / 2, cap_style="flat", join_style="mitre")
 
 
-def place_site(site: Site, cu: float, cv: float, angle: float) -> Site:
+def place_site(site: SynthSite, cu: float, cv: float, angle: float) -> SynthSite:
     """Rotate a site built in its own frame by ``angle`` and move its centre to (cu, cv)."""
     c, s = math.cos(angle), math.sin(angle)
 
@@ -201,3 +208,13 @@ def plume_core(plume: Plume, wind: tuple[float, float]) -> Polygon:
     pts = np.asarray(plume.sources, dtype=float)
     swept = np.vstack([pts, pts + np.array([wu * reach, wv * reach])])
     return shapely.convex_hull(shapely.multipoints(swept)).buffer(plume.width_m, quad_segs=4)
+
+
+def lookalike_site(kind: str, parts: list[Part], length: float, width: float, size_key: str, params: dict, *,
+                   running: bool = False, n_containers: int = 0) -> SynthSite:
+    """A look-alike laid out on a ``length`` x ``width`` rectangle (its truth), with its parameters for the
+    scene's metadata: the size under ``size_key``, then ``params``."""
+    site = SynthSite(kind=kind, mining=False, running=running, parts=parts)
+    site.truth.append(Truth(rect(0, 0, length, width), "lookalike", kind, n_containers=n_containers, running=running))
+    site.params = {size_key: [round(length, 1), round(width, 1)], **params}
+    return site

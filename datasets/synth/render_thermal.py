@@ -111,6 +111,10 @@ def surface_temperature(plan: ScenePlan) -> tuple[np.ndarray, np.ndarray | None]
         ndvi = (refl[3] - refl[0]) / (refl[3] + refl[0] + 1e-3)
         veg = np.clip(ndvi * 1.6, 0, 1)
         solar = np.clip(18 * (1 - 2.2 * albedo), -3, 20) * (1 - 0.8 * veg) + 2 * veg
+        if plan.background.water is not None:  # detected water is cool like the generator's own
+            wet = rasterize([(plan.background.water, 1)], out_shape=shape, transform=local, fill=0,
+                            dtype="uint8").astype(bool)
+            solar = np.where(wet, np.float32(lc.water_solar), solar)
         snowy = np.zeros(shape, bool)
         weight = ok.astype(np.float32)
     else:

@@ -80,10 +80,6 @@ def day_of(when: str) -> str:
     return when[:10]
 
 
-def now_utc() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # ---------------------------------------------------------------- matching
 def match_outlines(observed: Sequence, known: Sequence, share: float = MATCH_SHARE) -> list[list[tuple[int, float]]]:
     """For each observed outline, the known outlines it matches and their overlap share, best first.

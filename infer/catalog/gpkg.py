@@ -28,8 +28,8 @@ from typing import Any
 import shapely
 from pyproj import CRS
 
+from minewatch.clock import now_utc
 from minewatch.errors import UserError, first_line
-from minewatch.infer.catalog.core import now_utc
 from minewatch.infer.catalog.schema import (
     GEOM,
     LAYERS,
@@ -38,8 +38,8 @@ from minewatch.infer.catalog.schema import (
     SCHEMA_VERSION,
     SRID,
     TABLES,
-    Column,
     Table,
+    table_ddl,
 )
 from minewatch.infer.catalog.store import SqlStore
 from minewatch.infer.catalog.style import STYLE_NAME, default_styles
@@ -106,24 +106,8 @@ def _register_functions(conn: sqlite3.Connection) -> None:
 
 
 # ---------------------------------------------------------------- DDL
-def _column_sql(c: Column) -> str:
-    parts = [f'"{c.name}"', SQL_TYPES[c.kind]]
-    if c.not_null:
-        parts.append("NOT NULL")
-    if c.default is not None:
-        parts.append(f"DEFAULT {c.default}")
-    if c.check:
-        allowed = ", ".join(f"'{v}'" for v in c.check)
-        parts.append(f'CHECK ("{c.name}" IN ({allowed}))')
-    return " ".join(parts)
-
-
 def _table_sql(t: Table) -> list[str]:
-    cols = ['"fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL', *(_column_sql(c) for c in t.columns)]
-    cols += [f'UNIQUE ({", ".join(chr(34) + n + chr(34) for n in u)})' for u in t.unique]
-    out = [f'CREATE TABLE "{t.name}" ({", ".join(cols)})']
-    out += [f'CREATE INDEX "{t.name}_{n}_idx" ON "{t.name}" ("{n}")' for n in t.index]
-    return out
+    return table_ddl(t, SQL_TYPES, '"fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL')
 
 
 LAYER_STYLES_SQL = """CREATE TABLE "layer_styles" (
@@ -209,7 +193,6 @@ class GeoPackageStore(SqlStore):
             self._create()
         self.conn = self._connect(self.path)
         self._check()
-        self._depth = 0
 
     def _connect(self, path: Path) -> sqlite3.Connection:
         try:
@@ -274,35 +257,19 @@ class GeoPackageStore(SqlStore):
 
     # -- transactions
     @contextlib.contextmanager
-    def _transaction(self, begin: str) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self, writing: bool) -> Iterator[None]:
         try:
-            self.conn.execute(begin)
+            self.conn.execute("BEGIN IMMEDIATE" if writing else "BEGIN")
         except sqlite3.OperationalError as exc:
             raise UserError(f"the catalogue is busy ({first_line(exc)}) after {BUSY_TIMEOUT_S:.0f} s",
                             path=self.path,
                             fix="close edit sessions on it (QGIS: save layer edits) and retry") from None
-        self._depth = 1
         try:
             yield
         except BaseException:
-            self._depth = 0
             self.conn.execute("ROLLBACK")
             raise
-        self._depth = 0
         self.conn.execute("COMMIT")
-
-    def write(self):
-        return self._transaction("BEGIN IMMEDIATE")
-
-    def read(self):
-        return self._transaction("BEGIN")
 
     # -- hooks
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

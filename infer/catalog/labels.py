@@ -10,9 +10,10 @@ paths the scan recorded; never copied) and a ``truth.geojson``:
 - a **rejected** site is a look-alike negative: one polygon, ``class`` ``lookalike``, ``kind`` ``rejected``.
 
 The polygon is the sighting's outline in that scene (the union of the windows that fired, so slightly larger
-than the farm). Sighted sites without a verdict (``unreviewed``, ``unsure``) are not in the truth, so training
-treats them as background: ``labels.json`` lists them per scene, and ``complete_only`` keeps only scenes where
-every sighted site has a verdict. Scenes whose optical raster no longer exists are skipped (listed too).
+than the farm). Sighted sites without a verdict (``unreviewed``, ``unsure``) are written as class
+``unlabelled``: training leaves the windows touching them out (they are neither farms nor background until an
+analyst says), ``labels.json`` lists them per scene, and ``complete_only`` keeps only scenes where every
+sighted site has a verdict. Scenes whose optical raster no longer exists are skipped (listed too).
 
 Filters choose the scenes (those in which a selected reviewed site was sighted); inside a chosen scene every
 verdict counts, so a confirmed site never trains as background because a filter left it out.
@@ -37,9 +38,10 @@ import pandas as pd
 import pyogrio
 import shapely
 
-from minewatch.classes import CLASSES, LOOKALIKE
+from minewatch.classes import CLASSES, LOOKALIKE, UNLABELLED
+from minewatch.clock import now_utc
 from minewatch.errors import UserError
-from minewatch.infer.catalog.core import now_utc, union_classes
+from minewatch.infer.catalog.core import union_classes
 from minewatch.infer.catalog.query import Filters, load_observations, load_sites
 from minewatch.infer.catalog.schema import CONFIRMED, REJECTED
 from minewatch.infer.catalog.store import SqlStore
@@ -82,10 +84,12 @@ def verdict_truth(sites: pd.DataFrame, observations: gpd.GeoDataFrame) -> list[S
     for (key, site_id), rows in sorted(per_site.items(), key=lambda kv: (kv[0][0][0], str(kv[0][0][1]), kv[0][1])):
         scene = scenes[key]
         verdict = review[site_id]
+        outline = shapely.union_all([r["geometry"] for r in rows])
         if verdict not in VERDICTS:
             scene.pending.append(site_id)
+            scene.records.append({"class": UNLABELLED, "kind": verdict, "site_id": site_id, "dt_k": None,
+                                  "geometry": outline})
             continue
-        outline = shapely.union_all([r["geometry"] for r in rows])
         if verdict == REJECTED:
             scene.records.append({"class": LOOKALIKE, "kind": "rejected", "site_id": site_id, "dt_k": None,
                                   "geometry": outline})
@@ -111,7 +115,7 @@ class LabelsResult:
         lines = [f"wrote {len(self.scenes)} scene folder(s) to {self.out}: {pos} confirmed and {neg} rejected "
                  f"site sighting(s)"]
         if pending:
-            lines.append(f"  {pending} sighted site(s) without a verdict train as background (see {MARKER}; "
+            lines.append(f"  {pending} sighted site(s) without a verdict are left out of training (see {MARKER}; "
                          "--complete-only leaves those scenes out)")
         lines += [f"  skipped {s['scene_id']}: {s['reason']}" for s in self.skipped]
         if self.scenes:
@@ -146,8 +150,8 @@ def write_labels(store: SqlStore, out: Path, *, filters: Filters = Filters(), co
     written, skipped, names = [], [], set()
     try:
         for scene in truth:
-            if not scene.records:
-                continue
+            if not any(r["class"] != UNLABELLED for r in scene.records):
+                continue  # no verdict in this scene: nothing to learn
             reason = _unusable(scene, complete_only)
             if reason:
                 skipped.append({"scene_id": scene.scene_id, "optical": scene.optical, "reason": reason})

@@ -20,9 +20,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import shapely
 
+from minewatch.clock import now_utc
 from minewatch.errors import UserError, first_line
-from minewatch.infer.catalog.core import now_utc
-from minewatch.infer.catalog.schema import GEOM, SCHEMA_NAME, SCHEMA_VERSION, SRID, TABLES, Column, Table
+from minewatch.infer.catalog.schema import GEOM, SCHEMA_NAME, SCHEMA_VERSION, SRID, TABLES, Table, table_ddl
 from minewatch.infer.catalog.store import SqlStore, redact
 from minewatch.infer.catalog.style import STYLE_NAME, default_styles
 
@@ -53,22 +53,8 @@ def split_url(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), schema
 
 
-def _column_sql(c: Column) -> str:
-    parts = [f'"{c.name}"', SQL_TYPES[c.kind]]
-    if c.not_null:
-        parts.append("NOT NULL")
-    if c.default is not None:
-        parts.append(f"DEFAULT {c.default}")
-    if c.check:
-        parts.append(f'CHECK ("{c.name}" IN ({", ".join(repr(v) for v in c.check)}))')
-    return " ".join(parts)
-
-
 def _table_sql(t: Table) -> list[str]:
-    cols = ['"fid" bigserial PRIMARY KEY', *(_column_sql(c) for c in t.columns)]
-    cols += [f'UNIQUE ({", ".join(chr(34) + n + chr(34) for n in u)})' for u in t.unique]
-    out = [f'CREATE TABLE IF NOT EXISTS "{t.name}" ({", ".join(cols)})']
-    out += [f'CREATE INDEX IF NOT EXISTS "{t.name}_{n}_idx" ON "{t.name}" ("{n}")' for n in t.index]
+    out = table_ddl(t, SQL_TYPES, '"fid" bigserial PRIMARY KEY', if_not_exists=True)
     if t.spatial:
         out.append(f'CREATE INDEX IF NOT EXISTS "{t.name}_geom_gist" ON "{t.name}" USING gist ("{GEOM}")')
     return out
@@ -95,7 +81,6 @@ class PostgisStore(SqlStore):
             raise UserError(f"cannot connect to PostgreSQL ({first_line(exc, 140)})", path=self.location,
                             fix="check that the server runs and the URL's host, port, database, user and password")\
                 from None
-        self._depth = 0
         self._lock_key = f"{SCHEMA_NAME}:{self.schema}"
         try:
             self.conn.execute("SET TIME ZONE 'UTC'")
@@ -174,30 +159,13 @@ class PostgisStore(SqlStore):
 
     # -- transactions
     @contextlib.contextmanager
-    def _transaction(self, lock: bool) -> Iterator[None]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        self._depth = 1
-        try:
-            with self.conn.transaction():
-                if lock:
-                    self._lock()
-                else:
-                    self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield
-        finally:
-            self._depth = 0
-
-    def write(self):
-        return self._transaction(lock=True)
-
-    def read(self):
-        return self._transaction(lock=False)
+    def _begin(self, writing: bool) -> Iterator[None]:
+        with self.conn.transaction():
+            if writing:
+                self._lock()
+            else:
+                self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
 
     # -- hooks
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:

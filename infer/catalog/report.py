@@ -34,7 +34,8 @@ from matplotlib.path import Path as MplPath
 from minewatch import __version__
 from minewatch.atomic import atomic_path, check_writable
 from minewatch.classes import CLASSES
-from minewatch.infer.catalog.core import COVER_SHARE, covered_shares, day_of, now_utc
+from minewatch.clock import now_utc
+from minewatch.infer.catalog.core import COVER_SHARE, covered_shares, day_of
 from minewatch.infer.catalog.query import Filters, load_coverage, load_observations, load_sites
 from minewatch.infer.catalog.schema import GEOM, GONE
 from minewatch.infer.catalog.store import SqlStore

@@ -9,6 +9,7 @@ counter) and QGIS's ``layer_styles``. Column kinds are logical (``text``, ``int`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from minewatch.classes import CLASSES
@@ -55,26 +56,60 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
+def _plain(kind: str, *names: str) -> tuple[Column, ...]:
+    """Nullable columns of one kind, in order."""
+    return tuple(Column(n, kind) for n in names)
+
+
+def _required(kind: str, *names: str) -> tuple[Column, ...]:
+    """NOT NULL columns of one kind, in order."""
+    return tuple(Column(n, kind, not_null=True) for n in names)
+
+
+_MODEL_COLUMNS = _plain("text", "sensor", "model", "model_sha256")
+"""What looked: the sensor, and the model file by name and content hash."""
+_SCENE_COLUMNS = (*_required("text", "scene_id"), *_required("time", "acquired"), *_required("text", "run_id"))
+"""Which scene, when it was acquired, and which scan run looked at it."""
+_RASTER_COLUMNS = _plain("text", "optical_path", "thermal_path")
+
+
+def column_ddl(c: Column, sql_types: Mapping[str, str]) -> str:
+    """A column's definition in a CREATE TABLE, with the store's SQL type for its kind."""
+    parts = [f'"{c.name}"', sql_types[c.kind]]
+    if c.not_null:
+        parts.append("NOT NULL")
+    if c.default is not None:
+        parts.append(f"DEFAULT {c.default}")
+    if c.check:
+        allowed = ", ".join(f"'{v}'" for v in c.check)
+        parts.append(f'CHECK ("{c.name}" IN ({allowed}))')
+    return " ".join(parts)
+
+
+def table_ddl(t: Table, sql_types: Mapping[str, str], fid: str, *, if_not_exists: bool = False) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements for ``t``; ``fid`` is the store's primary-key column."""
+    maybe = "IF NOT EXISTS " if if_not_exists else ""
+    cols = [fid, *(column_ddl(c, sql_types) for c in t.columns)]
+    cols += [f'UNIQUE ({", ".join(chr(34) + n + chr(34) for n in u)})' for u in t.unique]
+    out = [f'CREATE TABLE {maybe}"{t.name}" ({", ".join(cols)})']
+    out += [f'CREATE INDEX {maybe}"{t.name}_{n}_idx" ON "{t.name}" ("{n}")' for n in t.index]
+    return out
+
+
 SITES = Table(
     "sites",
     (
         Column(GEOM, "geom"),
-        Column("site_id", "text", not_null=True),
+        *_required("text", "site_id"),
         Column("status", "text", not_null=True, default=f"'{NEW}'", check=STATUSES),
         Column("status_since", "date"),
         Column("review_status", "text", not_null=True, default=f"'{UNREVIEWED}'", check=REVIEW_STATUSES),
-        Column("analyst_note", "text"),
-        Column("classes", "text"),
-        Column("best_score", "real"),
-        Column("thermal_dt_max_k", "real"),
-        Column("first_seen", "time"),
-        Column("last_seen", "time"),
-        Column("last_checked", "time"),
+        *_plain("text", "analyst_note", "classes"),
+        *_plain("real", "best_score", "thermal_dt_max_k"),
+        *_plain("time", "first_seen", "last_seen", "last_checked"),
         Column("n_observations", "int"),
         Column("last_scene_id", "text"),
-        Column("centroid_lon", "real"),
-        Column("centroid_lat", "real"),
-        Column("area_m2", "real"),
+        *_plain("real", "centroid_lon", "centroid_lat", "area_m2"),
         Column("updated", "time"),
     ),
     unique=(("site_id",),),
@@ -86,27 +121,18 @@ OBSERVATIONS = Table(
     "observations",
     (
         Column(GEOM, "geom"),
-        Column("site_id", "text", not_null=True),
-        Column("scene_id", "text", not_null=True),
-        Column("acquired", "time", not_null=True),
-        Column("run_id", "text", not_null=True),
-        Column("scan_site_id", "text", not_null=True),
-        Column("scan_rank", "int"),
-        Column("shared", "int"),
-        Column("overlap", "real"),
-        Column("score", "real"),
+        *_required("text", "site_id"),
+        *_SCENE_COLUMNS,
+        *_required("text", "scan_site_id"),
+        *_plain("int", "scan_rank", "shared"),
+        *_plain("real", "overlap", "score"),
         Column("classes", "text"),
-        *(Column(c, "real") for c in PROB_COLUMNS),
-        Column("thermal_dt_max_k", "real"),
-        Column("thermal_z_max", "real"),
+        *_plain("real", *PROB_COLUMNS, "thermal_dt_max_k", "thermal_z_max"),
         Column("n_tiles", "int"),
         Column("area_m2", "real"),
-        Column("sensor", "text"),
-        Column("model", "text"),
-        Column("model_sha256", "text"),
+        *_MODEL_COLUMNS,
         Column("scan_created", "time"),
-        Column("optical_path", "text"),
-        Column("thermal_path", "text"),
+        *_RASTER_COLUMNS,
         Column("added", "time"),
     ),
     unique=(("site_id", "run_id", "scene_id", "scan_site_id"),),
@@ -116,20 +142,8 @@ OBSERVATIONS = Table(
 
 COVERAGE = Table(
     "coverage",
-    (
-        Column(GEOM, "geom"),
-        Column("scene_id", "text", not_null=True),
-        Column("acquired", "time", not_null=True),
-        Column("run_id", "text", not_null=True),
-        Column("sensor", "text"),
-        Column("model", "text"),
-        Column("model_sha256", "text"),
-        Column("optical_path", "text"),
-        Column("thermal_path", "text"),
-        Column("n_sites", "int"),
-        Column("source", "text"),
-        Column("added", "time"),
-    ),
+    (Column(GEOM, "geom"), *_SCENE_COLUMNS, *_MODEL_COLUMNS, *_RASTER_COLUMNS, Column("n_sites", "int"),
+     Column("source", "text"), Column("added", "time")),
     unique=(("run_id", "scene_id"),),
     description="minewatch scans: each scene's scanned footprint (null: not known) and acquisition date",
 )

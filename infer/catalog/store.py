@@ -70,8 +70,35 @@ class SqlStore(Store):
     """The SQL both stores share; subclasses set the placeholder and the value conversions."""
 
     ph = "?"
+    _depth = 0  # transactions open: the outermost commits, the inner ones join it
+
+    def write(self) -> contextlib.AbstractContextManager[None]:
+        return self._transaction(writing=True)
+
+    def read(self) -> contextlib.AbstractContextManager[None]:
+        return self._transaction(writing=False)
+
+    @contextlib.contextmanager
+    def _transaction(self, writing: bool) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self._begin(writing):
+                yield
+        finally:
+            self._depth = 0
 
     # -- hooks
+    @abstractmethod
+    def _begin(self, writing: bool) -> contextlib.AbstractContextManager[None]:
+        """The store's own transaction: committed when the block ends, rolled back when it raises."""
+
     @abstractmethod
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
 

@@ -77,19 +77,16 @@ def sites_qml() -> str:
                              forceraster="0")
     rules = ET.SubElement(renderer, "rules", key="root")
     symbols = ET.Element("symbols")
+    groups = [("status", "status", "status (fill)", {v: (c, None) for v, c in STATUS_FILL.items()}),
+              ("review", "review_status", "review_status (outline)", {v: (None, c) for v, c in REVIEW_OUTLINE.items()})]
     n = 0
-    status_group = ET.SubElement(rules, "rule", key="status", label="status (fill)")
-    for status, fill in STATUS_FILL.items():
-        ET.SubElement(status_group, "rule", key=f"status-{status}", label=status, symbol=str(n),
-                      filter=f'"status" = {_q(status)}')
-        _fill_symbol(symbols, str(n), fill, None)
-        n += 1
-    review_group = ET.SubElement(rules, "rule", key="review", label="review_status (outline)")
-    for review, outline in REVIEW_OUTLINE.items():
-        ET.SubElement(review_group, "rule", key=f"review-{review}", label=review, symbol=str(n),
-                      filter=f'"review_status" = {_q(review)}')
-        _fill_symbol(symbols, str(n), None, outline)
-        n += 1
+    for key, column, label, looks in groups:
+        group = ET.SubElement(rules, "rule", key=key, label=label)
+        for value, (fill, outline) in looks.items():
+            ET.SubElement(group, "rule", key=f"{key}-{value}", label=value, symbol=str(n),
+                          filter=f'"{column}" = {_q(value)}')
+            _fill_symbol(symbols, str(n), fill, outline)
+            n += 1
     renderer.append(symbols)
 
     labeling = ET.SubElement(root, "labeling", type="simple")

@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from minewatch.clock import now_utc
 from minewatch.errors import UserError
 from minewatch.infer.catalog.core import (
     COVER_SHARE,
@@ -31,7 +32,6 @@ from minewatch.infer.catalog.core import (
     fold_status,
     looks,
     match_outlines,
-    now_utc,
     parse_when,
     union_classes,
 )

@@ -67,9 +67,13 @@ def test_child_peak_memory_is_its_own(tmp_path) -> None:
     assert float(out) < 200, f"child reported {out.strip()} MiB while its parent held 400 MiB"
 
 
-@pytest.mark.parametrize("script", ["run_all.py", "child.py", "block_inference.py", "bench_layout.py",
-                                    "bench_synth.py", "bench_generate_set.py", "same_outputs.py",
-                                    "bench_memory.py"])
+_NEEDS_TORCH = pytest.mark.torch
+
+
+@pytest.mark.parametrize("script", ["run_all.py", "child.py", "bench_layout.py", "bench_synth.py",
+                                    "same_outputs.py", "bench_memory.py", "bench_gpu.py",
+                                    pytest.param("block_inference.py", marks=_NEEDS_TORCH),
+                                    pytest.param("bench_generate_set.py", marks=_NEEDS_TORCH)])
 def test_bench_scripts_start(script) -> None:
     """Every benchmark script imports and parses its arguments (an import error would only show at
     ``make bench`` time otherwise)."""

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from minewatch.classes import LOOKALIKE
+from minewatch.classes import LOOKALIKE, UNLABELLED
 from minewatch.datasets.labels import read_truth
 from minewatch.datasets.scene_folder import find_scenes
 from tests.catalog.campaign import farm_of, write_scan
@@ -34,14 +34,14 @@ def test_labels_from_verdicts(catalogue, tmp_path):
     out = tmp_path / "labels"
 
     text = run_cli("catalog", "labels", catalogue, "-o", out).output
-    assert "wrote 3 scene folder(s)" in text and "without a verdict train as background" in text
+    assert "wrote 3 scene folder(s)" in text and "without a verdict are left out of training" in text
     found = find_scenes([out])
     assert [f.folder.name for f in found] == ["flight-1", "flight-2", "flight-3"]
     for f in found:
         assert f.optical.resolve() == (tmp_path / f.folder.name / "optical.tif").resolve()
         assert f.thermal is not None and f.truth is not None
         truth = read_truth(f.truth)
-        by_kind = truth.groupby("kind")["site_id"].unique()
+        by_kind = truth[truth["class"] != UNLABELLED].groupby("kind")["site_id"].unique()
         assert list(by_kind["confirmed"]) == [ids["A"]] and list(by_kind["rejected"]) == [ids["F"]]
         assert sorted(truth.loc[truth["site_id"] == ids["A"], "class"]) == [
             "container_farm", "cooling_array", "heat_signature"]
@@ -50,6 +50,9 @@ def test_labels_from_verdicts(catalogue, tmp_path):
     meta = json.loads((out / "labels.json").read_text())
     pending = {s["folder"]: s["unreviewed"] for s in meta["scenes"]}
     assert pending["flight-2"] == sorted([ids["B"], ids["C"], ids["E"]])
+    # sighted sites without a verdict are "unlabelled" ground: training leaves their windows out
+    truth2 = read_truth(out / "flight-2" / "truth.geojson")
+    assert sorted(truth2.loc[truth2["class"] == UNLABELLED, "site_id"]) == pending["flight-2"]
 
     # Only scenes where every sighted site has a verdict: none here; a rerun replaces the folder.
     text = run_cli("catalog", "labels", catalogue, "-o", out, "--complete-only").output

@@ -73,6 +73,24 @@ def test_anomaly_is_the_same_per_tile_and_per_strip(tmp_path, rgb_raster):
             assert np.allclose(part, ref, atol=0.05, equal_nan=True)
 
 
+def test_background_read_in_slabs_equals_one_read(tmp_path, rgb_raster, monkeypatch):
+    """A large thermal raster's background is warped a slab of rows at a time (memory); the cells must be the
+    same as from one warp of the whole grid, whatever the slab size."""
+    import minewatch.datasets.scene as scene_module
+
+    n = 433  # 0.3 m pixels over 130 m: several slabs at 20,000 source pixels each
+    ramp = 280.0 + 0.05 * np.add.outer(np.arange(n), 0.5 * np.arange(n)).astype(np.float32)  # warmer southward
+    thermal = write_raster(tmp_path / "thermal.tif", ramp.astype(np.float32), origin=(500000.3, 4000000.45), gsd=0.3,
+                           nodata=-9999.0, tags={"UNITS": "kelvin"})
+    with Scene(rgb_raster, thermal, gsd_m=0.5, background_gsd_m=5.0) as whole:
+        reference = whole.background
+    monkeypatch.setattr(scene_module, "BACKGROUND_SLAB_SOURCE_PX", 20_000)
+    with Scene(rgb_raster, thermal, gsd_m=0.5, background_gsd_m=5.0) as slabbed:
+        assert slabbed.background.median.shape == reference.median.shape == (26, 26)
+        assert np.array_equal(slabbed.background.median, reference.median, equal_nan=True)
+        assert np.array_equal(slabbed.background.sigma, reference.sigma, equal_nan=True)
+        assert np.nanmax(reference.median) - np.nanmin(reference.median) > 10  # the rows differ
+
 def test_raster_without_crs_is_refused(tmp_path):
     path = tmp_path / "nocrs.tif"
     with rasterio.open(path, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint8") as dst:
@@ -100,12 +118,13 @@ def test_truncated_file_is_refused(tmp_path, rgb_raster):
         Scene(cut)
 
 
-def test_vrt_is_refused(tmp_path, rgb_raster):
+def test_vrt_without_georeferencing_is_refused(tmp_path, rgb_raster):
+    """VRTs are read once checked (tests/many/test_vrt.py), but like any raster need a CRS."""
     vrt = tmp_path / "x.vrt"
     vrt.write_text(f'<VRTDataset rasterXSize="8" rasterYSize="8"><VRTRasterBand dataType="Byte" band="1">'
                    f'<SimpleSource><SourceFilename>{rgb_raster}</SourceFilename></SimpleSource>'
                    f'</VRTRasterBand></VRTDataset>')
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="coordinate reference system"):
         Scene(vrt)
 
 
@@ -124,3 +143,15 @@ def test_real_rasters_tile_within_bounds(real_data, name, crs):
             x = scene.read_optical(t)
             assert x.shape[1:] == (t.height, t.width)
             assert np.isnan(x).all() or (np.nanmax(x) <= 1.0 + 1e-6)
+
+
+def test_rgba_in_another_crs_reads_its_alpha_as_the_footprint(tmp_path):
+    """An RGBA drone ortho in Web Mercator (OpenAerialMap tiles): warped with its own alpha, not a second one."""
+    data = np.full((4, 200, 200), 120, np.uint8)
+    data[3, :, :50] = 0  # outside the flight: alpha 0
+    path = write_raster(tmp_path / "rgba.tif", data, crs="EPSG:3857", origin=(3_628_000.0, 39_000.0), gsd=0.3,
+                        descriptions=["red", "green", "blue", "alpha"])
+    with Scene(path, gsd_m=0.5) as scene:
+        x = scene.read_optical(Tile(0, 0, 0, 0, scene.grid.height, scene.grid.width), ("red", "green", "blue"))
+    nan_share = np.isnan(x).any(axis=0).mean()
+    assert 0.2 < nan_share < 0.35 and np.nanmax(x) == pytest.approx(120 / 255)

@@ -61,3 +61,26 @@ def test_anomaly_finds_a_warm_block_and_ignores_uniform_fields():
     dtf, zf = th.anomaly(flat, bgf.median, bgf.sigma)
     assert np.abs(dtf).max() == 0 and np.abs(zf).max() == 0
     assert (bgf.sigma >= th.MIN_SIGMA_K).all()
+
+
+@pytest.mark.parametrize(("unit", "kelvin"), [("K", 300.0), ("degC", 273.15 + 300.0), ("Fahrenheit", 422.039)])
+def test_units_from_gdals_band_unit_type_and_any_case(tmp_path, unit, kelvin):
+    """GDAL's own band unit type (what QGIS, gdal_edit -units and rasterio's ``dst.units`` write) is read; a
+    UNITS tag may be spelled in any case; Fahrenheit converts."""
+    from minewatch.datasets.scene import Scene
+    from minewatch.datasets.tiling import Tile
+    from tests.conftest import write_raster
+
+    optical = write_raster(tmp_path / "o.tif", np.full((3, 64, 64), 100, np.uint8), gsd=0.5,
+                           descriptions=["red", "green", "blue"])
+    thermal = write_raster(tmp_path / "t.tif", np.full((1, 40, 40), 300.0, np.float32), gsd=0.8)
+    import rasterio
+
+    with rasterio.open(thermal, "r+") as dst:
+        dst.units = (unit,)
+    with Scene(optical, thermal, gsd_m=0.5) as scene:
+        assert scene.read_thermal(Tile(0, 0, 0, 0, 8, 8))[4, 4] == pytest.approx(kelvin, abs=0.01)
+    tagged = write_raster(tmp_path / "t2.tif", np.full((1, 40, 40), 300.0, np.float32), gsd=0.8,
+                          tags={"units": unit.upper()})
+    with Scene(optical, tagged, gsd_m=0.5) as scene:
+        assert scene.read_thermal(Tile(0, 0, 0, 0, 8, 8))[4, 4] == pytest.approx(kelvin, abs=0.01)

@@ -61,7 +61,7 @@ def test_float_digital_numbers_are_scaled_not_read_as_reflectance(real_data):
 
 def test_dry_run_states_the_guessed_scale(real_data, tmp_path):
     result = CliRunner().invoke(cli, ["scan", str(real_data / "solaris" / "ms1.tif"), "-o", str(tmp_path / "s.geojson"),
-                                      "--dry-run", "--bands", "blue,green,red,nir"])
+                                      "--dry-run", "--bands", "blue,green,red,nir", "--profile", "drone"])
     assert result.exit_code == 0, result.output
     assert "11-bit digital numbers, / 2047" in result.output and "(pass --scale if that is wrong)" in result.output
     assert not list(tmp_path.iterdir())

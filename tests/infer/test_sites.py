@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import metric_crs
-from minewatch.infer.sites import SITE_COLUMNS, build_sites, site_score
+from minewatch.infer.sites import EDGE_COLUMN, SITE_COLUMNS, build_sites, default_min_windows, site_score
 
 THR = {c: 0.5 for c in CLASSES}
 
@@ -47,6 +47,26 @@ def test_adjacent_tiles_merge_into_one_site(tile_factory, site_meta):
     assert s["review_status"] == "unreviewed"
     assert sites.crs == tiles.crs
     assert list(sites.columns) == [*SITE_COLUMNS, "geometry"]
+
+
+def test_lone_windows_are_dropped_unless_at_the_edge(tile_factory, site_meta):
+    # a lone interior window, a pair sharing an edge, and a lone window on the raster's edge
+    probs = {(2, 2): (0.9, 0.9, 0.0), (2, 5): (0.8, 0.0, 0.0), (3, 5): (0.6, 0.0, 0.0), (0, 0): (0.7, 0.0, 0.0)}
+    tiles = tile_factory(7, 7, probs)
+    tiles[EDGE_COLUMN] = (tiles["row"] == 0) | (tiles["col"] == 0) | (tiles["row"] == 6) | (tiles["col"] == 6)
+    kept = _build(tiles, site_meta, min_windows=2)
+    assert sorted(kept["n_tiles"].tolist()) == [1, 2]
+    assert kept["p_container_farm"].tolist() == pytest.approx([0.8, 0.7])  # the lone interior 0.9 is gone
+    assert len(_build(tiles, site_meta)) == 3  # the pure default keeps every window
+    assert len(_build(tiles.drop(columns=EDGE_COLUMN), site_meta, min_windows=2)) == 1  # no edge column: pairs
+    none = _build(tiles.iloc[[2 * 7 + 2]], site_meta, min_windows=2)
+    assert none.empty and list(none.columns) == [*SITE_COLUMNS, "geometry"]
+
+
+def test_default_min_windows_follows_the_overlap():
+    assert default_min_windows(64, 32) == 2  # the models' stride: every object in two windows or more
+    assert default_min_windows(64, 16) == 2
+    assert default_min_windows(64, 48) == 1 and default_min_windows(64, 64) == 1
 
 
 def test_diagonal_and_separate_tiles_stay_apart(tile_factory, site_meta):
@@ -160,3 +180,33 @@ def test_box_components_match_the_geometric_rule(boxes):
     got = box_components(shapely.bounds(geoms))
     # same partition (labels may be numbered differently)
     assert len({(a, b) for a, b in zip(want, got, strict=True)}) == len(set(want)) == len(set(got))
+
+
+def test_the_scan_marks_windows_on_the_raster_edge():
+    """A scan's sites: a lone interior window is dropped, a lone window on the raster's edge kept (the site may
+    go on in the next scene), pairs kept; --min-windows 1 keeps every window."""
+    from types import SimpleNamespace
+
+    from affine import Affine
+    from pyproj import CRS
+
+    from minewatch.datasets.tiling import Grid, plan_tiles
+    from minewatch.infer.scan import _sites
+    from minewatch.infer.tile_scores import TileScores
+
+    grid = Grid(CRS.from_epsg(32633), Affine(0.5, 0, 500000, 0, -0.5, 5000000), 1024, 1024)  # 512 m
+    plan = plan_tiles(grid, tile_m=64, stride_m=32, tile_px=128)
+    scores = TileScores(plan)
+    scores.scanned[:] = True
+    scores.probs[:] = 0.0
+    at = {(t.row, t.col): i for i, t in enumerate(plan.tiles)}
+    last = max(r for r, _ in at)
+    for key, p in (((7, 7), 0.95), ((3, 10), 0.9), ((4, 10), 0.9), ((last, 5), 0.7)):  # lone, pair, edge lone
+        scores.probs[at[key], 0] = p
+    scene = SimpleNamespace(grid=grid, scene_id="s", acquired=None, sensor="drone")
+    predictor = SimpleNamespace(meta=SimpleNamespace(thresholds={c: 0.5 for c in CLASSES}),
+                                path=SimpleNamespace(name="m.onnx"), sha256="0" * 64)
+    run = {"run_id": "r", "created": "2024-01-01T00:00:00Z"}
+    kept = _sites(scores, scene, predictor, run, 2).sort_values("n_tiles")
+    assert kept["n_tiles"].tolist() == [1, 2] and kept["p_container_farm"].tolist() == pytest.approx([0.7, 0.9])
+    assert sorted(_sites(scores, scene, predictor, run, 1)["n_tiles"].tolist()) == [1, 1, 2]

@@ -1,0 +1,215 @@
+"""Bring the sites of many scenes together: a site seen in two overlapping or adjacent scenes is one site.
+
+Works on site records only (the per-scene ``sites.geojson`` files), never on rasters. The rule:
+
+- Sites of *different* scenes that overlap, touch, or lie within ``gap_m`` metres of each other (default 1 m:
+  a model pixel dropped at a scene's edge plus the 7-decimal rounding of GeoJSON) are the same site, and so is
+  everything connected to them that way. Sites of one scene never merge with each other directly: the scan
+  already kept them apart (e.g. tiles that meet only at a corner).
+- The merged outline is the union of the members' outlines (hairline gaps up to ``gap_m`` closed).
+- Evidence is combined: the highest probability per class and the hottest thermal excess over all members;
+  ``classes`` are the classes any member has above its threshold, and ``score`` is `sites.site_score` of those
+  maxima (so a merged site ranks as if one scene had seen all of it); ``n_tiles`` adds up the members' tiles
+  (overlapping scenes count the ground they share twice).
+- The dense head's figures (containers, fan and hot area, power) are those of the member counting the most
+  containers (a sum would count what overlapping scenes share twice); ``outline`` is ``objects`` only when every
+  member was outlined by its objects.
+- ``site_id``, ``scene_id``, ``acquired``, ``sensor`` are the strongest member's; ``scene_ids`` lists every scene
+  that saw the site and ``n_scenes`` counts them; ``run_id`` and ``created`` are the multi-scene run's.
+- Ranks run across the whole run, in the order `sites.build_sites` uses (score, area, north, west).
+
+A site seen by one scene only keeps its record as the scene wrote it (outline, area, centroid), apart from rank,
+``run_id`` and ``created``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from minewatch.classes import CLASSES
+from minewatch.datasets.crs import utm_epsg
+from minewatch.infer.sites import (
+    OBJECT_COLUMNS,
+    OUTLINE_OBJECTS,
+    OUTLINE_TILES,
+    PROB_COLUMNS,
+    SITE_COLUMNS,
+    SITE_SCHEMA,
+    empty_sites,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GAP_M = 1.0
+MERGED_SCHEMA: dict[str, str] = {**SITE_SCHEMA, "scene_ids": "object", "n_scenes": "int64"}
+MERGED_COLUMNS: tuple[str, ...] = tuple(MERGED_SCHEMA)
+_M_PER_DEG = 111_320.0
+
+
+def read_scene_sites(paths: Sequence[Path]) -> gpd.GeoDataFrame:
+    """The per-scene sites files, one frame in EPSG:4326 (empty files contribute nothing)."""
+    frames = []
+    for p in paths:
+        gdf = gpd.read_file(p, engine="pyogrio")
+        if len(gdf):
+            frames.append(gdf.to_crs(4326) if gdf.crs is not None else gdf.set_crs(4326))
+    if not frames:
+        return empty_sites(4326)
+    sites = pd.concat(frames, ignore_index=True)
+    return gpd.GeoDataFrame(sites, geometry="geometry", crs=4326)
+
+
+def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: float = DEFAULT_GAP_M
+                ) -> gpd.GeoDataFrame:
+    """Merge the sites of many scenes (EPSG:4326 site records, `SITE_COLUMNS`) by the rule in the module doc."""
+    if sites.empty:
+        out = empty_sites(4326)
+        out["scene_ids"] = pd.Series([], dtype="object")
+        out["n_scenes"] = pd.Series([], dtype="int64")
+        return out[[*MERGED_COLUMNS, "geometry"]]
+    sites = sites.to_crs(4326).reset_index(drop=True)
+    labels = _components(sites, gap_m)
+    records, geoms = [], []
+    for label in np.unique(labels):
+        members = sites.iloc[np.flatnonzero(labels == label)]
+        rec, geom = _combine(members, gap_m)
+        records.append(rec)
+        geoms.append(geom)
+    merged = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=geoms, crs=4326)
+    merged = merged.sort_values(["score", "area_m2", "centroid_lat", "centroid_lon"],
+                                ascending=[False, False, False, True], kind="mergesort").reset_index(drop=True)
+    merged["rank"] = np.arange(1, len(merged) + 1, dtype="int64")
+    merged["run_id"] = run_id
+    merged["created"] = created
+    merged["review_status"] = "unreviewed"
+    return merged[[*MERGED_COLUMNS, "geometry"]].astype(MERGED_SCHEMA)
+
+
+def _components(sites: gpd.GeoDataFrame, gap_m: float) -> np.ndarray:
+    """Connected components of 'different scenes and within gap_m metres'."""
+    geoms = np.asarray(sites.geometry.values)
+    n = len(geoms)
+    lat = float(np.clip(np.abs(sites["centroid_lat"].to_numpy(dtype=float)).max(), 0, 89))
+    # A search box in degrees that holds every pair within gap_m (longitude degrees shrink with latitude).
+    pad = gap_m / (_M_PER_DEG * np.cos(np.radians(lat))) * 1.5
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(shapely.buffer(geoms, pad, quad_segs=1) if pad > 0 else geoms, predicate="intersects")
+    scene = sites["scene_id"].to_numpy()
+    keep = (left < right) & (scene[left] != scene[right])
+    pairs = [(i, j) for i, j in zip(left[keep], right[keep], strict=True)
+             if _distance_m(geoms[i], geoms[j]) <= gap_m]
+    rows = np.array([p[0] for p in pairs], dtype=int)
+    cols = np.array([p[1] for p in pairs], dtype=int)
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+_TRANSFORMERS: dict[int, Transformer] = {}
+
+
+def _to_utm(geom, epsg: int):
+    t = _TRANSFORMERS.get(epsg)
+    if t is None:
+        t = _TRANSFORMERS[epsg] = Transformer.from_crs(4326, epsg, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(t.transform(xy[:, 0], xy[:, 1])))
+
+
+def _utm_of(geom) -> int:
+    c = geom.centroid
+    return utm_epsg(c.x, c.y)
+
+
+def _distance_m(a, b) -> float:
+    if a.intersects(b):
+        return 0.0
+    epsg = _utm_of(a)
+    return float(_to_utm(a, epsg).distance(_to_utm(b, epsg)))
+
+
+def _combine(members: gpd.GeoDataFrame, gap_m: float) -> tuple[dict, object]:
+    order = members.sort_values(["score", "area_m2", "centroid_lat", "centroid_lon"],
+                                ascending=[False, False, False, True], kind="mergesort")
+    best = order.iloc[0]
+    scene_ids = sorted(set(members["scene_id"]))
+    rec = {c: best[c] for c in SITE_COLUMNS}
+    rec["scene_ids"] = ",".join(scene_ids)
+    rec["n_scenes"] = len(scene_ids)
+    if len(members) == 1:
+        return rec, best.geometry
+    probs = {c: _nanmax(members[col]) for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)}
+    above = [c for c in CLASSES if any(c in str(v).split(",") for v in members["classes"])]
+    rec.update({col: probs[c] for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)})
+    rec["classes"] = ",".join(above)
+    rec["score"] = combined_score(probs, above)
+    rec["n_tiles"] = int(members["n_tiles"].sum())
+    rec["thermal_dt_max_k"] = _nanmax(members["thermal_dt_max_k"])
+    rec["thermal_z_max"] = _nanmax(members["thermal_z_max"])
+    rec.update(_object_figures(members))
+    epsg = _utm_of(shapely.union_all(np.asarray(members.geometry.values)))
+    metric = shapely.union_all([_to_utm(g, epsg) for g in members.geometry])
+    if gap_m > 0 and metric.geom_type != "Polygon":
+        half = gap_m / 2
+        metric = metric.buffer(half, join_style="mitre").buffer(-half, join_style="mitre")
+    metric = shapely.make_valid(metric)
+    if metric.geom_type == "GeometryCollection":
+        metric = shapely.union_all([g for g in metric.geoms if g.geom_type in ("Polygon", "MultiPolygon")])
+    back = Transformer.from_crs(epsg, 4326, always_xy=True)
+    rec["area_m2"] = float(metric.area)
+    c = metric.centroid
+    rec["centroid_lon"], rec["centroid_lat"] = back.transform(c.x, c.y)
+    geom = shapely.transform(metric, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
+    return rec, geom
+
+
+def _object_figures(members: gpd.GeoDataFrame) -> dict:
+    """The dense head's columns of a merged site: the figures of the member that counts the most containers
+    (overlapping scenes see the same containers, so a sum would count them twice), and ``outline`` ``objects``
+    only when every member is outlined by its objects (else ``tiles``; null when no member says)."""
+    rec = {}
+    counts = pd.to_numeric(members["n_containers"], errors="coerce")
+    if counts.notna().any():
+        top = members.loc[counts.idxmax()]
+        rec = {c: top[c] for c in OBJECT_COLUMNS if c != "outline"}
+    kinds = set(members["outline"].dropna())
+    rec["outline"] = (OUTLINE_OBJECTS if kinds == {OUTLINE_OBJECTS} else OUTLINE_TILES) if kinds else None
+    return rec
+
+
+def combined_score(probs: dict[str, float], above: Sequence[str]) -> float:
+    """`sites.site_score` of the maxima, given the classes above threshold (a class is above threshold for the
+    merged site exactly when it is for a member, since thresholds compare with the highest probability)."""
+    if not above:
+        return 0.0
+    return (len(above) - 1 + float(np.mean([probs[c] for c in above]))) / len(CLASSES)
+
+
+def _nanmax(values: pd.Series) -> float:
+    v = values.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.max()) if v.size else float("nan")
+
+
+def write_merged(sites: gpd.GeoDataFrame, out_dir: Path, *, run: dict[str, str] | None = None) -> list[Path]:
+    """``sites.geojson`` (RFC 7946, with its QGIS style ``sites.qml``) and ``sites.gpkg`` (EPSG:4326, layer
+    ``sites``, the style inside) in ``out_dir``."""
+    from minewatch.atomic import atomic_path
+    from minewatch.infer import styles
+    from minewatch.infer.writers import write_sites_geojson, write_sites_gpkg
+
+    geojson = write_sites_geojson(sites, out_dir / "sites.geojson", run=run)
+    with atomic_path(styles.qml_path(geojson)) as tmp:
+        tmp.write_text(styles.sites_qml(), encoding="utf-8")
+    gpkg = write_sites_gpkg(sites.to_crs(4326), out_dir / "sites.gpkg", run=run)
+    styles.add_layer_style(gpkg, "sites", styles.sites_qml())
+    return [geojson, gpkg]
+

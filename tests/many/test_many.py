@@ -1,0 +1,130 @@
+"""Multi-scene scans in this process (--no-cluster) and the scan command's input forms."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from click.testing import CliRunner
+
+from minewatch.cli import cli
+from minewatch.errors import UserError
+from minewatch.infer.inputs import SceneInput, discover
+from minewatch.infer.many import Cluster, ScanOptions, run_many, scan_scene
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.fixture(scope="module")
+def two_scenes(tmp_path_factory) -> Path:
+    from minewatch.datasets.synth import generate_scenes
+
+    root = tmp_path_factory.mktemp("two")
+    generate_scenes(root / "scenes", seed=920_000, count=2, size=640)
+    return root / "scenes"
+
+
+def test_resume_skips_complete_scenes_and_rescans_changed_ones(two_scenes, tmp_path):
+    scenes = discover([str(two_scenes)])
+    out = tmp_path / "out"
+    first = run_many(scenes, out, ScanOptions(), Cluster(in_process=True))
+    assert [o.status for o in first.outcomes] == ["done", "done"] and first.exit_code == 0
+    with pytest.raises(UserError, match="outputs of an earlier run"):
+        run_many(scenes, out, ScanOptions(), Cluster(in_process=True))
+    again = run_many(scenes, out, ScanOptions(resume=True), Cluster(in_process=True))
+    assert [o.status for o in again.outcomes] == ["skipped", "skipped"]
+    assert [o.n_sites for o in again.outcomes] == [o.n_sites for o in first.outcomes]
+    (out / scenes[1].scene_id / "tiles.gpkg").unlink()  # incomplete outputs: scanned again
+    third = run_many(scenes, out, ScanOptions(resume=True, stride_m=64.0), Cluster(in_process=True))
+    assert [o.status for o in third.outcomes] == ["done", "done"]  # another stride: both scanned again
+    assert gpd.read_file(out / "sites.geojson").crs.to_epsg() == 4326
+    assert "2 scenes: 2 scanned, 0 already complete, 0 failed" in third.table()
+
+
+def test_one_failing_scene_does_not_stop_the_others(two_scenes, tmp_path):
+    scenes = discover([str(two_scenes)])
+    bad = SceneInput("bad", str(tmp_path / "missing.tif"), origin="bad")
+    summary = run_many([bad, *scenes], tmp_path / "out", ScanOptions(), Cluster(in_process=True))
+    assert [o.status for o in summary.outcomes] == ["failed", "done", "done"]
+    assert summary.outcomes[0].reason.startswith(f"{tmp_path / 'missing.tif'}: optical raster not found")
+    assert summary.exit_code == 2
+    doc = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert doc["scenes"][0]["status"] == "failed" and doc["n_sites"] == summary.n_sites
+
+
+def test_remote_scenes_need_allow_remote(tmp_path):
+    scene = SceneInput("r", "https://example.com/a.tif", origin="r")
+    outcome = scan_scene(scene, str(tmp_path), ScanOptions(), "x")
+    assert outcome.status == "failed" and "--allow-remote" in outcome.reason and outcome.bad_input
+
+
+def test_the_cli_takes_a_folder_and_several_rasters(two_scenes, tmp_path):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["scan", str(two_scenes), "-o", str(tmp_path / "a"), "--no-cluster"])
+    assert res.exit_code == 0, res.output
+    assert "scene_920000  done" in res.output and "2 scenes: 2 scanned" in res.output
+    rasters = [str(p / "optical.tif") for p in sorted(two_scenes.iterdir())]
+    res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "b"), "--no-cluster", "--scene-outputs", "tiles"])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in (tmp_path / "b").iterdir()} == {"scene_920000-optical", "scene_920001-optical",
+                                                            "sites.geojson", "sites.qml", "sites.gpkg", "run.json"}
+    assert {p.name for p in (tmp_path / "b" / "scene_920000-optical").iterdir()} == {
+        "sites.geojson", "sites.qml", "tiles.gpkg", "scan.json"}
+    res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "c"), "--scene-outputs", "map"])
+    assert res.exit_code == 2 and "unknown scene output(s) map" in res.output
+
+
+def test_the_one_raster_form_is_unchanged(two_scenes, tmp_path):
+    runner = CliRunner()
+    scene = sorted(two_scenes.iterdir())[0]
+    res = runner.invoke(cli, ["scan", str(scene / "optical.tif"), "--thermal", str(scene / "thermal.tif"),
+                              "-o", str(tmp_path / "sites.geojson")])
+    assert res.exit_code == 0 and "candidate site(s) from" in res.output, res.output
+    assert json.loads((tmp_path / "sites.geojson").read_text())["type"] == "FeatureCollection"
+    res = runner.invoke(cli, ["scan", str(scene / "optical.tif"), "-o", str(tmp_path / "sites")])
+    assert res.exit_code == 2 and "-o is written as candidate sites" in res.output
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--thermal", "t.tif"], "--thermal applies to a one-raster scan"),
+    (["--quicklook", "q.png"], "--quicklook applies to a one-raster scan"),
+])
+def test_one_scene_options_are_refused_for_several(two_scenes, tmp_path, extra, message):
+    res = CliRunner().invoke(cli, ["scan", str(two_scenes), "-o", str(tmp_path / "o"), *extra])
+    assert res.exit_code == 2 and message in res.output and res.output.count("\n") == 1
+
+
+def test_bad_inputs_fail_in_one_line(two_scenes, tmp_path, monkeypatch):
+    from minewatch.infer import many
+
+    monkeypatch.setattr(many, "SCHEDULER_TIMEOUT_S", 1)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["scan", str(two_scenes), "-o", str(tmp_path / "sites.geojson"), "--no-cluster"])
+    assert res.exit_code == 2 and "writes a folder" in res.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(cli, ["scan", str(empty), "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "no scenes found" in res.output
+    res = runner.invoke(cli, ["scan", str(two_scenes), "-o", str(tmp_path / "o"), "--scheduler",
+                              "tcp://127.0.0.1:1"])
+    assert res.exit_code == 2 and "cannot reach the Dask scheduler" in res.output, res.output
+    shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_a_remote_scene_is_scanned_over_http(two_scenes, http_root, tmp_path):
+    root, url = http_root
+    scene = sorted(two_scenes.iterdir())[0]
+    for name in ("optical.tif", "thermal.tif"):
+        (root / name).write_bytes((scene / name).read_bytes())
+    remote = SceneInput("remote", f"{url}/optical.tif", f"{url}/thermal.tif", origin="remote")
+    outcome = scan_scene(remote, str(tmp_path), ScanOptions(allow_remote=True, outputs=("sites",)), "x")
+    assert outcome.status == "done", outcome.reason
+    local = scan_scene(SceneInput("local", str(scene / "optical.tif"), str(scene / "thermal.tif")), str(tmp_path),
+                       ScanOptions(outputs=("sites",)), "x")
+    assert local.status == "done"
+    got, want = (gpd.read_file(tmp_path / s / "sites.geojson") for s in ("remote", "local"))
+    assert len(got) == len(want) and list(got["score"]) == list(want["score"])
+    assert (tmp_path / "remote" / "optical.vrt").is_file()

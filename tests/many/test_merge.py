@@ -1,0 +1,94 @@
+"""Merging sites across scenes: one site per place, evidence combined, ranked across the run."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+
+from minewatch.classes import CLASSES
+from minewatch.infer.merge import MERGED_COLUMNS, combined_score, merge_sites, read_scene_sites, write_merged
+from minewatch.infer.sites import build_sites, site_score
+from minewatch.infer.writers import write_sites_geojson
+from tests.infer.conftest import SITE_META, THRESHOLDS, X0, Y0, make_tiles
+
+
+def _scene_sites(scene_id: str, probs: dict, *, origin=(X0, Y0), thermal=None, n=(4, 4)) -> gpd.GeoDataFrame:
+    tiles = make_tiles(*n, probs, origin=origin, thermal=thermal)
+    return build_sites(tiles, THRESHOLDS, **{**SITE_META, "scene_id": scene_id}).to_crs(4326)
+
+
+def _run(*frames) -> gpd.GeoDataFrame:
+    sites = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=4326)
+    return merge_sites(sites, run_id="run-x", created="2024-07-01T00:00:00Z")
+
+
+def test_a_site_cut_by_adjacent_scenes_is_one_site():
+    # Scene A covers columns 0-3, scene B columns 4-7 of one tile grid: a site on columns 3-4 is cut in two.
+    a = _scene_sites("A", {(1, 3): (0.9, 0.1, 0.1)})
+    b = _scene_sites("B", {(1, 0): (0.2, 0.95, 0.1)}, origin=(X0 + 4 * 64, Y0), thermal={(1, 0): (6.0, 4.0)})
+    merged = _run(a, b)
+    assert len(merged) == 1
+    site = merged.iloc[0]
+    assert site["scene_ids"] == "A,B" and site["n_scenes"] == 2 and site["n_tiles"] == 2
+    assert site["classes"] == "container_farm,cooling_array"
+    assert site["p_container_farm"] == pytest.approx(0.9) and site["p_cooling_array"] == pytest.approx(0.95)
+    assert site["thermal_dt_max_k"] == 6.0 and site["rank"] == 1 and site["run_id"] == "run-x"
+    assert site.geometry.geom_type == "Polygon"  # the halves dissolved into one outline
+    assert site["area_m2"] == pytest.approx(2 * 64 * 64, rel=1e-3)
+    assert site["score"] == pytest.approx(site_score({"container_farm": 0.9, "cooling_array": 0.95,
+                                                      "heat_signature": 0.1}, THRESHOLDS)[0])
+    assert site["site_id"] == "B-0001"  # the strongest member's id (the higher score)
+    assert list(merged.columns) == [*MERGED_COLUMNS, "geometry"]
+
+
+def test_overlapping_scenes_see_one_site_and_hairline_gaps_close():
+    a = _scene_sites("A", {(1, 1): (0.9, 0.1, 0.1), (1, 2): (0.9, 0.1, 0.1)})
+    b = _scene_sites("B", {(1, 0): (0.92, 0.1, 0.1)}, origin=(X0 + 2 * 64 + 0.4, Y0))  # 0.4 m off A's grid
+    c = _scene_sites("C", {(1, 0): (0.92, 0.1, 0.1)}, origin=(X0 + 3 * 64 + 0.6, Y0))  # 0.6 m gap to A's site
+    merged = _run(a, b, c)
+    assert len(merged) == 1 and merged.iloc[0]["scene_ids"] == "A,B,C"
+    assert merged.iloc[0].geometry.geom_type == "Polygon"
+    far = _scene_sites("D", {(1, 0): (0.92, 0.1, 0.1)}, origin=(X0 + 3 * 64 + 5.0, Y0))  # 5 m away: another site
+    assert len(_run(a, far)) == 2
+
+
+def test_sites_of_one_scene_stay_apart():
+    # Tiles meeting at a corner are two sites in one scene; merging the scene with itself changes nothing.
+    a = _scene_sites("A", {(0, 0): (0.9, 0.1, 0.1), (1, 1): (0.9, 0.1, 0.1)})
+    merged = _run(a)
+    assert len(merged) == 2 and (merged["n_scenes"] == 1).all()
+    assert set(merged["site_id"]) == set(a["site_id"])
+    np.testing.assert_allclose(sorted(merged["area_m2"]), sorted(a["area_m2"]))
+
+
+def test_ranks_run_across_scenes():
+    a = _scene_sites("A", {(0, 0): (0.9, 0.1, 0.1)})
+    b = _scene_sites("B", {(0, 0): (0.9, 0.9, 0.9)}, origin=(X0 + 10_000, Y0))
+    merged = _run(a, b)
+    assert list(merged["scene_id"]) == ["B", "A"] and list(merged["rank"]) == [1, 2]
+
+
+def test_combined_score_is_site_score_of_the_maxima():
+    probs = {"container_farm": 0.95, "cooling_array": 0.6, "heat_signature": 0.88}
+    score, above = site_score(probs, THRESHOLDS)
+    assert combined_score(probs, above) == pytest.approx(score)
+    assert combined_score(probs, []) == 0.0 and len(CLASSES) == 3
+
+
+def test_files_round_trip_and_empty_runs(tmp_path):
+    a = _scene_sites("A", {(1, 3): (0.9, 0.1, 0.1)})
+    empty = _scene_sites("E", {})
+    write_sites_geojson(a, tmp_path / "a.geojson")
+    write_sites_geojson(empty, tmp_path / "e.geojson")
+    sites = read_scene_sites([tmp_path / "a.geojson", tmp_path / "e.geojson"])
+    merged = merge_sites(sites, run_id="r", created="c")
+    paths = write_merged(merged, tmp_path)
+    assert [p.name for p in paths] == ["sites.geojson", "sites.gpkg"]
+    back = gpd.read_file(tmp_path / "sites.gpkg", layer="sites")
+    assert back.crs.to_epsg() == 4326 and len(back) == 1 and back.iloc[0]["scene_ids"] == "A"
+    none = merge_sites(read_scene_sites([tmp_path / "e.geojson"]), run_id="r", created="c")
+    assert none.empty and list(none.columns) == [*MERGED_COLUMNS, "geometry"]
+    write_merged(none, tmp_path)
+    assert gpd.read_file(tmp_path / "sites.gpkg", layer="sites").empty
