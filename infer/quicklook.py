@@ -176,7 +176,7 @@ def _draw_sites(ax: Axes, sites: gpd.GeoDataFrame) -> None:
     order = sites.sort_values("rank", ascending=False) if "rank" in sites else sites.iloc[::-1]
     for _, site in order.iterrows():
         colour = CLASS_COLOURS.get(main_class(site.to_dict()), "white")
-        style = "-" if site.get("outline", "objects") == "objects" else (0, (4, 2))
+        style = (0, (4, 2)) if site.get("outline") == "tiles" else "-"  # windows dashed; objects, warm areas solid
         for poly in shapely.get_parts(site.geometry):
             if not isinstance(poly, shapely.Polygon):
                 continue
