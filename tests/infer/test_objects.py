@@ -173,3 +173,27 @@ def test_quicklook_labels_object_sites_with_containers_and_power():
         "3 · 12 TEU · 4.7 MW"
     assert site_label({"rank": 1, "outline": "objects", "n_containers": 0, "est_power_mw": float("nan")}) == "1"
     assert site_label({"rank": 2, "outline": "tiles", "n_containers": None}) == "2"
+
+
+def test_the_site_rule_decides_on_the_windows_before_the_dense_head_outlines(site_meta):
+    # A lone positive window inside the raster is dropped at the models' stride whatever its masks hold; a pair
+    # of windows is kept and outlined by its objects (main's site rule, then the dense head).
+    from conftest import make_tiles
+
+    from minewatch.infer.objects import ObjectSite
+
+    tiles = make_tiles(6, 6, {(1, 1): (0.9, 0.1, 0.1), (4, 3): (0.9, 0.1, 0.1), (4, 4): (0.9, 0.1, 0.1)})
+    tiles["on_edge"] = False
+    seen = []
+
+    def objects(members):
+        seen.append(len(members))
+        return [ObjectSite(shapely.box(*members.total_bounds).buffer(-20), np.ones(len(members), bool), 4.0, 0.0,
+                           math.nan, None)]
+
+    sites = build_sites(tiles, THRESHOLDS, **site_meta, objects=objects, min_windows=2)
+    assert seen == [2] and len(sites) == 1 and sites.iloc[0]["outline"] == "objects"
+    assert sites.iloc[0]["n_containers"] == 4 and sites.iloc[0]["n_tiles"] == 2
+    seen.clear()
+    sites = build_sites(tiles, THRESHOLDS, **site_meta, objects=objects, min_windows=1)
+    assert sorted(seen) == [1, 2] and len(sites) == 2
