@@ -77,14 +77,17 @@ def main() -> None:
                              "tiles": runs[0]["n_tiles"], "tiles_per_s": round(runs[0]["n_tiles"] / seconds, 1),
                              "sites": runs[0]["n_sites"], "cost": round(seconds / base - 1, 3),
                              "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "runs": len(runs)})
-    print("| scene (px) | model | tiles | scan (s) | tiles/s | head's cost | implied ratio over TorchGeo | "
-          "peak RSS (MB) |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
+    from run_all import md_table
+
+    def implied(r: dict) -> str:
         tg = TORCHGEO_RATIO.get(r["size"])
-        implied = f"x{tg / (1 + r['cost']):.1f}" if tg else "n/a"
-        print(f"| {r['size']} | {r['model']} | {r['tiles']} | {r['seconds']:.2f} | {r['tiles_per_s']:.0f} | "
-              f"{r['cost']:+.0%} | {implied} | {r['peak_rss_mb']:.0f} |")
+        return f"x{tg / (1 + r['cost']):.1f}" if tg else "n/a"
+
+    print("\n".join(md_table(
+        "| scene (px) | model | tiles | scan (s) | tiles/s | head's cost | implied ratio over TorchGeo | "
+        "peak RSS (MB) |", "|---:|---|---:|---:|---:|---:|---:|---:|",
+        ([r["size"], r["model"], r["tiles"], f"{r['seconds']:.2f}", f"{r['tiles_per_s']:.0f}", f"{r['cost']:+.0%}",
+          implied(r), f"{r['peak_rss_mb']:.0f}"] for r in rows))))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 
