@@ -130,9 +130,11 @@ def _load_init(model: nn.Module, init: dict[str, Any], prep: Prepared) -> None:
     state = {k: v for k, v in init["model_state"].items()
              if not k.startswith("decoder.") or (k in own and own[k].shape == v.shape)}
     missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or any(not k.startswith("decoder.") for k in missing):
-        raise UserError(f"model.init's weights do not fit this model ({len(missing)} tensors missing, "
+    lacking = [k for k in missing if not k.startswith("decoder.")]
+    if unexpected or lacking:
+        raise UserError(f"model.init's weights do not fit this model ({len(lacking)} tensors missing, "
                         f"{len(unexpected)} unexpected)", path=prep.cfg.model.init,
                         fix="set model.backbone and model.profile to the init checkpoint's")
     if missing:
-        log.info("model.init has no dense head for these masks: the decoder starts from random weights")
+        log.info("model.init lacks %d tensor(s) of the dense head for these masks: they start from random weights",
+                 len(missing))

@@ -163,3 +163,25 @@ def test_mask_stats_fit_the_count_scale_near_the_mask():
     stats = MaskStats(("container", "cooling"), margin_px=2)
     stats.add(yard, both, torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]))
     assert stats.summary()["container"]["area_scale"] == pytest.approx(1 / 0.75)
+
+
+def test_a_fine_tune_with_a_dense_head_starts_from_a_classifier_checkpoint():
+    """model.init of a classifier-only checkpoint: backbone and class head copied, the decoder new; a dense
+    checkpoint into a classifier-only model drops its decoder; weights of another model are still refused."""
+    from types import SimpleNamespace
+
+    from minewatch.train.run import _load_init
+
+    names = SimpleNamespace(backbone="mobilenet_v3_small", channels=list("abcde"), classes=["x", "y", "z"])
+    prep = SimpleNamespace(cfg=SimpleNamespace(model=SimpleNamespace(backbone=names.backbone, init="init.pt")),
+                           meta=names)
+    plain = build_model(names.backbone, 5, 3)
+    dense = build_model(names.backbone, 5, 3, n_masks=3)
+    _load_init(dense, {"meta_obj": names, "model_state": plain.state_dict()}, prep)
+    own = dense.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in plain.state_dict().items())
+    _load_init(build_model(names.backbone, 5, 3), {"meta_obj": names, "model_state": dense.state_dict()}, prep)
+    partial = dict(plain.state_dict())
+    partial.pop(next(iter(partial)))
+    with pytest.raises(UserError, match="1 tensors missing"):
+        _load_init(dense, {"meta_obj": names, "model_state": partial}, prep)
