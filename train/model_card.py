@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -268,7 +269,7 @@ SITE_RULE_LINE = ("Sites are drawn as `minewatch scan` draws them by default: at
 
 def _eval_dir(run: Path, name: str) -> Path:
     """Where a compared model's real-imagery scans go inside the run folder."""
-    return run / "real-eval" / name.replace(" ", "-")
+    return run / "real-eval" / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _recall_detail_rows(rec: dict) -> list[str]:
