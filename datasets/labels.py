@@ -4,7 +4,10 @@ Coverage rule (documented in :class:`LabelRule`): a tile is positive for a class
 class cover, inside the tile, at least ``min(min_area_m2[class], min_share * polygon area)``. So a tile
 holding one whole 40 ft container (30 m2) counts, and so does a tile holding half of a small object; a
 tile that only grazes the corner of a farm does not. Heat polygons count only when their ``dt_k`` (the
-excess the thermal sensor sees) reaches ``min_dt_k``: heat a sensor cannot see is not a label.
+excess the thermal sensor sees) reaches ``min_dt_k``: heat a sensor cannot see is not a label. Likewise a
+polygon whose ``cloud_share`` (the share of it under thick cloud, written by the generator) exceeds
+``max_cloud_share`` is hidden: the windows touching it are unknown, neither positive nor negative, as are
+those touching ``unlabelled`` ground (:func:`unknown_windows`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class LabelRule(StrictModel):
     )
     min_share: float = Field(0.5, gt=0, le=1, description="share of one polygon inside a tile that also counts")
     min_dt_k: float = Field(3.0, ge=0, description="heat polygons with a smaller visible excess are ignored")
+    max_cloud_share: float = Field(0.5, ge=0, le=1, description="polygons with more of their area under thick "
+                                   "cloud are hidden: the windows touching them are neither positive nor negative")
 
 
 def read_truth(path: str | Path) -> gpd.GeoDataFrame:
@@ -101,12 +106,22 @@ def confuser_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, targets: 
     return out & ~np.asarray(targets, dtype=bool).any(axis=1)
 
 
-def unlabelled_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame) -> np.ndarray:
-    """Windows that touch ground labelled ``unlabelled`` (content unknown): not negatives, not positives, so
-    not trained on. ``tiles`` must be in a metric CRS."""
+def hidden(truth: gpd.GeoDataFrame, rule: LabelRule) -> np.ndarray:
+    """Bool per truth polygon: mostly under thick cloud (nobody can see it; no ``cloud_share``: not hidden)."""
+    if "cloud_share" not in truth.columns:
+        return np.zeros(len(truth), dtype=bool)
+    return truth["cloud_share"].fillna(0.0).to_numpy(dtype=float) > rule.max_cloud_share
+
+
+def unknown_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, rule: LabelRule | None = None) -> np.ndarray:
+    """Windows whose content is unknown, so neither trained on nor scored: they touch ground labelled
+    ``unlabelled`` (nobody has judged it yet) or an object hidden under thick cloud. ``tiles`` must be in a
+    metric CRS."""
     out = np.zeros(len(tiles), dtype=bool)
-    sel = truth[truth["class"] == UNLABELLED] if len(truth) and "class" in truth.columns else truth.iloc[:0]
-    if sel.empty or tiles.empty:
+    if not len(truth) or "class" not in truth.columns or tiles.empty:
+        return out
+    sel = truth[(truth["class"] == UNLABELLED).to_numpy() | hidden(truth, rule or LabelRule())]
+    if sel.empty:
         return out
     polys = sel.to_crs(tiles.crs).geometry.values
     poly_idx, tile_idx = tiles.sindex.query(polys, predicate="intersects")

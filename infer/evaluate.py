@@ -3,7 +3,8 @@
 Rules, all areas in a metric CRS (`minewatch.datasets.crs.metric_crs`):
 
 - A truth site is the union of the truth polygons of one ``site_id`` whose class is in CLASSES; look-alike
-  polygons are never sites. A truth site carries class c when it has a polygon of class c.
+  polygons are never sites, nor are polygons hidden under thick cloud (``cloud_share``, see the label rule).
+  A truth site carries class c when it has a polygon of class c.
 - A truth site is FOUND when candidates cover at least `FOUND_SHARE` of its area.
 - A candidate is a TRUE POSITIVE when it covers at least `FOUND_SHARE` of some truth site, or when at least
   `CANDIDATE_SHARE` of its own area lies on truth sites. (Candidates are unions of tiles, often larger
@@ -37,7 +38,7 @@ from pyproj import CRS
 from minewatch.atomic import atomic_path, check_writable
 from minewatch.classes import CLASSES, LOOKALIKE
 from minewatch.datasets.crs import metric_crs
-from minewatch.datasets.labels import read_truth, tile_targets
+from minewatch.datasets.labels import LabelRule, hidden, read_truth, tile_targets
 from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
 from minewatch.infer.object_eval import object_figures
@@ -156,7 +157,7 @@ def truth_sites(truth: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One row per truth site (union of its polygons): site_id, classes (set), geometry."""
     if "class" not in truth.columns:
         raise UserError("the truth file has no 'class' property", fix=f"label polygons with one of {CLASSES}")
-    rows = truth[truth["class"].isin(CLASSES)].copy()
+    rows = truth[truth["class"].isin(CLASSES).to_numpy() & ~hidden(truth, LabelRule())].copy()  # seen ones
     if "site_id" not in rows.columns:
         rows["site_id"] = None
     ids = rows["site_id"].astype(object)

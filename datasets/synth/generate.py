@@ -118,14 +118,39 @@ def generate_scene(folder: Path, seed: int, recipe: SynthRecipe, profile: Sensor
     return plan
 
 
+CLOUD_SAMPLE_M = 1.0
+"""Spacing of the points at which a truth polygon's cloud cover is sampled (a container is 2.4 m wide)."""
+THICK_CLOUD = 0.5
+"""Cloud opacity from which the ground below cannot be made out (optical and thermal alike)."""
+
+
+def cloud_share(plan: ScenePlan, geom: shapely.Geometry) -> float:
+    """Share of ``geom`` (local metres) under thick cloud as the sensor sees it; 0 without clouds in view.
+
+    The label rule leaves objects mostly under thick cloud out of training and evaluation: nobody can see them,
+    so they are neither a farm to find nor a background to reject."""
+    if not plan.look.clouds_in_view or plan.atmos.clouds is None or geom.is_empty:
+        return 0.0
+    x0, y0, x1, y1 = geom.bounds
+    xs = np.arange(x0 + CLOUD_SAMPLE_M / 2, x1, CLOUD_SAMPLE_M)
+    ys = np.arange(y0 + CLOUD_SAMPLE_M / 2, y1, CLOUD_SAMPLE_M)
+    inside = shapely.contains_xy(geom, *np.meshgrid(xs, ys))
+    if not inside.any():  # smaller than the sampling step: its representative point
+        pt = geom.representative_point()
+        xs, ys, inside = np.array([pt.x]), np.array([pt.y]), np.ones((1, 1), dtype=bool)
+    op = plan.atmos.opacity(xs, ys, shifted=False)[inside]
+    return float(np.mean(op >= THICK_CLOUD))
+
+
 def truth_records(plan: ScenePlan, thermal: ThermalImage) -> list[dict[str, Any]]:
-    """One record per truth polygon, with what the thermal sensor sees over it."""
+    """One record per truth polygon, with what the thermal sensor sees over it and its share under thick cloud."""
     out = []
     for site, tr in plan.truth():
         dt = seen_excess(thermal, plan, tr.geom)
         out.append({
             "class": tr.cls, "site_id": site.site_id, "kind": tr.kind, "n_containers": int(tr.n_containers),
             "running": bool(tr.running), "dt_k": round(dt, 2) if math.isfinite(dt) else float("nan"),
+            "cloud_share": round(cloud_share(plan, tr.geom), 2),
             "area_m2": round(float(tr.geom.area), 1), "local": tr.geom,
             "geometry": shapely.transform(tr.geom, plan.frame.to_crs),
         })

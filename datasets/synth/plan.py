@@ -38,7 +38,7 @@ from minewatch.datasets.synth.water import (
     shore_point,
 )
 
-GENERATOR_VERSION = f"{minewatch.__version__}+synth.2"
+GENERATOR_VERSION = f"{minewatch.__version__}+synth.3"  # .3: truth says what thick cloud hides
 
 MIN_SHADOW_SUN_DEG = 5.0  # shadow length stops growing below this sun height
 MIN_CLOUD_SUN_DEG = 10.0  # cloud-shadow offset stops growing below this sun height

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 from minewatch.atomic import atomic_path
 
 BLOCK = 256
-TRUTH_COLUMNS = ("class", "site_id", "kind", "n_containers", "running", "dt_k", "area_m2")
+TRUTH_COLUMNS = ("class", "site_id", "kind", "n_containers", "running", "dt_k", "cloud_share", "area_m2")
 
 
 def overview_factors(width: int, height: int) -> list[int]:
@@ -75,7 +75,9 @@ def write_truth(path: Path, records: list[dict[str, Any]], crs: CRS) -> None:
             "kind": np.array(cols["kind"], dtype=object),
             "n_containers": np.array(cols["n_containers"], dtype=np.int32),
             "running": np.array(cols["running"], dtype=bool),
-            "dt_k": np.array(cols["dt_k"], dtype=np.float64), "area_m2": np.array(cols["area_m2"], np.float64),
+            "dt_k": np.array(cols["dt_k"], dtype=np.float64),
+            "cloud_share": np.array(cols["cloud_share"], dtype=np.float64),
+            "area_m2": np.array(cols["area_m2"], np.float64),
         },
         geometry=[r["geometry"] for r in records], crs=crs,
     )

@@ -91,3 +91,16 @@ def test_confusers_are_negative_windows_over_lookalikes_or_grazed_objects():
     assert targets[:, 0].tolist() == [0, 1]
     assert confuser_windows(grid, grazed, targets, min_area_m2=15).tolist() == [True, False]  # positives never
     assert confuser_windows(grid, grazed, targets, min_area_m2=25).tolist() == [False, False]
+
+
+def test_objects_hidden_under_thick_cloud_and_unlabelled_ground_make_windows_unknown():
+    from minewatch.datasets.labels import unknown_windows
+
+    farm = box(500010, 3999970, 500022, 3999975)  # inside tile 0
+    t = gpd.GeoDataFrame({"class": ["container_farm"], "cloud_share": [0.8]}, geometry=[farm], crs=CRS)
+    assert unknown_windows(tiles(), t).tolist() == [True, False]
+    assert unknown_windows(tiles(), t.assign(cloud_share=0.2)).tolist() == [False, False]  # mostly seen
+    assert unknown_windows(tiles(), t.drop(columns="cloud_share")).tolist() == [False, False]  # no cloud known
+    assert unknown_windows(tiles(), t, LabelRule(max_cloud_share=0.9)).tolist() == [False, False]
+    ground = gpd.GeoDataFrame({"class": ["unlabelled"]}, geometry=[box(500070, 3999950, 500080, 3999960)], crs=CRS)
+    assert unknown_windows(tiles(), ground.to_crs(4326)).tolist() == [False, True]

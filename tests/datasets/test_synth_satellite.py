@@ -77,3 +77,35 @@ def test_pansharpening_rings_and_quantisation_steps():
     assert np.allclose(y[:, 20, :5], 0.1, atol=1e-3) and np.allclose(y[:, 20, -5:], 0.5, atol=1e-3)
     q = quantised(np.array([0.10002, 0.5], np.float32), 11)
     assert np.allclose(q * 2047, np.round(q * 2047), atol=1e-3)
+
+
+def test_truth_says_which_objects_thick_cloud_hides(tmp_path):
+    """Every truth polygon carries the share of it under thick cloud; it agrees with the rendered optical
+    (cloud-white where hidden, not where clear), and drone scenes, whose clouds are out of view, have none."""
+    import geopandas as gpd
+
+    from minewatch.datasets.model_input import cloud_mask
+
+    recipe = tmp_path / "sat-cloudy.yaml"
+    recipe.write_text("extends: satellite\nscene: {extent_m: 480}\n"
+                      "atmosphere: {cloud_probability: 1.0, cloud_cover: [0.45, 0.55],"
+                      " cloud_reflectance: [0.85, 0.85], cloud_scale_m: [80, 120]}\n"
+                      "mining: {count: [3, 3], container_farm: {n_containers: [20, 40]}}\n", encoding="utf-8")
+    shares, white = [], []
+    for folder in generate_scenes(tmp_path / "sat", seed=21, count=3, recipe=recipe):
+        truth = gpd.read_file(folder / "truth.geojson")
+        with rasterio.open(folder / "optical.tif") as src:
+            refl = src.read().astype(np.float32) / 1e4
+            inv = ~src.transform
+        mask = cloud_mask(refl, ("red", "green", "blue", "nir"))
+        for share, geom in zip(truth["cloud_share"], truth.to_crs(src.crs).geometry, strict=True):
+            c, r = inv * (geom.centroid.x, geom.centroid.y)
+            shares.append(share)
+            white.append(bool(mask[int(r), int(c)]))
+    shares, white = np.array(shares), np.array(white)
+    assert (shares > 0.9).sum() >= 3 and (shares < 0.1).sum() >= 3  # some hidden, some in the clear
+    # (a white-painted container in the clear may look like cloud to the whiteness test, so not zero)
+    assert white[shares > 0.9].mean() >= 0.9 and white[shares < 0.1].mean() <= 0.3
+    drone = generate_scenes(tmp_path / "drone", seed=21, count=1, recipe="small")[0]
+    drone_truth = gpd.read_file(drone / "truth.geojson")
+    assert len(drone_truth) and (drone_truth["cloud_share"] == 0).all()

@@ -199,3 +199,13 @@ def test_bad_inputs_are_user_errors(files, tmp_path):
         evaluate_files(no_crs, truth)
     with pytest.raises(UserError, match="folder does not exist"):
         evaluate_files(sites, truth, out=tmp_path / "missing" / "e.json")
+
+
+def test_a_farm_hidden_under_thick_cloud_is_not_a_truth_site() -> None:
+    from minewatch.infer.evaluate import truth_sites
+
+    truth = gpd.GeoDataFrame({"class": ["container_farm", "container_farm", "cooling_array"],
+                              "site_id": ["A", "B", "B"], "cloud_share": [0.0, 0.9, 0.7]},
+                             geometry=[_box(0, 0, 20, 10), _box(100, 0, 20, 10), _box(125, 0, 5, 5)], crs=UTM)
+    assert truth_sites(truth)["site_id"].tolist() == ["A"]
+    assert truth_sites(truth.assign(cloud_share=0.3))["site_id"].tolist() == ["A", "B"]

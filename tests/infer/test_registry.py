@@ -95,3 +95,24 @@ def test_info_lists_every_committed_model(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "drone: none committed" in res.output and "satellite: none committed" in res.output
     assert "make model-satellite" in res.output
+
+
+def test_each_committed_model_is_chosen_for_its_imagery(tmp_path, monkeypatch):
+    """The package's own models: one per sensor profile, each chosen for its kind of raster without --model, each
+    with the card that names its exact file (a model replaced without its card fails here)."""
+    import hashlib
+
+    from minewatch.infer.model_file import read_model_meta
+    from minewatch.train.model_card import card_path
+
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+    models = committed_models()
+    assert models["drone"] is not None and models["satellite"] is not None
+    drone = write(tmp_path / "drone.tif", 3, "uint8", 0.2, ["red", "green", "blue"])
+    sat = write(tmp_path / "sat.tif", 4, "uint16", 0.5, ["red", "green", "blue", "nir"])
+    for profile, raster in (("drone", drone), ("satellite", sat)):
+        path = models[profile]
+        assert read_model_meta(path).profile == profile
+        assert choose_model(raster).path == path
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest in card_path(path, profile).read_text(encoding="utf-8")

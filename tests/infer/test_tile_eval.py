@@ -50,3 +50,28 @@ def test_heldout_report_generates_missing_scenes_from_its_recipe_and_reuses_them
     assert optical.stat().st_mtime_ns == stamp and again == report  # reused, same figures
     lines = figure_lines(report)
     assert len(lines) == 2 + len(report) and lines[2].startswith(f"| {next(iter(report))} | ")
+
+
+def test_windows_on_objects_hidden_by_thick_cloud_are_left_out(tmp_path) -> None:
+    """A cloudy satellite scene: windows touching an object mostly under thick cloud are counted apart, and the
+    windows scored plus those left out are every window of the scan grid."""
+    import geopandas as gpd
+
+    from minewatch.datasets.scene import SceneOpener
+    from minewatch.datasets.scene_folder import SceneFiles
+    from minewatch.datasets.tiling import plan_tiles
+    from minewatch.infer.registry import committed_model
+
+    recipe = tmp_path / "cloudy.yaml"
+    recipe.write_text("extends: satellite-05m\nscene: {extent_m: 320}\n"
+                      "atmosphere: {cloud_probability: 1.0, cloud_cover: [0.45, 0.55], cloud_scale_m: [80, 120]}\n"
+                      "mining: {count: [3, 3], container_farm: {n_containers: [20, 40]}}\n", encoding="utf-8")
+    [scene] = generate_scenes(tmp_path / "s", seed=23, count=1, recipe=recipe)
+    assert gpd.read_file(scene / "truth.geojson")["cloud_share"].gt(0.5).any()
+    predictor = load_predictor(committed_model("satellite"))
+    meta = predictor.meta
+    report, [row] = evaluate_tiles_by_scene(predictor, [scene])
+    with SceneOpener.for_model(meta).open_folder(SceneFiles.from_folder(scene)) as opened:
+        n_grid = len(plan_tiles(opened.grid, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px).tiles)
+    assert row["unknown"] > 0
+    assert report["container_farm"]["windows"] + row["unknown"] == n_grid
