@@ -106,11 +106,11 @@ def confuser_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, targets: 
     return out & ~np.asarray(targets, dtype=bool).any(axis=1)
 
 
-def hidden(truth: gpd.GeoDataFrame, rule: LabelRule) -> np.ndarray:
+def hidden(truth: gpd.GeoDataFrame, rule: LabelRule | None = None) -> np.ndarray:
     """Bool per truth polygon: mostly under thick cloud (nobody can see it; no ``cloud_share``: not hidden)."""
     if "cloud_share" not in truth.columns:
         return np.zeros(len(truth), dtype=bool)
-    return truth["cloud_share"].fillna(0.0).to_numpy(dtype=float) > rule.max_cloud_share
+    return truth["cloud_share"].fillna(0.0).to_numpy(dtype=float) > (rule or LabelRule()).max_cloud_share
 
 
 def unknown_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, rule: LabelRule | None = None) -> np.ndarray:
@@ -120,7 +120,7 @@ def unknown_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, rule: Labe
     out = np.zeros(len(tiles), dtype=bool)
     if not len(truth) or "class" not in truth.columns or tiles.empty:
         return out
-    sel = truth[(truth["class"] == UNLABELLED).to_numpy() | hidden(truth, rule or LabelRule())]
+    sel = truth[(truth["class"] == UNLABELLED).to_numpy() | hidden(truth, rule)]
     if sel.empty:
         return out
     polys = sel.to_crs(tiles.crs).geometry.values
@@ -129,3 +129,11 @@ def unknown_windows(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, rule: Labe
         inter = shapely.area(shapely.intersection(polys[poly_idx], tiles.geometry.values[tile_idx]))
         out[tile_idx[inter > 0]] = True
     return out
+
+
+def known_targets(tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame, classes: Sequence[str] = CLASSES,
+                  rule: LabelRule | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(known, targets): which windows have a known content (:func:`unknown_windows`) and the
+    :func:`tile_targets` of those alone, the one way training and evaluation label windows."""
+    known = ~unknown_windows(tiles, truth, rule)
+    return known, tile_targets(tiles[known].reset_index(drop=True), truth, classes, rule)

@@ -38,7 +38,7 @@ from pyproj import CRS
 from minewatch.atomic import atomic_path, check_writable
 from minewatch.classes import CLASSES, LOOKALIKE
 from minewatch.datasets.crs import metric_crs
-from minewatch.datasets.labels import LabelRule, hidden, read_truth, tile_targets
+from minewatch.datasets.labels import hidden, known_targets, read_truth
 from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
 from minewatch.infer.object_eval import object_figures
@@ -157,7 +157,7 @@ def truth_sites(truth: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """One row per truth site (union of its polygons): site_id, classes (set), geometry."""
     if "class" not in truth.columns:
         raise UserError("the truth file has no 'class' property", fix=f"label polygons with one of {CLASSES}")
-    rows = truth[truth["class"].isin(CLASSES).to_numpy() & ~hidden(truth, LabelRule())].copy()  # seen ones
+    rows = truth[truth["class"].isin(CLASSES).to_numpy() & ~hidden(truth)].copy()  # the seen ones
     if "site_id" not in rows.columns:
         rows["site_id"] = None
     ids = rows["site_id"].astype(object)
@@ -380,7 +380,8 @@ def _lookalikes(
 
 def _tile_level(report: EvalReport, tiles: gpd.GeoDataFrame, truth: gpd.GeoDataFrame,
                 fence: gpd.GeoDataFrame | None) -> None:
-    """Tile-level AP per class from the tiles' probabilities and `tile_targets` on the truth."""
+    """Tile-level AP per class from the tiles' probabilities and `tile_targets` on the truth; windows of unknown
+    content (unlabelled ground, objects hidden under thick cloud) are not scored."""
     if tiles.crs is None:
         raise UserError("the tiles file has no CRS", fix="give the tiles.gpkg written by minewatch scan")
     cols = [f"p_{c}" for c in CLASSES]
@@ -394,7 +395,8 @@ def _tile_level(report: EvalReport, tiles: gpd.GeoDataFrame, truth: gpd.GeoDataF
         f = shapely.union_all(np.asarray(fence.to_crs(tiles.crs).geometry.values))
         tiles = tiles[_inside(tiles, f)]
     metric = metric_crs(tiles.crs, tiles) if len(tiles) else tiles.crs
-    targets = np.asarray(tile_targets(tiles.to_crs(metric), truth), dtype=bool)
+    known, targets = known_targets(tiles.to_crs(metric), truth)  # as training and the model card label them
+    tiles, targets = tiles[known], np.asarray(targets, dtype=bool)
     report.tile_ap, report.tile_curves = {}, {}
     for k, c in enumerate(CLASSES):
         s = tiles[cols[k]].to_numpy(dtype=float)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minewatch.datasets.labels import read_truth, tile_targets, unknown_windows
+from minewatch.datasets.labels import known_targets, read_truth
 from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import SceneOpener
 from minewatch.datasets.scene_folder import SceneFiles
@@ -39,10 +39,8 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
         reads = [r for r in read_tiles(scene, plan.tiles, spec, stride_px=plan.stride_px, max_nodata=0.5,
                                        max_cloud=1.0) if r.x is not None]
         gdf = plan.to_gdf().set_index("tile_id").loc[[r.tile.tile_id for r in reads]].reset_index()
-        truth = read_truth(files.truth)
-        known = ~unknown_windows(gdf, truth)  # as in training: unjudged ground and objects hidden by cloud
+        known, targets = known_targets(gdf, read_truth(files.truth), meta.classes)  # as training labels them
         reads = [r for r, k in zip(reads, known, strict=True) if k]
-        targets = tile_targets(gdf[known].reset_index(drop=True), truth, meta.classes)
     n_unknown = int((~known).sum())
     probs = [predictor.predict(np.stack([r.x for r in reads[i:i + batch]])) for i in range(0, len(reads), batch)]
     if not probs:

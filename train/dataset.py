@@ -26,7 +26,7 @@ from torch.utils.data import Dataset, Sampler
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.bands import check_bands
-from minewatch.datasets.labels import LabelRule, confuser_windows, read_truth, tile_targets, unknown_windows
+from minewatch.datasets.labels import LabelRule, confuser_windows, known_targets, read_truth
 from minewatch.datasets.masks import ObjectLayers, object_layers
 from minewatch.datasets.model_input import InputSpec, channel_names, nodata_fraction, pad_to, tile_input
 from minewatch.datasets.scene import Scene, SceneOpener
@@ -146,11 +146,9 @@ def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride
         elif files.truth is not None and tiles and _has_features(files.truth):
             gdf = tiles_to_gdf(tiles, scene.grid.transform, scene.grid.crs)
             truth = read_truth(files.truth)
-            unknown = unknown_windows(gdf, truth, rule)
-            if unknown.any():  # ground nobody has judged, or can see: neither a positive nor a negative
-                tiles = [t for t, u in zip(tiles, unknown, strict=True) if not u]
-                gdf = gdf[~unknown].reset_index(drop=True)
-            targets = tile_targets(gdf, truth, classes, rule)
+            known, targets = known_targets(gdf, truth, classes, rule)  # unjudged or unseen ground: neither
+            tiles = [t for t, k in zip(tiles, known, strict=True) if k]
+            gdf = gdf[known].reset_index(drop=True)
             confusers = (None if confuser_m2 is None else
                          confuser_windows(gdf, truth, targets, min_area_m2=confuser_m2, classes=classes))
             if masks:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minewatch.atomic import atomic_path
+from minewatch.datasets.labels import LabelRule
 from minewatch.errors import UserError
 from minewatch.infer.predictor import OnnxPredictor
 from minewatch.infer.tile_eval import evaluate_tiles_by_scene
@@ -541,8 +542,9 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         f"- held-out test: {count} generated scenes at 0.5 m (`{sets.recipe}`), seeds {seed}..{seed + count - 1}, "
         "never seen in training or validation; every window of the scan grid but the "
         f"{sum(r.get('unknown', 0) for r in per_scene)} that touch an object mostly under thick cloud (its truth "
-        "`cloud_share` > 0.5): nobody can see it, so it is neither a farm to find nor a background to reject, and "
-        "training leaves such windows out too; the previous model is scored on the same windows",
+        f"`cloud_share` > {LabelRule().max_cloud_share:g}): nobody can see it, so it is neither a farm to find nor "
+        "a background to reject, and training leaves such windows out too; the previous model is scored on the same "
+        "windows",
         "",
         *satellite_real_lines(run, model, previous),
         "## Held-out figures at 0.5 m (tile level, at the calibrated thresholds)",

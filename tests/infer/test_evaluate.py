@@ -209,3 +209,22 @@ def test_a_farm_hidden_under_thick_cloud_is_not_a_truth_site() -> None:
                              geometry=[_box(0, 0, 20, 10), _box(100, 0, 20, 10), _box(125, 0, 5, 5)], crs=UTM)
     assert truth_sites(truth)["site_id"].tolist() == ["A"]
     assert truth_sites(truth.assign(cloud_share=0.3))["site_id"].tolist() == ["A", "B"]
+
+
+def test_tile_level_leaves_out_windows_on_objects_hidden_by_cloud(files, tmp_path):
+    """A farm under thick cloud whose window the model scores low: not a miss, so the ranking stays perfect;
+    the same farm in the clear is a missed positive."""
+    sites, _ = files
+    boxes = [_box(x, 0, 64, 64) for x in (-64, 0, 64, 128, 192, 256, 320)]
+    tiles = gpd.GeoDataFrame({"tile_id": [f"t{i}" for i in range(len(boxes))]}, geometry=boxes, crs=UTM)
+    for c in CLASSES:
+        tiles[f"p_{c}"] = [0.1, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]  # A's window high, B's window low
+    truth = gpd.GeoDataFrame({"class": ["container_farm", "container_farm"], "site_id": ["A", "B"],
+                              "cloud_share": [0.0, 0.9]}, geometry=[_box(10, 10, 40, 20), _box(138, 10, 40, 20)],
+                             crs=UTM).to_crs(4326)
+    ap = {}
+    for name, shares in (("cloudy", [0.0, 0.9]), ("clear", [0.0, 0.0])):
+        path = tmp_path / f"{name}.geojson"
+        truth.assign(cloud_share=shares).to_file(path, driver="GeoJSON")
+        ap[name] = evaluate_files(sites, path, tiles=tiles).tile_ap["container_farm"]
+    assert ap["cloudy"] == pytest.approx(1.0) and ap["clear"] < 1.0
