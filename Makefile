@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.minewatch-installed
 BASE_VENV := .venv-base
 JOBS   ?= 2
 
-.PHONY: help demo test test-fast test-base lint model model-satellite models bench bench-quick bench-many clean
+.PHONY: help demo test test-fast test-base lint model model-dense model-satellite models bench bench-quick bench-many clean
 
 help:
 	@echo "make demo        generate a sample scene, scan it with the committed model, evaluate (creates .venv)"
 	@echo "make test        create/update .venv and run the test suite and the quick-start notebook"
 	@echo "make test-base   torch-free tests in a base-only venv (the field-laptop install)"
 	@echo "make model       train the default model on generated scenes and export models/minewatch-drone.onnx"
+	@echo "make model-dense train its dense head alone (the classifier frozen) into the same file"
 	@echo "make model-satellite  the same for models/minewatch-satellite.onnx (RGBN + Landsat-like thermal)"
 	@echo "make models      both"
 	@echo "make bench       full benchmarks, rewrites BENCHMARKS.md; make bench-quick: small sizes"
@@ -45,11 +46,22 @@ test-base: $(BASE_VENV)/.installed
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# The drone model in two runs: the classifier (configs/train/default.yaml), then its dense head with the
+# classifier frozen (model-dense); the card compares it with the model it replaces.
 model: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/default.yaml --out runs/default
-	cp models/minewatch-drone.onnx runs/default/previous.onnx
-	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
-	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
+	mkdir -p runs/dense && cp models/minewatch-drone.onnx runs/dense/previous.onnx
+	$(VENV)/bin/minewatch export runs/default/best.pt -o runs/default/model.onnx --weights-out models/minewatch-drone.pt
+	$(MAKE) model-dense PREVIOUS=runs/dense/previous.onnx
+
+# The dense head alone, trained anew on the classifier in models/minewatch-drone.pt (configs/train/dense.yaml),
+# exported with it into models/minewatch-drone.onnx; PREVIOUS: the model the card compares with.
+PREVIOUS ?= runs/dense-previous.onnx
+model-dense: $(STAMP)
+	if [ "$(PREVIOUS)" = runs/dense-previous.onnx ]; then mkdir -p runs && cp models/minewatch-drone.onnx $(PREVIOUS); fi
+	$(VENV)/bin/minewatch train --config configs/train/dense.yaml --out runs/dense
+	$(VENV)/bin/minewatch export runs/dense/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
+	$(VENV)/bin/minewatch card runs/dense models/minewatch-drone.onnx --previous $(PREVIOUS)
 
 # The satellite model: train, export (ONNX and the weights alone), card (models/MODEL_CARD-satellite.md), side by
 # side with the model it replaces once there is one.

@@ -103,6 +103,25 @@ class DenseModel(nn.Module):
         else:
             widths = [self.conv1.out_channels, *(self._block_width(getattr(self, f"layer{i}")) for i in (1, 2, 3))]
         self.decoder = Decoder(tuple(widths), n_masks, channels)
+        self.classifier_frozen = False
+
+    def freeze_classifier(self) -> None:
+        """Train the decoder alone: the backbone and classifier keep their weights and BatchNorm statistics
+        bit for bit, so the tile scores (and every figure made from them) stay those of the classifier this
+        model was initialised from, and a step costs the backbone's forward pass only."""
+        self.classifier_frozen = True
+        for name, param in self.named_parameters():
+            if not name.startswith("decoder."):
+                param.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> DenseModel:
+        super().train(mode)
+        if self.classifier_frozen:
+            for name, child in self.named_children():
+                if name != "decoder":
+                    child.eval()
+        return self
 
     @staticmethod
     def _block_width(layer: nn.Sequential) -> int:
@@ -111,7 +130,8 @@ class DenseModel(nn.Module):
         return conv.out_channels
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, feats = self.encode(x)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.classifier_frozen):
+            logits, feats = self.encode(x)
         return logits, self.decoder(feats, (x.shape[-2], x.shape[-1]))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

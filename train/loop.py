@@ -34,7 +34,13 @@ from minewatch.train.models import split_output
 from minewatch.train.prepare import prepare
 from minewatch.train.run import Run, build_run
 from minewatch.train.run_files import log_row, write_epoch_files
-from minewatch.train.validation import MaskStats, predict_windows, validated_meta, validation_summary
+from minewatch.train.validation import (
+    MaskStats,
+    predict_windows,
+    selection_score,
+    validated_meta,
+    validation_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +158,8 @@ def _end_epoch(run: Run, summary: dict[str, Any], *, train_loss: float, train_s:
     n_train = len(run.loaders.train) * cfg.optim.batch_size * run.info.world_size
     state.history.append(log_row(state, summary, lr=run.optimizer.param_groups[0]["lr"], train_loss=train_loss,
                                  train_s=train_s, n_train=n_train))
-    improved = state.record(summary["map"], cfg.early_stopping)
+    summary["selected_by"], score = selection_score(summary, classifier_frozen=cfg.model.freeze_classifier)
+    improved = state.record(score, cfg.early_stopping)
     log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val mAP %.4f%s (%s)%s", state.epoch, cfg.optim.epochs,
              train_loss, summary["loss"], summary["map"], " *" if improved else "",
              ", ".join(f"{k} AP {v['ap']:.3f} F1 {v['f1']:.3f}" for k, v in summary["classes"].items()),

@@ -224,8 +224,9 @@ def _closing_lines(metrics: dict, train_s: float, config: str, profile: str) -> 
         "",
         "## Training",
         "",
-        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, val mAP "
-        f"{metrics.get('best_map', 0):.3f}); time in training epochs: {train_s / 60:.1f} min",
+        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, "
+        f"{metrics.get('selected_by', 'val mAP')} {metrics.get('best_map', 0):.3f}); "
+        f"time in training epochs: {train_s / 60:.1f} min",
         f"- machine: {os.cpu_count()} CPU cores ({cpu_model()}), no GPU; Python {platform.python_version()}",
         f"- reproduce: `{make_target(profile)}`",
         "",

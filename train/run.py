@@ -38,7 +38,8 @@ class RunState:
     stopped_early: bool = False
 
     def record(self, m_ap: float, rule: EarlyStopConfig) -> bool:
-        """Count this epoch's validation mAP towards early stopping; True when it is the best so far."""
+        """Count this epoch's validation score (:func:`~minewatch.train.validation.selection_score`) towards
+        early stopping; True when it is the best so far."""
         improved = m_ap > self.best_map + rule.min_delta or self.best_epoch == 0
         if improved:
             self.best_map, self.best_epoch, self.bad_epochs = m_ap, self.epoch, 0
@@ -46,7 +47,7 @@ class RunState:
             self.bad_epochs += 1
             if rule.patience is not None and self.bad_epochs >= rule.patience:
                 self.stopped_early = True
-                log.info("early stop: no mAP gain for %d epochs", self.bad_epochs)
+                log.info("early stop: no gain for %d epochs", self.bad_epochs)
         return improved
 
 
@@ -96,6 +97,8 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
                         decoder_channels=cfg.model.decoder_channels).to(device)
     if init is not None and ckpt is None:
         _load_init(model, init, prep)
+    if cfg.model.freeze_classifier:  # before the optimiser is built: it steps the decoder's parameters only
+        model.freeze_classifier()
     channels_last = cfg.channels_last and use_cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -126,9 +129,12 @@ def _load_init(model: nn.Module, init: dict[str, Any], prep: Prepared) -> None:
                         fix="set model.backbone and model.profile to the init checkpoint's")
     # The dense head's decoder is the one part that may be new (a classifier-only checkpoint, other masks):
     # it then starts from random weights; the backbone and the classifier head always come from the init.
+    # With a frozen classifier the head is always trained anew: the same run from a classifier or from a model
+    # that has a head already.
     own = model.state_dict()
+    fresh_head = prep.cfg.model.freeze_classifier
     state = {k: v for k, v in init["model_state"].items()
-             if not k.startswith("decoder.") or (k in own and own[k].shape == v.shape)}
+             if not k.startswith("decoder.") or (not fresh_head and k in own and own[k].shape == v.shape)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     lacking = [k for k in missing if not k.startswith("decoder.")]
     if unexpected or lacking:

@@ -102,6 +102,7 @@ def best_metrics(run: Run, meta: ModelMeta, summary: dict[str, Any]) -> dict[str
     state = run.state
     return {
         "best_epoch": state.best_epoch, "best_map": state.best_map, "epochs_run": state.epoch,
+        "selected_by": summary.get("selected_by", "val mAP"),
         "train_windows": int(sum(len(s.tiles) for s in run.prep.train_index)),
         "val_windows": summary["n"], "world_size": run.info.world_size, "classes": summary["classes"],
         **({"masks": summary["masks"]} if "masks" in summary else {}),

@@ -5,6 +5,7 @@ Named for what it does; ``minewatch evaluate`` (:mod:`minewatch.infer.evaluate`)
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -160,3 +161,12 @@ def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int) -> 
         "metrics": meta_metrics(summary, epoch),
         "created": now_utc(),
     })
+
+
+def selection_score(summary: dict[str, Any], *, classifier_frozen: bool) -> tuple[str, float]:
+    """(name, value) of what picks the best epoch: the validation mAP; with a frozen classifier the mAP cannot
+    move, so the dense head is picked by its mean mask IoU over the masks with validation truth."""
+    if not classifier_frozen:
+        return "val mAP", float(summary["map"])
+    ious = [v["iou"] for v in summary.get("masks", {}).values() if not math.isnan(v["iou"])]
+    return "mean mask IoU", float(np.mean(ious)) if ious else 0.0

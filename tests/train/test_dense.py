@@ -173,7 +173,8 @@ def test_a_fine_tune_with_a_dense_head_starts_from_a_classifier_checkpoint():
     from minewatch.train.run import _load_init
 
     names = SimpleNamespace(backbone="mobilenet_v3_small", channels=list("abcde"), classes=["x", "y", "z"])
-    prep = SimpleNamespace(cfg=SimpleNamespace(model=SimpleNamespace(backbone=names.backbone, init="init.pt")),
+    prep = SimpleNamespace(cfg=SimpleNamespace(model=SimpleNamespace(backbone=names.backbone, init="init.pt",
+                                                                      freeze_classifier=False)),
                            meta=names)
     plain = build_model(names.backbone, 5, 3)
     dense = build_model(names.backbone, 5, 3, n_masks=3)
@@ -185,3 +186,34 @@ def test_a_fine_tune_with_a_dense_head_starts_from_a_classifier_checkpoint():
     partial.pop(next(iter(partial)))
     with pytest.raises(UserError, match="1 tensors missing"):
         _load_init(dense, {"meta_obj": names, "model_state": partial}, prep)
+
+
+def test_a_frozen_fine_tune_trains_the_decoder_alone(tmp_path, make_config, trained_checkpoint):
+    """model.freeze_classifier: after training, every backbone and classifier tensor (weights and BatchNorm
+    statistics) is the init checkpoint's bit for bit, so tile scores cannot move; the decoder did learn."""
+    from minewatch.train.loop import train_from_config
+
+    cfg = make_config(epochs=2, extra="")
+    text = cfg.read_text(encoding="utf-8").replace(
+        "model: {tile_m: 16}",
+        f"model: {{tile_m: 16, masks: [container, cooling, heat], decoder_channels: 16, "
+        f"init: {trained_checkpoint}, freeze_classifier: true}}")
+    cfg.write_text(text, encoding="utf-8")
+    best = train_from_config(cfg, out=tmp_path / "run", device="cpu")
+    before = torch.load(trained_checkpoint, weights_only=True)["model_state"]
+    after = torch.load(best, weights_only=True)["model_state"]
+    classifier = [k for k in after if not k.startswith("decoder.")]
+    assert set(classifier) == set(before)
+    assert all(torch.equal(after[k], before[k]) for k in classifier)
+    fresh = build_model("mobilenet_v3_small", 4, 3, n_masks=3, decoder_channels=16).decoder.head.bias
+    assert not torch.equal(after["decoder.head.bias"], fresh)  # starts at the prior's bias, whatever the seed
+
+
+def test_freeze_classifier_needs_an_init_and_masks(make_config):
+    from minewatch.train.config import load_train_config
+
+    cfg = make_config(extra="")
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace(
+        "model: {tile_m: 16}", "model: {tile_m: 16, masks: [container], freeze_classifier: true}"), encoding="utf-8")
+    with pytest.raises(UserError, match="freeze_classifier"):
+        load_train_config(cfg)
