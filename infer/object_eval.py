@@ -9,8 +9,9 @@ Rules (all areas in the evaluation's metric CRS; see :mod:`minewatch.infer.evalu
   changes.
 - A FARM is a truth site with containers. Its true count is in twenty-foot equivalents (TEU): each truth block
   of ``n_containers`` is split into bodies (:func:`minewatch.datasets.masks.block_teu`), 40 ft bodies count 2.
-  The count compared is the ``n_containers`` of the best-IoU matching candidate; a candidate without a count
-  (window outline) counts as a miss. A farm is counted right when ``|n - n_true| <= COUNT_TOLERANCE * n_true``.
+  The count compared is the ``n_containers`` of the best-IoU matching candidate; a candidate without a
+  count (window outline) and a farm no candidate matches count as misses. A farm is counted right when
+  ``|n - n_true| <= COUNT_TOLERANCE * n_true``.
 - True power: the truth's ``power_mw`` when it has one (summed over the site's records), else the power model's
   central figure for the true TEU (:func:`minewatch.infer.power.mw_per_teu`) when the farm runs, 0 when it is
   dormant. Power error is relative, for running farms; dormant farms are scored by whether the estimate is 0.
@@ -107,7 +108,7 @@ def summarise(sites: list[dict[str, Any]]) -> dict[str, Any]:
     for kind in sorted({s.get("kind") or "" for s in matched}):
         k = np.array([s["iou"] for s in matched if (s.get("kind") or "") == kind], dtype=float)
         by_kind[kind or "unknown"] = {"n": int(len(k)), "iou_median": float(np.median(k)) if len(k) else None}
-    farms = [s for s in matched if (s.get("teu_true") or 0) > 0]
+    farms = [s for s in sites if (s.get("teu_true") or 0) > 0]  # a missed farm is a wrong count
     count_err = np.array([abs(_num(s.get("teu_est")) - s["teu_true"]) / s["teu_true"] if
                           math.isfinite(_num(s.get("teu_est"))) else math.inf for s in farms], dtype=float)
     running = [s for s in farms if (s.get("power_true_mw") or 0) > 0]

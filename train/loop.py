@@ -166,7 +166,8 @@ def _end_epoch(run: Run, summary: dict[str, Any], *, train_loss: float, train_s:
              "".join(f"; {k} mask IoU {v['iou']:.3f}, area ratio {v['area_ratio']:.3f}"
                      + (f", count scale {v['area_scale']:.3f}" if "area_scale" in v else "")
                      for k, v in summary.get("masks", {}).items()))
-    write_epoch_files(run, validated_meta(run.prep.meta, summary, state.epoch), summary, improved=improved)
+    meta = validated_meta(run.prep.meta, summary, state.epoch, keep_thresholds=cfg.model.freeze_classifier)
+    write_epoch_files(run, meta, summary, improved=improved)
 
 
 def _seed_everything(seed: int) -> None:

@@ -155,43 +155,52 @@ def dense_clause(meta) -> str:
             "container counts, power)")
 
 
-def object_section(objects: dict, dense: bool) -> list[str]:
-    """The card's section on site outlines, containers and power (:func:`heldout_objects`), for every profile."""
+def object_section(objects: dict, dense: bool, old: dict | None = None, old_dense: bool = False) -> list[str]:
+    """The card's section on site outlines, containers and power (:func:`heldout_objects`), for every profile;
+    ``old``: the same figures of the model this one replaces, side by side."""
     return [
         "## Site outlines, containers and power (held-out scenes, full scans)",
         "",
         "Each held-out scene scanned as `minewatch scan` does it and scored with `minewatch evaluate`: polygon IoU "
         "of each matched truth site with its best candidate, containers in twenty-foot equivalents (TEU) and power "
-        "against the generator's truth (see the README, \"Site outlines, containers and power\").",
+        "against the generator's truth (see the README, \"Site outlines, containers and power\"). A farm no "
+        "candidate matches counts as a wrong count.",
         "",
-        *object_card_lines(objects, dense=dense),
+        *object_card_lines(objects, dense=dense, old=old, old_dense=old_dense),
         "",
     ]
 
 
-def object_card_lines(o: dict, dense: bool) -> list[str]:
-    """Markdown lines of :func:`heldout_objects`' figures."""
+def object_card_lines(o: dict, dense: bool, old: dict | None = None, old_dense: bool = False) -> list[str]:
+    """Markdown table of :func:`heldout_objects`' figures, with a column for ``old`` when given."""
     def f(v, pct: bool = False) -> str:
         return "n/a" if v is None else (f"{v:.0%}" if pct else f"{v:.2f}")
 
-    lines = [
-        "| figure | value |", "|---|---|",
-        f"| truth sites matched by a candidate | {o['n_matched']} / {o['n_truth_sites']} |",
-        f"| median polygon IoU of matched sites | {f(o['iou_median'])} |",
-        *[f"| median IoU, {kind} ({v['n']}) | {f(v['iou_median'])} |" for kind, v in o["iou_by_kind"].items()],
-    ]
-    if dense:
-        lines += [
-            f"| container farms counted within 20 % (TEU) | {f(o['count_ok_share'], True)} of {o['farms']} |",
-            f"| median container-count error | {f(o['count_rel_error_median'], True)} |",
-            f"| median power error, running farms | {f(o['power_rel_error_median'], True)} "
-            f"({o['running_farms']} farms) |",
-            f"| truth power inside the estimate's range | {f(o['power_in_range_share'], True)} |",
-            f"| dormant farms called idle | {o['dormant_called_idle']} / {o['dormant_farms']} |",
-        ]
-    else:
-        lines.append("| containers, power | no dense head: sites are outlined by their windows |")
-    return lines
+    def rows(x: dict, has_head: bool) -> dict[str, str]:
+        out = {"truth sites matched by a candidate": f"{x['n_matched']} / {x['n_truth_sites']}",
+               "median polygon IoU of matched sites": f(x["iou_median"])}
+        out.update({f"median IoU, {kind}": f"{f(v['iou_median'])} ({v['n']})"
+                    for kind, v in x["iou_by_kind"].items()})
+        if not has_head:
+            out["containers, power"] = "no dense head: sites are outlined by their windows"
+            return out
+        out.update({
+            "container farms counted within 20 % (TEU)": f"{f(x['count_ok_share'], True)} of {x['farms']}",
+            "median container-count error": f(x["count_rel_error_median"], True),
+            "median power error, running farms": f"{f(x['power_rel_error_median'], True)} "
+                                                 f"({x['running_farms']} farms)",
+            "truth power inside the estimate's range": f(x["power_in_range_share"], True),
+            "dormant farms called idle": f"{x['dormant_called_idle']} / {x['dormant_farms']}",
+        })
+        return out
+
+    new = rows(o, dense)
+    if old is None:
+        return ["| figure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in new.items()]]
+    before = rows(old, old_dense)
+    keys = list(new) + [k for k in before if k not in new]
+    return ["| figure | this model | previous model |", "|---|---|---|",
+            *[f"| {k} | {new.get(k, '')} | {before.get(k, '')} |" for k in keys]]
 
 
 def figure_lines(report: dict[str, dict[str, float]]) -> list[str]:
@@ -349,19 +358,22 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
     heldout, per_scene = heldout_report(predictor, run / main_dir, seed, count, sets.recipe)
     cold, cold_scenes = heldout_report(predictor, run / second_dir, sets.second_seed, sets.second_count,
                                        sets.second_recipe)
-    objects = heldout_objects(model, [run / main_dir / f"scene_{s:06d}" for s in range(seed, seed + count)],
-                              run / "heldout-scans")
-    old = old_cold = None
+    main_scenes = [run / main_dir / f"scene_{s:06d}" for s in range(seed, seed + count)]
+    objects = heldout_objects(model, main_scenes, run / "heldout-scans")
+    old = old_cold = old_objects = None
     if previous is not None:
         prev = OnnxPredictor(previous)
+        old_objects = heldout_objects(previous, main_scenes, run / "heldout-scans-previous")
         old, _ = heldout_report(prev, run / main_dir, seed, count, sets.recipe)
         old_cold, _ = heldout_report(prev, run / second_dir, sets.second_seed, sets.second_count, sets.second_recipe)
     (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene, "objects": objects,
+                                                  "previous_objects": old_objects,
                                                   sets.second_recipe: {"classes": cold, "scenes": cold_scenes}},
                                                  indent=2, default=str))
     if meta.profile == "satellite":
         return _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene,
-                                     cold, cold_scenes, old, old_cold, previous, sets, objects)
+                                     cold, cold_scenes, old, old_cold, previous, sets, objects,
+                                     old_objects)
     lines = [
         f"# Model card: {model.name}",
         "",
@@ -390,7 +402,8 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "## Held-out figures (tile level, at the calibrated thresholds)",
         "",
         *heldout_lines(f"{count} held-out generated scenes", heldout, old, per_scene, list(meta.classes)),
-        *object_section(objects, dense=bool(meta.masks)),
+        *object_section(objects, dense=bool(meta.masks), old=old_objects,
+                        old_dense=bool(prev.meta.masks) if previous is not None else False),
         f"## Cold scenes: {COLD_COUNT} held-out scenes from the `{COLD_RECIPE}` recipe "
         f"(seeds {COLD_SEED}..{COLD_SEED + COLD_COUNT - 1})",
         "",
@@ -510,7 +523,7 @@ def heat_lines(run: Path, heldout: dict) -> list[str]:
 
 
 def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene, second,
-                          second_scenes, old, old_second, previous, sets, objects) -> Path:
+                          second_scenes, old, old_second, previous, sets, objects, old_objects) -> Path:
 
     meta = predictor.meta
     accept = [f"{c} F1 {heldout[c]['f1']:.3f} ({'met' if heldout[c]['f1'] >= ACCEPT_F1 else 'NOT met'})"
@@ -554,7 +567,8 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         + ".",
         "",
         *heldout_lines(f"{count} held-out scenes at 0.5 m", heldout, old, per_scene, list(meta.classes)),
-        *object_section(objects, dense=bool(meta.masks)),
+        *object_section(objects, dense=bool(meta.masks), old=old_objects,
+                        old_dense=previous is not None and bool(OnnxPredictor(previous).meta.masks)),
         "## " + sets.second_title.format(count=sets.second_count, seed=sets.second_seed,
                                          last=sets.second_seed + sets.second_count - 1),
         "",

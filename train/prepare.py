@@ -146,7 +146,8 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     meta = ModelMeta(
         model_version=__version__, backbone=cfg.model.backbone, classes=CLASSES, profile=profile.name,
         optical_bands=bands, channels=channel_names(bands), mean=mean, std=std,
-        thresholds={c: 0.5 for c in CLASSES}, gsd_m=gsd, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px,
+        thresholds=(dict(resumed_meta.thresholds) if resumed_meta is not None and cfg.model.freeze_classifier
+                    else {c: 0.5 for c in CLASSES}), gsd_m=gsd, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px,
         thermal=thermal, config_sha256=cfg.sha256(), created="",
         masks=tuple(cfg.model.masks), mask_px=tile_px if cfg.model.masks else None,
     )

@@ -153,10 +153,14 @@ def area_scales(summary: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int) -> ModelMeta:
-    """The model metadata after an epoch's validation: its thresholds and figures, stamped now (UTC)."""
+def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int, *,
+                   keep_thresholds: bool = False) -> ModelMeta:
+    """The model metadata after an epoch's validation: its thresholds and figures, stamped now (UTC).
+    ``keep_thresholds``: the template's thresholds stay (a frozen classifier keeps its init's calibration)."""
+    thresholds = (dict(template.thresholds) if keep_thresholds
+                  else {k: float(v["threshold"]) for k, v in summary["classes"].items()})
     return template.model_copy(update={
-        "thresholds": {k: float(v["threshold"]) for k, v in summary["classes"].items()},
+        "thresholds": thresholds,
         "mask_area_scale": area_scales(summary),
         "metrics": meta_metrics(summary, epoch),
         "created": now_utc(),

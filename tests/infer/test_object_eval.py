@@ -72,7 +72,7 @@ def test_iou_count_and_power_of_matched_sites():
 
 
 def test_truth_power_is_taken_from_the_truth_when_it_has_one():
-    truth = truth_frame()
+    truth = truth_frame().query("site_id == 'A'")
     truth["power_mw"] = np.where(truth["class"] == "container_farm", 1.5, np.nan)
     cand = sites({"geometry": truth[truth.site_id == "A"].union_all(), "n_containers": 20, "est_power_mw": 3.0,
                   "est_power_mw_low": 2.0, "est_power_mw_high": 4.0, "outline": "objects"})
@@ -84,7 +84,8 @@ def test_truth_power_is_taken_from_the_truth_when_it_has_one():
 
 def test_no_candidates_and_summaries_over_scenes():
     o = evaluate_sites(sites(), truth_frame()).objects
-    assert o["n_matched"] == 0 and o["iou_median"] is None and o["farms"] == 0
+    assert o["n_matched"] == 0 and o["iou_median"] is None
+    assert o["farms"] == 2 and o["count_ok_share"] == 0.0  # missed farms are wrong counts, not left out
     merged = summarise([{"iou": 0.8, "kind": "container_farm", "teu_true": 10, "teu_est": 9,
                          "power_true_mw": 3.9, "power_est_mw": 3.5, "power_low_mw": 2, "power_high_mw": 6,
                          "running": True},
@@ -105,3 +106,14 @@ def test_model_card_section_from_full_scans_of_heldout_scenes(tmp_path):
     assert lines[0].startswith("| figure |") and any("median polygon IoU" in ln for ln in lines)
     assert any("no dense head" in ln for ln in lines)
     assert any("counted within 20 %" in ln for ln in object_card_lines(o, dense=True))
+
+
+def test_card_table_sets_this_model_beside_the_previous_one():
+    from minewatch.train.model_card import object_card_lines
+
+    o = evaluate_sites(sites(), truth_frame()).objects
+    lines = object_card_lines(o, dense=True, old=o, old_dense=False)
+    assert lines[0] == "| figure | this model | previous model |"
+    row = next(ln for ln in lines if ln.startswith("| container farms counted within 20 %"))
+    assert row.split("|")[2].strip() == "0% of 2" and row.split("|")[3].strip() == ""
+    assert any(ln.startswith("| containers, power |  | no dense head") for ln in lines)

@@ -205,6 +205,9 @@ def test_a_frozen_fine_tune_trains_the_decoder_alone(tmp_path, make_config, trai
     classifier = [k for k in after if not k.startswith("decoder.")]
     assert set(classifier) == set(before)
     assert all(torch.equal(after[k], before[k]) for k in classifier)
+    thresholds = [json.loads(torch.load(p, weights_only=True)["meta"])["thresholds"]
+                  for p in (trained_checkpoint, best)]
+    assert thresholds[0] == thresholds[1]  # the classifier's calibration is kept, not redone
     fresh = build_model("mobilenet_v3_small", 4, 3, n_masks=3, decoder_channels=16).decoder.head.bias
     assert not torch.equal(after["decoder.head.bias"], fresh)  # starts at the prior's bias, whatever the seed
 
