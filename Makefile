@@ -13,7 +13,7 @@ help:
 	@echo "make test        create/update .venv and run the test suite and the quick-start notebook"
 	@echo "make test-base   torch-free tests in a base-only venv (the field-laptop install)"
 	@echo "make model       train the default model on generated scenes and export models/minewatch-drone.onnx"
-	@echo "make model-dense train its dense head alone (the classifier frozen) into the same file"
+	@echo "make model-dense a dense head for it (outlines, counts, power): runs/dense/minewatch-drone-dense.onnx"
 	@echo "make model-satellite  the same for models/minewatch-satellite.onnx (RGBN + Landsat-like thermal)"
 	@echo "make models      both"
 	@echo "make bench       full benchmarks, rewrites BENCHMARKS.md; make bench-quick: small sizes"
@@ -46,22 +46,20 @@ test-base: $(BASE_VENV)/.installed
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# The drone model in two runs: the classifier (configs/train/default.yaml), then its dense head with the
-# classifier frozen (model-dense); the card compares it with the model it replaces.
 model: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/default.yaml --out runs/default
-	mkdir -p runs/dense && cp models/minewatch-drone.onnx runs/dense/previous.onnx
-	$(VENV)/bin/minewatch export runs/default/best.pt -o runs/default/model.onnx --weights-out models/minewatch-drone.pt
-	$(MAKE) model-dense PREVIOUS=runs/dense/previous.onnx
+	cp models/minewatch-drone.onnx runs/default/previous.onnx
+	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
+	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
 
-# The dense head alone, trained anew on the classifier in models/minewatch-drone.pt (configs/train/dense.yaml),
-# exported with it into models/minewatch-drone.onnx; PREVIOUS: the model the card compares with.
-PREVIOUS ?= runs/dense-previous.onnx
+# A dense head (site outlines, container counts, power) for the committed drone classifier, which stays frozen
+# (configs/train/dense.yaml): runs/dense/minewatch-drone-dense.onnx and its card runs/dense/MODEL_CARD.md beside
+# the classifier alone. Not the committed default: BENCHMARKS.md, "Dense head".
 model-dense: $(STAMP)
-	if [ "$(PREVIOUS)" = runs/dense-previous.onnx ]; then mkdir -p runs && cp models/minewatch-drone.onnx $(PREVIOUS); fi
 	$(VENV)/bin/minewatch train --config configs/train/dense.yaml --out runs/dense
-	$(VENV)/bin/minewatch export runs/dense/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
-	$(VENV)/bin/minewatch card runs/dense models/minewatch-drone.onnx --previous $(PREVIOUS)
+	$(VENV)/bin/minewatch export runs/dense/best.pt -o runs/dense/minewatch-drone-dense.onnx \
+		--weights-out runs/dense/minewatch-drone-dense.pt
+	$(VENV)/bin/minewatch card runs/dense runs/dense/minewatch-drone-dense.onnx --previous models/minewatch-drone.onnx
 
 # The satellite model: train, export (ONNX and the weights alone), card (models/MODEL_CARD-satellite.md), side by
 # side with the model it replaces once there is one.

@@ -12,7 +12,9 @@ positive windows (:func:`minewatch.infer.sites.build_sites`); for each component
    unless heat covers them); holes smaller than ``min_hole_m2`` (a 40 ft container's roof) are filled, larger
    ones (a yard inside a ring of containers) kept;
 4. splits the component into sites: objects closer than ``site_gap_m`` (10 m) belong to one site, so one
-   block of windows over two farms and a truck yard becomes two sites outlined on their objects;
+   block of windows over two farms and a truck yard becomes two sites outlined on their objects; a group
+   smaller than ``min_site_m2`` (120 m², four 40 ft roofs) joins the nearest larger group of the block, and a
+   block with no larger group is one site (specks the head marks on real roofs are not sites of their own);
 5. polygonises each site (``rasterio.features.shapes``), simplified to the pixel size, and measures it:
    containers in TEU and the fan and evaporative-wall area from the SUM of mask probabilities within
    ``count_margin_m`` of the site's thresholded roof (fans), times the model's ``mask_area_scale`` (fitted on
@@ -57,6 +59,10 @@ class OutlineRules:
     dissolve_m: float = 1.5
     site_gap_m: float = 10.0
     min_hole_m2: float = 30.0
+    min_site_m2: float = 120.0
+    """A group of objects smaller than this (four 40 ft containers' roofs) is not a site of its own: it joins the
+    nearest larger group of its block of windows, or, when the block holds none, all its groups are one site.
+    Chosen on validation scenes (``python bench/object_rule.py``)."""
     min_object_m2: dict[str, float] = field(default_factory=lambda: {"container": 7.0, "cooling": 1.0,
                                                                       "heat": 10.0})
     count_margin_m: float = 2.0
@@ -163,8 +169,13 @@ def dissolve(union: np.ndarray, radius_px: int, min_hole_px: float) -> np.ndarra
     """Closing of ``union`` by a disk of ``radius_px`` (no shrinking at the array's border), then holes
     smaller than ``min_hole_px`` filled."""
     if radius_px > 0 and union.any():
-        padded = np.pad(union, radius_px)
-        closed = ndimage.binary_closing(padded, structure=_disk(radius_px))[radius_px:-radius_px, radius_px:-radius_px]
+        # Dilation then erosion by the disk x^2 + y^2 <= r^2, as distances: a pixel is within the disk of an
+        # object pixel when its distance to the nearest one is <= r (exact for integer offsets, and one
+        # distance transform each instead of a pass per pixel of the disk).
+        r = radius_px
+        padded = np.pad(union, r)
+        dilated = ndimage.distance_transform_edt(~padded) <= r
+        closed = (ndimage.distance_transform_edt(dilated) > r)[r:-r, r:-r]
         closed |= union
     else:
         closed = union.copy()
@@ -258,42 +269,87 @@ def outline_objects(members: pd.DataFrame, store: MaskStore, *, transform: Affin
     union = np.logical_or.reduce(list(binary.values()))
     if not union.any():
         return None
-    closed = dissolve(union, int(round(rules.dissolve_m / gsd)), rules.min_hole_m2 / px_area)
-    gap_px = rules.site_gap_m / gsd
-    near = ndimage.distance_transform_edt(~closed) <= gap_px / 2
-    zones, n = ndimage.label(near, structure=np.ones((3, 3), bool))
+    radius, gap_px = int(round(rules.dissolve_m / gsd)), rules.site_gap_m / gsd
+    # Dissolving and grouping only reach radius + gap / 2 beyond the objects: done on their bounding box.
+    near_objects = _grown(ndimage.find_objects(union.astype(np.int8))[0], radius + int(math.ceil(gap_px / 2)) + 1,
+                          union.shape)
+    closed = np.zeros_like(union)
+    closed[near_objects] = dissolve(union[near_objects], radius, rules.min_hole_m2 / px_area)
+    zones = np.zeros(union.shape, np.int32)
+    near = ndimage.distance_transform_edt(~closed[near_objects]) <= gap_px / 2
+    zones[near_objects] = merge_small_groups(ndimage.label(near, structure=np.ones((3, 3), bool))[0],
+                                             closed[near_objects], rules.min_site_m2 / px_area)
     clusters = np.where(closed, zones, 0)
     grid = transform * Affine.translation(c0, r0)
     margin = count_margin_px(rules.count_margin_m, gsd)
     # Areas that count (roof, fans) sum probabilities near the thresholded mask: an edge pixel half on a
     # container holds half a pixel of roof (the targets are coverage fractions); MaskStats fits the scale.
-    counted = {name: ndimage.binary_dilation(binary[name], structure=np.ones((2 * margin + 1,) * 2, bool))
+    counted = {name: ndimage.maximum_filter(binary[name], size=2 * margin + 1, mode="constant", cval=False)
                if margin else binary[name] for name in ("container", "cooling") if name in binary}
     dt = mosaic_dt(members, store, heights, widths, prob.shape[1:], r0, c0) if has_thermal else None
+    ring_px = int(math.ceil(rules.ring_m[1] / gsd)) + 1
     out = []
-    for label in range(1, n + 1):
-        region = clusters == label
+    # Each site is measured within its zone's bounding box (the zone holds its objects and what is counted
+    # near them), so the work grows with the sites' size, not with their number times the block's.
+    for label, box in enumerate(ndimage.find_objects(zones), start=1):
+        if box is None:
+            continue
+        region = clusters[box] == label
         if not region.any():
             continue
-        outline = polygonise(region, grid, gsd)
+        top, left = box[0].start, box[1].start
+        outline = polygonise(region, grid * Affine.translation(left, top), gsd)
         if outline.is_empty:
             continue
-        zone = zones == label
+        zone = zones[box] == label
         area = {}
         for name, near_mask in counted.items():
-            if binary[name][region].any():
-                area[name] = float(prob[names.index(name)][near_mask & zone].sum() * px_area
+            if binary[name][box][region].any():
+                area[name] = float(prob[names.index(name)][box][near_mask[box] & zone].sum() * px_area
                                    * rules.area_scale.get(name, 1.0))
             else:
                 area[name] = 0.0  # probabilities below the threshold everywhere: none seen here
         n_teu = area["container"] / TEU_M2 if "container" in area else math.nan
-        hot = float(binary["heat"][region].sum() * px_area) if "heat" in binary and has_thermal else math.nan
+        hot = (float(binary["heat"][box][region].sum() * px_area) if "heat" in binary and has_thermal
+               else math.nan)
         excess = None
         if dt is not None and "container" in binary:
-            excess = roof_excess(dt, binary["container"] & region, region, union, gsd, rules)
-        out.append(ObjectSite(outline, _members_in(region, r0, c0, rows, cols, heights, widths), n_teu,
-                              area.get("cooling", math.nan), hot, excess))
+            around = _grown(box, ring_px, zones.shape)  # the open ground ring_m around the site fits in it
+            near_site = clusters[around] == label
+            excess = roof_excess(dt[around], binary["container"][around] & near_site, near_site, union[around],
+                                 gsd, rules)
+        out.append(ObjectSite(outline, _members_in(region, r0 + top, c0 + left, rows, cols, heights, widths),
+                              n_teu, area.get("cooling", math.nan), hot, excess))
     return out or None
+
+
+def _grown(box: tuple[slice, slice], px: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """``box`` grown by ``px`` on every side, within ``shape``."""
+    return tuple(slice(max(b.start - px, 0), min(b.stop + px, n)) for b, n in zip(box, shape, strict=False))
+
+
+def merge_small_groups(zones: np.ndarray, objects: np.ndarray, min_px: float) -> np.ndarray:
+    """``zones`` (labels 1..n around groups of ``objects``) relabelled so that every group with fewer than
+    ``min_px`` object pixels takes the label of the nearest group that has enough, or, when none has, all
+    groups share label 1: small specks of a block do not become sites of their own."""
+    n = int(zones.max())
+    if n <= 1:
+        return zones
+    sizes = np.bincount(zones[objects], minlength=n + 1)
+    big = sizes >= min_px
+    big[0] = False
+    if big[1:].all():
+        return zones
+    if not big.any():
+        return np.where(zones > 0, 1, 0).astype(zones.dtype)
+    # Nearest pixel of a large group, for every pixel: small groups take its label.
+    _, (ri, ci) = ndimage.distance_transform_edt(~(objects & big[zones]), return_indices=True)
+    nearest = zones[ri, ci]
+    mapping = np.arange(n + 1)
+    for label in np.flatnonzero(~big[1:]) + 1:
+        pixels = objects & (zones == label)
+        mapping[label] = np.bincount(nearest[pixels]).argmax()
+    return mapping[zones]
 
 
 def roof_excess(dt: np.ndarray, roof: np.ndarray, region: np.ndarray, objects: np.ndarray, gsd: float,
@@ -320,10 +376,11 @@ def count_margin_px(margin_m: float, gsd: float) -> int:
 
 def _members_in(region: np.ndarray, r0: int, c0: int, rows: np.ndarray, cols: np.ndarray, heights: np.ndarray,
                 widths: np.ndarray) -> np.ndarray:
-    """Which windows hold a pixel of ``region``."""
+    """Which windows hold a pixel of ``region`` (its first pixel at row ``r0``, column ``c0`` of the grid)."""
     cum = np.pad(region.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    a, b = rows - r0, cols - c0
-    c, d = a + heights, b + widths
+    h, w = region.shape
+    a, b = np.clip(rows - r0, 0, h), np.clip(cols - c0, 0, w)
+    c, d = np.clip(rows - r0 + heights, 0, h), np.clip(cols - c0 + widths, 0, w)
     return (cum[c, d] - cum[a, d] - cum[c, b] + cum[a, b]) > 0
 
 

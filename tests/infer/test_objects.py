@@ -101,11 +101,11 @@ def farm(x: float, y: float, n: int, length: float = 12.19, gap: float = 1.0) ->
 
 
 def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
-    a, b = farm(20, 20, 6), farm(80, 70, 4, length=6.06, gap=2.0)
+    a, b = farm(20, 20, 6), farm(80, 70, 8, length=6.06, gap=2.0)
     fans = shapely.box(a.bounds[2], a.bounds[1], a.bounds[2] + 1.2, a.bounds[3])
     hot = shapely.union(a, fans).buffer(2.0)
     objects = gpd.GeoDataFrame({"class": ["container_farm", "cooling_array", "heat_signature", "container_farm"],
-                                "n_containers": [6, 6, 0, 4], "dt_k": [1, 1, 9, 1]},
+                                "n_containers": [6, 6, 0, 8], "dt_k": [1, 1, 9, 1]},
                                geometry=[a, fans, hot, b], crs=UTM)
     frame, store = windows_over(objects)
     sites = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=True)
@@ -116,7 +116,7 @@ def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
     iou = shapely.intersection(site_a.outline, truth_a).area / shapely.union(site_a.outline, truth_a).area
     assert iou > 0.9
     assert site_a.n_teu == pytest.approx(12, rel=0.05)  # six 40 ft containers
-    assert site_b.n_teu == pytest.approx(4, rel=0.05)  # four 20 ft containers, gaps of 2 m left out
+    assert site_b.n_teu == pytest.approx(8, rel=0.05)  # eight 20 ft containers, gaps of 2 m left out
     assert site_a.fan_area_m2 == pytest.approx(fans.area, rel=0.05)
     assert site_a.hot_area_m2 == pytest.approx(hot.area, rel=0.05)
     assert site_a.roof_excess_k == pytest.approx(10.0) and site_b.roof_excess_k == 0.0  # measured, not masks
@@ -133,6 +133,26 @@ def test_outlines_sit_on_the_objects_and_far_apart_farms_are_two_sites():
     assert outline_objects(frame, empty_store, transform=TRANSFORM, tile_px=64, has_thermal=True) is None
     assert outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=True,
                            rules=OutlineRules(max_mosaic_px=100)) is None
+
+
+def test_a_group_smaller_than_a_site_joins_the_nearest_larger_one():
+    """One 20 ft container 40 m from a farm is not a site of its own but part of the farm's; alone in its block
+    of windows it is still reported (the classifier's evidence stays), as one site."""
+    a, speck = farm(20, 20, 6), farm(20, 80, 1, length=6.06)
+    objects = gpd.GeoDataFrame({"class": ["container_farm", "container_farm"], "n_containers": [6, 1],
+                                "dt_k": [1.0, 1.0]}, geometry=[a, speck], crs=UTM)
+    frame, store = windows_over(objects)
+    split = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=True,
+                            rules=OutlineRules(min_site_m2=0))
+    assert split is not None and len(split) == 2
+    sites = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=True)
+    assert sites is not None and len(sites) == 1
+    assert sites[0].n_teu == pytest.approx(13, rel=0.05) and sites[0].outline.buffer(1.0).contains(speck)
+    alone = gpd.GeoDataFrame({"class": ["container_farm"] * 2, "n_containers": [1, 1], "dt_k": [1.0, 1.0]},
+                             geometry=[speck, farm(80, 20, 1, length=6.06)], crs=UTM)
+    frame, store = windows_over(alone)
+    sites = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=True)
+    assert sites is not None and len(sites) == 1 and sites[0].n_teu == pytest.approx(2, rel=0.1)
 
 
 def test_build_sites_with_objects_appends_the_new_columns(site_meta):
