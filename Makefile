@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.minewatch-installed
 BASE_VENV := .venv-base
 JOBS   ?= 2
 
-.PHONY: help demo test test-fast test-base lint model model-satellite models bench bench-quick bench-many clean
+.PHONY: help demo test test-fast test-base lint model model-dense model-satellite models bench bench-quick bench-many clean
 
 help:
 	@echo "make demo        generate a sample scene, scan it with the committed model, evaluate (creates .venv)"
 	@echo "make test        create/update .venv and run the test suite and the quick-start notebook"
 	@echo "make test-base   torch-free tests in a base-only venv (the field-laptop install)"
 	@echo "make model       train the default model on generated scenes and export models/minewatch-drone.onnx"
+	@echo "make model-dense a dense head for it (outlines, counts, power): runs/dense/minewatch-drone-dense.onnx"
 	@echo "make model-satellite  the same for models/minewatch-satellite.onnx (RGBN + Landsat-like thermal)"
 	@echo "make models      both"
 	@echo "make bench       full benchmarks, rewrites BENCHMARKS.md; make bench-quick: small sizes"
@@ -50,6 +51,15 @@ model: $(STAMP)
 	cp models/minewatch-drone.onnx runs/default/previous.onnx
 	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
 	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
+
+# A dense head (site outlines, container counts, power) for the committed drone classifier, which stays frozen
+# (configs/train/dense.yaml): runs/dense/minewatch-drone-dense.onnx and its card runs/dense/MODEL_CARD.md beside
+# the classifier alone. Not the committed default: BENCHMARKS.md, "Dense head".
+model-dense: $(STAMP)
+	$(VENV)/bin/minewatch train --config configs/train/dense.yaml --out runs/dense
+	$(VENV)/bin/minewatch export runs/dense/best.pt -o runs/dense/minewatch-drone-dense.onnx \
+		--weights-out runs/dense/minewatch-drone-dense.pt
+	$(VENV)/bin/minewatch card runs/dense runs/dense/minewatch-drone-dense.onnx --previous models/minewatch-drone.onnx
 
 # The satellite model: train, export (ONNX and the weights alone), card (models/MODEL_CARD-satellite.md), side by
 # side with the model it replaces once there is one.

@@ -16,6 +16,9 @@ Rules, all areas in a metric CRS (`minewatch.datasets.crs.metric_crs`):
 - precision@k: share of true positives among the top min(k, n) candidates by rank (None without any).
 - With a geofence, only truth sites and candidates with at least `FOUND_SHARE` of their area inside
   the include polygons count.
+- Outlines, container counts and power (``EvalReport.objects``): polygon IoU of each matched truth site with
+  its best candidate, containers in TEU and power against the truth, by the rules of
+  :mod:`minewatch.infer.object_eval`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from minewatch.datasets.crs import metric_crs
 from minewatch.datasets.labels import hidden, known_targets, read_truth
 from minewatch.datasets.vectors import read_vector
 from minewatch.errors import UserError
+from minewatch.infer.object_eval import object_figures
 from minewatch.json_io import json_safe, write_json
 from minewatch.metrics import average_precision, pr_curve, precision_recall_f1
 
@@ -78,6 +82,8 @@ class EvalReport:
     tile_ap: dict[str, float] | None = None
     tile_map: float | None = None
     tile_curves: dict[str, dict[str, list[float]]] | None = None
+    objects: dict | None = None
+    """Polygon IoU of matched sites, container count and power against truth (minewatch.infer.object_eval)."""
     rules: dict[str, float] = field(
         default_factory=lambda: {"found_share": FOUND_SHARE, "candidate_share": CANDIDATE_SHARE}
     )
@@ -103,12 +109,31 @@ class EvalReport:
             lines.append(f"{'look-alike kind':<16}{'n':>5}{'hit':>5}{'cand':>6}{'fp':>5}")
             for kind, d in self.lookalikes.items():
                 lines.append(f"{kind:<16}{d['n']:>5d}{d['hit']:>5d}{d['candidates']:>6d}{d['false_positives']:>5d}")
+        if self.objects and self.objects.get("n_truth_sites"):
+            lines.extend(object_lines(self.objects))
         if self.tile_ap is not None:
             aps = "  ".join(f"{c}={_fmt(v)}" for c, v in self.tile_ap.items())
             lines.append(f"tile AP: {aps}  mAP={_fmt(self.tile_map)}")
         if self.missed:
             lines.append(f"missed truth sites: {', '.join(self.missed)}")
         return "\n".join(lines)
+
+
+def object_lines(o: dict) -> list[str]:
+    """Terminal lines of the object figures (see :mod:`minewatch.infer.object_eval`)."""
+    lines = [f"outlines: median IoU {_fmt(o['iou_median'])} over {o['n_matched']}/{o['n_truth_sites']} matched "
+             "truth sites (" + ", ".join(f"{k} {_fmt(v['iou_median'])}" for k, v in o["iou_by_kind"].items()) + ")"]
+    if o["farms"]:
+        ok = round((o["count_ok_share"] or 0) * o["farms"])
+        lines.append(f"containers: {ok}/{o['farms']} farms counted within {o['count_within'] * 100:g} % "
+                     f"(median error {_fmt(o['count_rel_error_median'])})")
+    if o["running_farms"]:
+        inside = round((o["power_in_range_share"] or 0) * o["running_farms"])
+        lines.append(f"power: median error {_fmt(o['power_rel_error_median'])} over {o['running_farms']} running "
+                     f"farms, truth inside the estimate's range for {inside}")
+    if o["dormant_farms"]:
+        lines.append(f"dormant farms called idle (0 MW): {o['dormant_called_idle']}/{o['dormant_farms']}")
+    return lines
 
 
 def _fmt(v: float | None) -> str:
@@ -298,6 +323,7 @@ def evaluate_sites(
         precision_at=precision_at, site_ap=site_ap, lookalikes=lookalikes, candidates=candidates,
         missed=missed,
         site_curve={"threshold": st.tolist(), "precision": sp.tolist(), "recall": sr.tolist()},
+        objects=object_figures(cand, sites_truth, truth_all.to_crs(crs) if len(truth_all) else truth_all, match),
     )
     if tiles is not None:
         _tile_level(report, tiles, truth_all, fence=None if geofence is None else geofence)

@@ -11,6 +11,9 @@ Works on site records only (the per-scene ``sites.geojson`` files), never on ras
   ``classes`` are the classes any member has above its threshold, and ``score`` is `sites.site_score` of those
   maxima (so a merged site ranks as if one scene had seen all of it); ``n_tiles`` adds up the members' tiles
   (overlapping scenes count the ground they share twice).
+- The dense head's figures (containers, fan and hot area, power) are those of the member counting the most
+  containers (a sum would count what overlapping scenes share twice); ``outline`` is ``objects`` only when every
+  member was outlined by its objects.
 - ``site_id``, ``scene_id``, ``acquired``, ``sensor`` are the strongest member's; ``scene_ids`` lists every scene
   that saw the site and ``n_scenes`` counts them; ``run_id`` and ``created`` are the multi-scene run's.
 - Ranks run across the whole run, in the order `sites.build_sites` uses (score, area, north, west).
@@ -35,7 +38,15 @@ from scipy.sparse.csgraph import connected_components
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import utm_epsg
-from minewatch.infer.sites import PROB_COLUMNS, SITE_COLUMNS, SITE_SCHEMA, empty_sites
+from minewatch.infer.sites import (
+    OBJECT_COLUMNS,
+    OUTLINE_OBJECTS,
+    OUTLINE_TILES,
+    PROB_COLUMNS,
+    SITE_COLUMNS,
+    SITE_SCHEMA,
+    empty_sites,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +154,7 @@ def _combine(members: gpd.GeoDataFrame, gap_m: float) -> tuple[dict, object]:
     rec["n_tiles"] = int(members["n_tiles"].sum())
     rec["thermal_dt_max_k"] = _nanmax(members["thermal_dt_max_k"])
     rec["thermal_z_max"] = _nanmax(members["thermal_z_max"])
+    rec.update(_object_figures(members))
     epsg = _utm_of(shapely.union_all(np.asarray(members.geometry.values)))
     metric = shapely.union_all([_to_utm(g, epsg) for g in members.geometry])
     if gap_m > 0 and metric.geom_type != "Polygon":
@@ -157,6 +169,20 @@ def _combine(members: gpd.GeoDataFrame, gap_m: float) -> tuple[dict, object]:
     rec["centroid_lon"], rec["centroid_lat"] = back.transform(c.x, c.y)
     geom = shapely.transform(metric, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
     return rec, geom
+
+
+def _object_figures(members: gpd.GeoDataFrame) -> dict:
+    """The dense head's columns of a merged site: the figures of the member that counts the most containers
+    (overlapping scenes see the same containers, so a sum would count them twice), and ``outline`` ``objects``
+    only when every member is outlined by its objects (else ``tiles``; null when no member says)."""
+    rec = {}
+    counts = pd.to_numeric(members["n_containers"], errors="coerce")
+    if counts.notna().any():
+        top = members.loc[counts.idxmax()]
+        rec = {c: top[c] for c in OBJECT_COLUMNS if c != "outline"}
+    kinds = set(members["outline"].dropna())
+    rec["outline"] = (OUTLINE_OBJECTS if kinds == {OUTLINE_OBJECTS} else OUTLINE_TILES) if kinds else None
+    return rec
 
 
 def combined_score(probs: dict[str, float], above: Sequence[str]) -> float:

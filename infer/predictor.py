@@ -31,6 +31,11 @@ class Predictor(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """(N, C, H, W) float32 -> (N, K) probabilities."""
 
+    def predict_dense(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(N, K) probabilities, and for a model with a dense head (``meta.masks``) the mask probabilities
+        (P, M, h, w) of the P windows where some class reaches its threshold and their indexes (P,) in the batch
+        (None, None without a dense head)."""
+
 
 class OnnxPredictor:
     """onnxruntime on the CPU: what field laptops run."""
@@ -42,9 +47,17 @@ class OnnxPredictor:
         self.sha256 = file_sha256(path)
         self._input = self.session.get_inputs()[0].name
         check_graph(self.session, self.meta, path)
+        self._outputs = [o.name for o in self.session.get_outputs()]
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return self.session.run(self._outputs[:1], {self._input: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    def predict_dense(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        x = {self._input: np.ascontiguousarray(batch, dtype=np.float32)}
+        if not self.meta.masks:
+            return self.session.run(self._outputs[:1], x)[0], None, None
+        probs, masks, index = self.session.run([self._outputs[0], "masks", "mask_index"], x)
+        return probs, masks, index.astype(np.int64)
 
 
 def check_graph(session, meta: ModelMeta, path: Path) -> None:
@@ -65,6 +78,15 @@ def check_graph(session, meta: ModelMeta, path: Path) -> None:
         raise UserError(f"the model graph outputs {out}, its metadata lists {len(meta.classes)} class(es) "
                         f"({', '.join(meta.classes)})", path=path,
                         fix="re-export the model with 'minewatch export' so graph and metadata agree")
+    if meta.masks:
+        named = {o.name: list(o.shape) for o in outputs}
+        want_m = {1: len(meta.masks), 2: meta.mask_px, 3: meta.mask_px}
+        m = named.get("masks")
+        if m is None or "mask_index" not in named or len(m) != 4 or any(
+                isinstance(m[i], int) and m[i] != n for i, n in want_m.items()):
+            raise UserError(f"the model's metadata lists masks ({', '.join(meta.masks)}, {meta.mask_px} px) but "
+                            f"its graph outputs {sorted(named)} {m or ''}", path=path,
+                            fix="re-export the model with 'minewatch export' so graph and metadata agree")
 
 
 class TorchPredictor:
@@ -89,16 +111,28 @@ class TorchPredictor:
             torch.set_num_threads(model_threads())  # the process's intra-op pool: leave the reader a core
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self.predict_dense(batch)[0]
+
+    def predict_dense(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        from minewatch.train.models import split_output
+
         torch = self._torch
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device, non_blocking=True)
         with torch.inference_mode():
             if self.device.type == "cuda":
                 x = x.to(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=torch.float16):
-                    logits = self.model(x)
+                    logits, mask_logits = split_output(self.model(x))
             else:
-                logits = self.model(x)
-            return torch.sigmoid(logits.float()).cpu().numpy()
+                logits, mask_logits = split_output(self.model(x))
+            probs = torch.sigmoid(logits.float())
+            if mask_logits is None:
+                return probs.cpu().numpy(), None, None
+            # The windows the exported graph's gate opens for (see minewatch.train.dense.GatedProbabilityModel).
+            thr = torch.tensor([self.meta.thresholds[c] for c in self.meta.classes], device=probs.device)
+            index = torch.nonzero((probs >= thr).any(dim=1)).reshape(-1)
+            masks = torch.sigmoid(mask_logits.float().index_select(0, index))
+            return probs.cpu().numpy(), masks.cpu().numpy(), index.cpu().numpy().astype(np.int64)
 
 
 def default_model_path(profile: str = "drone") -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from minewatch.clock import now_utc
 from minewatch.datasets.bands import check_bands
@@ -28,6 +29,7 @@ from minewatch.datasets.tiling import DEFAULT_MAX_CLOUD, DEFAULT_MAX_NODATA, Til
 from minewatch.errors import UserError
 from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.journal import Journal, fingerprint, journal_path
+from minewatch.infer.objects import MaskStore
 from minewatch.infer.outputs import OutputSet
 from minewatch.infer.predictor import Predictor, load_predictor
 from minewatch.infer.preflight import (
@@ -109,8 +111,14 @@ class ScanResult:
         lines = [f"{len(self.sites)} candidate site(s) from {self.n_scanned} tiles "
                  f"({self.n_skipped} skipped for nodata/cloud) in {self.seconds:.1f} s"]
         for _, s in self.sites.head(5).iterrows():
+            objects = ""
+            if s.get("outline") == "objects" and pd.notna(s.get("n_containers")):
+                objects = f"  {int(s['n_containers'])} TEU"
+                if pd.notna(s.get("est_power_mw")):
+                    objects += (f", {s['est_power_mw']:.1f} MW "
+                                f"({s['est_power_mw_low']:.1f}-{s['est_power_mw_high']:.1f})")
             lines.append(f"  #{s['rank']}  score {s['score']:.2f}  {s['classes'] or '-'}  "
-                         f"({s['centroid_lat']:.5f}, {s['centroid_lon']:.5f})  {s['area_m2']:.0f} m2")
+                         f"({s['centroid_lat']:.5f}, {s['centroid_lon']:.5f})  {s['area_m2']:.0f} m2{objects}")
         lines += [f"  wrote {p}" for p in self.outputs]
         return "\n".join(lines)
 
@@ -174,9 +182,17 @@ def run_scan(req: ScanRequest) -> ScanResult:
                 scores.add(rec)
             if scores.done.any():
                 log.info("resuming: %d of %d tiles already scanned", int(scores.done.sum()), len(plan.tiles))
-            _score(scene, scores.todo(), plan.stride_px, InputSpec.from_meta(meta), predictor, journal, scores, req)
-            run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
-            sites = _sites(scores, scene, predictor, run, _min_windows(req, meta, stride_m))
+            spec = InputSpec.from_meta(meta)
+            store = MaskStore(meta.masks, meta.mask_px) if meta.masks else None
+            try:
+                _score(scene, scores.todo(), plan.stride_px, spec, predictor, journal, scores, req, store)
+                if store is not None:
+                    _fill_masks(scene, plan, scores, spec, predictor, store, req)
+                run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
+                sites = _sites(scores, scene, predictor, run, _min_windows(req, meta, stride_m), store)
+            finally:
+                if store is not None:
+                    store.close()
             written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
             journal.close(remove=True)
         provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
@@ -232,8 +248,9 @@ def preflight_report(req: ScanRequest, scene: Scene, predictor: Predictor, plan:
 
 
 def _score(scene: Scene, todo: list[Tile], stride_px: int, spec: InputSpec, predictor: Predictor,
-           journal: Journal, scores: TileScores, req: ScanRequest) -> None:
-    """Read tiles on a background thread and run the model on full batches; journal each batch."""
+           journal: Journal, scores: TileScores, req: ScanRequest, store: MaskStore | None = None) -> None:
+    """Read tiles on a background thread and run the model on full batches; journal each batch (and keep the
+    masks of positive windows in ``store`` for a dense model)."""
     classes = predictor.meta.classes
     reads = prefetch(read_tiles(scene, todo, spec, stride_px=stride_px, max_nodata=req.max_nodata,
                                 max_cloud=req.max_cloud))
@@ -241,10 +258,25 @@ def _score(scene: Scene, todo: list[Tile], stride_px: int, spec: InputSpec, pred
     for item in progress(reads, total=len(todo), desc="scan", unit="tile"):
         pending.append(item)
         if sum(r.x is not None for r in pending) >= req.batch:
-            _record(_run_batch(pending, predictor, classes), journal, scores)
+            _record(_run_batch(pending, predictor, classes, store), journal, scores)
             pending = []
     if pending:
-        _record(_run_batch(pending, predictor, classes), journal, scores)
+        _record(_run_batch(pending, predictor, classes, store), journal, scores)
+
+
+def _fill_masks(scene: Scene, plan: TilePlan, scores: TileScores, spec: InputSpec, predictor: Predictor,
+                store: MaskStore, req: ScanRequest) -> None:
+    """Masks of positive windows scanned before a resume (the journal keeps scores, not masks): read and run
+    those windows again."""
+    positive = scores.positive(dict(predictor.meta.thresholds))
+    missing = [plan.tiles[i] for i in positive if plan.tiles[i].tile_id not in store]
+    if not missing:
+        return
+    log.info("re-reading %d positive window(s) scanned before the resume for their masks", len(missing))
+    reads = [r for r in read_tiles(scene, missing, spec, stride_px=plan.stride_px, max_nodata=req.max_nodata,
+                                   max_cloud=req.max_cloud) if r.x is not None]
+    for i in range(0, len(reads), req.batch):
+        _run_batch(reads[i : i + req.batch], predictor, predictor.meta.classes, store)
 
 
 def _record(records: list[dict], journal: Journal, scores: TileScores) -> None:
@@ -253,10 +285,19 @@ def _record(records: list[dict], journal: Journal, scores: TileScores) -> None:
         scores.add(rec)
 
 
-def _run_batch(reads, predictor: Predictor, classes) -> list[dict]:
+def _run_batch(reads, predictor: Predictor, classes, store: MaskStore | None = None) -> list[dict]:
     scored = [r for r in reads if r.x is not None]
-    probs = predictor.predict(np.stack([r.x for r in scored])) if scored else np.zeros((0, len(classes)))
+    masks = index = None
+    if not scored:
+        probs = np.zeros((0, len(classes)))
+    elif store is not None:
+        x = np.stack([r.x for r in scored])
+        probs, masks, index = predictor.predict_dense(x)
+    else:
+        probs = predictor.predict(np.stack([r.x for r in scored]))
     probs = heat_where_seen(probs, np.array([r.dt_max_k for r in scored], dtype=float), classes)
+    if store is not None and masks is not None and len(index):
+        _keep_masks(store, scored, probs, masks, index, predictor.meta)
     by_id = {r.tile.tile_id: p for r, p in zip(scored, probs, strict=True)}
     records = []
     for r in reads:
@@ -269,6 +310,30 @@ def _run_batch(reads, predictor: Predictor, classes) -> list[dict]:
     return records
 
 
+def _keep_masks(store: MaskStore, scored: list, probs: np.ndarray, masks: np.ndarray, index: np.ndarray,
+                meta) -> None:
+    """Store the masks of the windows that are positive after the heat rule, the heat mask only where the
+    window has thermal (heat is seen, never guessed), and beside them the window's thermal excess (K)."""
+    thr = np.array([meta.thresholds[c] for c in meta.classes], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        positive = (probs >= thr[None, :]).any(axis=1)
+    heat = meta.masks.index("heat") if "heat" in meta.masks else None
+    valid_channel = meta.channels.index("thermal_valid") if "thermal_valid" in meta.channels else None
+    dt_channel = meta.channels.index("thermal_dt") if "thermal_dt" in meta.channels else None
+    for m, i in zip(masks, index, strict=True):
+        if not positive[i]:
+            continue
+        dt = None
+        if valid_channel is not None:
+            valid = scored[i].x[valid_channel] > 0.5
+            if heat is not None:
+                m = m.copy()
+                m[heat] *= valid
+            if dt_channel is not None and valid.any():  # the measured excess, for the thermal cross-check
+                dt = np.where(valid, scored[i].x[dt_channel] * meta.thermal.dt_scale_k, np.nan)
+        store.put(scored[i].tile.tile_id, m, dt)
+
+
 def _min_windows(req: ScanRequest, meta, stride_m: float) -> int:
     """--min-windows, else two where windows overlap by half or more (infer/sites.py)."""
     from minewatch.infer.sites import default_min_windows
@@ -277,8 +342,10 @@ def _min_windows(req: ScanRequest, meta, stride_m: float) -> int:
 
 
 def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str],
-           min_windows: int) -> gpd.GeoDataFrame:
-    """Candidate sites from the positive windows only (a handful, however large the scan)."""
+           min_windows: int, store: MaskStore | None = None) -> gpd.GeoDataFrame:
+    """Candidate sites from the positive windows only (a handful, however large the scan); outlined by their
+    objects when the model has a dense head (``store`` holds the positive windows' masks)."""
+    from minewatch.infer.objects import OutlineRules, outline_objects
     from minewatch.infer.sites import EDGE_COLUMN, build_sites
 
     meta = predictor.meta
@@ -286,9 +353,18 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
     size, grid = scores.plan.tile_px, scene.grid
     rows, cols = positive["row_off"].to_numpy(), positive["col_off"].to_numpy()
     positive[EDGE_COLUMN] = (rows <= 0) | (cols <= 0) | (rows + size >= grid.height) | (cols + size >= grid.width)
+    objects = None
+    if store is not None:
+        rules = OutlineRules(threshold=meta.mask_threshold, area_scale=dict(meta.mask_area_scale))
+        transform, has_thermal = grid.transform, scene.has_thermal
+
+        def objects(members: gpd.GeoDataFrame):
+            return outline_objects(members, store, transform=transform, tile_px=size, has_thermal=has_thermal,
+                                   rules=rules)
+
     return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
                        sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
-                       run_id=run["run_id"], created=run["created"], min_windows=min_windows)
+                       run_id=run["run_id"], created=run["created"], min_windows=min_windows, objects=objects)
 
 
 def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,

@@ -1,13 +1,14 @@
 """Turn tile scores into candidate sites: merge positive tiles, attach evidence, rank.
 
 Pure functions (no I/O): the writers put the result on disk. Property names and types follow the
-sites.geojson table in the design notes (`SITE_COLUMNS`).
+sites.geojson table in the design notes (`SITE_COLUMNS`), plus the dense head's columns appended at the end
+(`OBJECT_COLUMNS`: containers, fan and hot area, power estimate, and which outline a site has).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import geopandas as gpd
 import numpy as np
@@ -20,6 +21,8 @@ from scipy.sparse.csgraph import connected_components
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import metric_crs
+from minewatch.infer.objects import ObjectSite
+from minewatch.infer.power import estimate_power, is_running
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 TILE_COLUMNS: tuple[str, ...] = ("tile_id", "row", "col", *PROB_COLUMNS, "dt_max_k", "z_max", "geometry")
@@ -45,8 +48,19 @@ SITE_SCHEMA: dict[str, str] = {
     "run_id": "object",
     "created": "object",
     "review_status": "object",
+    # Appended by the dense head (#18); null for sites outlined by their windows (a model without the head).
+    "n_containers": "Int64",
+    "fan_area_m2": "float64",
+    "hot_area_m2": "float64",
+    "est_power_mw": "float64",
+    "est_power_mw_low": "float64",
+    "est_power_mw_high": "float64",
+    "outline": "object",
 }
 SITE_COLUMNS: tuple[str, ...] = tuple(SITE_SCHEMA)
+OBJECT_COLUMNS: tuple[str, ...] = SITE_COLUMNS[SITE_COLUMNS.index("n_containers"):]
+OUTLINE_OBJECTS, OUTLINE_TILES = "objects", "tiles"
+"""``outline``: the site's polygon is the outline of its detected objects, or the union of its windows."""
 
 # Default simplification tolerance as a share of the tile side: removes the collinear vertices and the
 # float jitter of unioned tiles without moving an outline by more than a tenth of a tile.
@@ -159,16 +173,21 @@ def build_sites(
     run_id: str,
     created: str,
     simplify_m: float | None = None,
+    objects: Callable[[gpd.GeoDataFrame], list[ObjectSite] | None] | None = None,
     min_windows: int = 1,
 ) -> gpd.GeoDataFrame:
     """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
 
     A tile is positive when any class probability reaches its threshold. Positive tiles that overlap or
-    share an edge form one site; its outline is their union, simplified by ``simplify_m`` metres
-    (default a tenth of the tile side). A site of fewer than ``min_windows`` positive windows is dropped
+    share an edge form one component. A component of fewer than ``min_windows`` positive windows is dropped
     unless one of them touches the raster's edge (an ``on_edge`` tile column; the rest may lie outside).
-    Evidence per site: highest tile probability per class, classes whose highest probability reaches the
-    threshold, hottest thermal excess and z-score (NaN without
+    Without ``objects`` a component is one site whose outline is their union, simplified by ``simplify_m``
+    metres (default a tenth of the tile side). ``objects`` (a dense model's
+    :func:`~minewatch.infer.objects.outline_objects` for the component's windows) may instead split a kept
+    component into sites outlined by their objects, each with its containers, fan and hot area and power
+    estimate (:func:`~minewatch.infer.power.estimate_power`); a component it finds nothing in keeps the
+    window outline. Evidence per site (from the windows it lies in): highest tile probability per class,
+    classes whose highest probability reaches the threshold, hottest thermal excess and z-score (NaN without
     thermal), area in a metric CRS (see `metric_crs`), centroid in lon/lat, and `site_score`.
     Rank 1 is the highest score; ties go to the larger site, then north before south, then west before
     east, so ranks (and ``site_id = f"{scene_id}-{rank:04d}"``) are deterministic.
@@ -197,22 +216,18 @@ def build_sites(
         members = pos.iloc[np.flatnonzero(labels == label)]
         if len(members) < min_windows and not (EDGE_COLUMN in members and members[EDGE_COLUMN].any()):
             continue
+        found = objects(members) if objects is not None else None
+        if found:
+            for obj in found:
+                outlines.append(obj.outline)
+                records.append(_evidence(members.iloc[np.flatnonzero(obj.members)], thresholds)
+                               | _object_figures(obj))
+            continue
         outline = shapely.union_all(np.asarray(members.geometry.values))
         if tolerance > 0:
             outline = shapely.simplify(outline, tolerance, preserve_topology=True)
-        probs = {c: _nanmax(members[col]) for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)}
-        score, above = site_score(probs, thresholds)
         outlines.append(outline)
-        records.append(
-            {
-                "score": score,
-                "classes": ",".join(above),
-                **{col: probs[c] for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)},
-                "n_tiles": len(members),
-                "thermal_dt_max_k": _nanmax(members["dt_max_k"]),
-                "thermal_z_max": _nanmax(members["z_max"]),
-            }
-        )
+        records.append(_evidence(members, thresholds) | null_object_figures())
 
     if not records:
         return empty_sites(crs)
@@ -244,6 +259,34 @@ def build_sites(
 def default_min_windows(tile_m: float, stride_m: float) -> int:
     """Positive windows a site needs by default: two where windows overlap by half or more, else one."""
     return OVERLAP_MIN_WINDOWS if stride_m <= tile_m / 2 + 1e-9 else 1
+
+
+def _evidence(members: pd.DataFrame, thresholds: Mapping[str, float]) -> dict:
+    """Score, classes, highest probability per class, windows and thermal maxima of a site's windows."""
+    probs = {c: _nanmax(members[col]) for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)}
+    score, above = site_score(probs, thresholds)
+    return {
+        "score": score,
+        "classes": ",".join(above),
+        **{col: probs[c] for c, col in zip(CLASSES, PROB_COLUMNS, strict=True)},
+        "n_tiles": len(members),
+        "thermal_dt_max_k": _nanmax(members["dt_max_k"]),
+        "thermal_z_max": _nanmax(members["z_max"]),
+    }
+
+
+def null_object_figures(outline: str | None = OUTLINE_TILES) -> dict:
+    """The dense head's columns of a site it did not measure: null figures, and how the site is outlined
+    (``None`` for a site that is neither objects nor windows: a thermal-only scan's warm area)."""
+    return {"n_containers": pd.NA, "fan_area_m2": math.nan, "hot_area_m2": math.nan, "est_power_mw": math.nan,
+            "est_power_mw_low": math.nan, "est_power_mw_high": math.nan, "outline": outline}
+
+
+def _object_figures(obj: ObjectSite) -> dict:
+    power = estimate_power(obj.n_teu, is_running(obj.roof_excess_k))
+    return {"n_containers": int(round(obj.n_teu)) if math.isfinite(obj.n_teu) else pd.NA,
+            "fan_area_m2": obj.fan_area_m2, "hot_area_m2": obj.hot_area_m2, "est_power_mw": power.mw,
+            "est_power_mw_low": power.low, "est_power_mw_high": power.high, "outline": OUTLINE_OBJECTS}
 
 
 def _nanmax(values: pd.Series) -> float:

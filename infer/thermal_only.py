@@ -46,7 +46,7 @@ from minewatch.datasets.crs import metric_crs
 from minewatch.datasets.raster_io import open_raster, raster_extent
 from minewatch.errors import UserError
 from minewatch.infer.scan import ScanResult
-from minewatch.infer.sites import SITE_COLUMNS, SITE_SCHEMA, empty_sites
+from minewatch.infer.sites import SITE_COLUMNS, SITE_SCHEMA, empty_sites, null_object_figures
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def anomaly_sites(found: Anomalies, transform: Affine, crs, *, scene_id: str, ac
         records.append({
             "score": min(1.0, dt_max / (2 * rule.min_dt_k)) / len(CLASSES), "classes": "heat_signature",
             **{f"p_{c}": np.nan for c in CLASSES}, "n_tiles": 0,
-            "thermal_dt_max_k": dt_max, "thermal_z_max": found.z_max[k - 1],
+            "thermal_dt_max_k": dt_max, "thermal_z_max": found.z_max[k - 1], **null_object_figures(None),
         })
     sites = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=outlines, crs=crs)
     metric = sites.to_crs(metric_crs(sites.crs, sites))

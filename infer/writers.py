@@ -35,7 +35,8 @@ HEATMAP_BLOCK = 256
 MAX_HEATMAP_PX = 65_536  # per side; a scan stride this fine over a scene this large is a mistake
 DECIMALS = {"score": 4, **{f"p_{c}": 4 for c in CLASSES}, "area_m2": 1, "thermal_dt_max_k": 2,
             "thermal_z_max": 2, "centroid_lon": 7, "centroid_lat": 7, "nodata_fraction": 4,
-            "cloud_fraction": 4, "dt_max_k": 2, "z_max": 2}
+            "cloud_fraction": 4, "dt_max_k": 2, "z_max": 2, "fan_area_m2": 1, "hot_area_m2": 1,
+            "est_power_mw": 2, "est_power_mw_low": 2, "est_power_mw_high": 2}
 """Decimals written per numeric column: what the figures are good for, not 16 digits of float noise."""
 RUN_KEY = "minewatch"
 

@@ -25,6 +25,22 @@ CLASSES: tuple[str, ...] = tuple(CLASS_DESCRIPTIONS)
 # Truth-only label for things an analyst must not be sent to (container yards, solar farms, ...).
 LOOKALIKE = "lookalike"
 
+# What the dense head (when a model has one) marks per pixel, and the truth class each is drawn from.
+MASK_DESCRIPTIONS: dict[str, str] = {
+    "container": (
+        "Container bodies: the roofs of the ISO containers of a container farm (from container_farm truth, one "
+        "body per container, gaps between containers left out), so their area counts containers."
+    ),
+    "cooling": "Fan banks and evaporative walls (from cooling_array truth).",
+    "heat": (
+        "The warm footprint of a running farm (from heat_signature truth the sensor can see); only where "
+        "thermal imagery exists."
+    ),
+}
+MASK_NAMES: tuple[str, ...] = tuple(MASK_DESCRIPTIONS)
+MASK_TRUTH_CLASS: dict[str, str] = {"container": "container_farm", "cooling": "cooling_array",
+                                    "heat": "heat_signature"}
+
 # Truth-only label for ground whose content nobody knows yet (a candidate site without an analyst's verdict):
 # windows touching it are left out of training rather than taught as background.
 UNLABELLED = "unlabelled"

@@ -65,6 +65,8 @@ def model_lines(path: Path, label: str = "") -> list[str]:
         "  thresholds     " + ", ".join(f"{k} {v:.3f}" for k, v in meta.thresholds.items()),
         f"  thermal        {meta.thermal.mode} over a {meta.thermal.background_m:g} m background"
         f"{' (required)' if meta.thermal.required else ' (optional: trained with thermal dropout)'}",
+        f"  dense head     masks {', '.join(meta.masks)} at {meta.mask_gsd_m:g} m/px (sites outlined by objects)"
+        if meta.masks else "  dense head     none (sites outlined by their windows)",
     ]
     card = path.with_name("MODEL_CARD.md" if meta.profile == "drone" else f"MODEL_CARD-{meta.profile}.md")
     if card.is_file():

@@ -51,7 +51,7 @@ class TileAugmenter:
             A.VerticalFlip(p=cfg.flip_p),
             A.RandomRotate90(p=cfg.rotate90_p),
             A.Affine(scale=cfg.scale, rotate=(-cfg.rotate_deg, cfg.rotate_deg), border_mode=reflect,
-                     interpolation=cv2.INTER_LINEAR, p=cfg.affine_p),
+                     interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_LINEAR, p=cfg.affine_p),
         ]
         self.band = A.RandomBrightnessContrast(brightness_limit=cfg.brightness, contrast_limit=cfg.contrast,
                                                p=cfg.band_p)
@@ -76,22 +76,35 @@ class TileAugmenter:
                                                                        "upscale": cv2.INTER_LINEAR}, p=cfg.downscale_p),
         ]
 
-    def __call__(self, image: np.ndarray, seed: int) -> np.ndarray:
-        """A new augmented (H, W, C) float32 array; ``image`` is left untouched."""
+    def __call__(self, image: np.ndarray, seed: int, masks: np.ndarray | None = None
+                 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """A new augmented (H, W, C) float32 array; ``image`` is left untouched.
+
+        With ``masks`` (H, W, M) (the dense head's targets) the same geometry moves them too (bilinear, as the
+        image) and ``(image, masks)`` is returned; the image is augmented exactly as without them.
+        """
         if image.ndim != 3 or image.shape[2] != len(self.channels):
             raise ValueError(f"expected (H, W, {len(self.channels)}) input, got {image.shape}")
+        if masks is not None and (masks.ndim != 3 or masks.shape[:2] != image.shape[:2]):
+            raise ValueError(f"masks {masks.shape} do not match the image {image.shape}")
         x = np.ascontiguousarray(image, dtype=np.float32).copy()
+        m = None if masks is None else np.ascontiguousarray(masks, dtype=np.float32).copy()
         if not self.cfg.enabled:
-            return x
+            return x if m is None else (x, m)
         geo_seed, photo_seed, band_seed, own_seed, sensor_seed = np.random.SeedSequence(seed).generate_state(5)
         rng = np.random.default_rng(int(own_seed))
         x = self._photometric(x, int(photo_seed), int(band_seed), rng, int(sensor_seed))
         _reseed(self.geometric, int(geo_seed))
         for transform in self.geometric:
-            x = transform(image=x)["image"]
+            if m is None:
+                x = transform(image=x)["image"]
+            else:
+                out = transform(image=x, mask=m)
+                x, m = out["image"], out["mask"]
         if self.thermal_idx and rng.random() < self.cfg.thermal_dropout_p:
             x[:, :, self.thermal_idx] = 0.0
-        return np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return x if m is None else (x, np.ascontiguousarray(m, dtype=np.float32).reshape(x.shape[:2] + (-1,)))
 
     def _sensor(self, work: np.ndarray, seed: int) -> np.ndarray:
         """JPEG, hue/saturation (red, green, blue only), gamma, sharpen, defocus, downscale-upscale."""

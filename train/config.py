@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from minewatch.config import StrictModel, load_config, resolve_config
+from minewatch.config import StrictModel, read_yaml, resolve_config, validate
 from minewatch.datasets.labels import LabelRule
 from minewatch.datasets.thermal import DEFAULT_BACKGROUND_M
 from minewatch.errors import UserError
@@ -130,9 +130,32 @@ class ModelConfig(StrictModel):
     tile_m: float = Field(64.0, gt=0, description="window side in metres")
     stride_m: float | None = Field(None, gt=0, description="default scan stride in metres (default: tile_m)")
     gsd_m: float | None = Field(None, gt=0, description="model grid, metres/pixel (default: the profile's)")
+    masks: list[Literal["container", "cooling", "heat"]] = Field(
+        default_factory=list,
+        description="dense head: per-pixel masks to learn beside the tile classifier, from the truth objects "
+                    "(container bodies, fan banks and evaporative walls, visible heat; minewatch.classes."
+                    "MASK_DESCRIPTIONS); scans then outline sites by their objects and count containers. "
+                    "Empty: classifier only",
+    )
+    decoder_channels: int = Field(32, ge=8, le=256, description="dense head width at strides 8 and 16 "
+                                                                "(3/4 of it at stride 4, 1/2 at stride 2)")
     init: Path | None = Field(
         None, description="start from this checkpoint's weights and normalisation (a minewatch .pt, e.g. "
                           "models/minewatch-drone.pt): fine-tuning, e.g. on analysts' verdicts")
+
+    freeze_classifier: bool = Field(
+        False, description="train the dense head alone, from model.init's classifier: the backbone and the "
+                           "classifier head keep its weights bit for bit, so the tile scores, thresholds and "
+                           "every tile figure stay that model's; a step costs a forward pass of the backbone")
+
+    @model_validator(mode="after")
+    def _distinct_masks(self) -> ModelConfig:
+        if len(set(self.masks)) != len(self.masks):
+            raise ValueError(f"model.masks lists a mask twice: {self.masks}")
+        if self.freeze_classifier and not (self.masks and self.init):
+            raise ValueError("model.freeze_classifier trains the dense head of model.init's classifier: "
+                             "it needs model.masks and model.init")
+        return self
 
 
 class OptimConfig(StrictModel):
@@ -169,6 +192,11 @@ class LossConfig(StrictModel):
         description="ignore the heat_signature target of training windows without thermal (dropped or "
                     "missing): heat cannot be seen there, and learning it from optical cues alone teaches "
                     "the model to call every farm hot",
+    )
+    dense_weight: float = Field(
+        1.0, ge=0,
+        description="weight of the dense head's loss (per-pixel BCE + soft Dice, mean over masks) added to the "
+                    "classifier's; the heat mask is never learnt where thermal is missing",
     )
 
 
@@ -263,11 +291,27 @@ def load_train_config(name_or_path: str | Path) -> tuple[TrainConfig, Path]:
     """A training preset by name (``smoke``, ``default``) or a YAML path, and the file it came from.
 
     Relative scene folders and ``data_dir`` are taken relative to the working directory, like paths on the
-    command line.
+    command line. A config may start with ``extends: <name or path>`` and give only what it changes: each
+    section merges key by key with the base's, a key's value replaces the base's whole.
     """
     path = resolve_config(name_or_path, "train")
-    cfg = load_config(path, TrainConfig)
+    cfg = validate(_read_extended(path), TrainConfig, source=path)
     for key in ("train_scenes", "val_scenes"):
         if not scene_items(getattr(cfg.data, key)):
             raise UserError(f"data.{key} is empty", path=path, fix="list scene folders or generated specs")
     return cfg, path
+
+
+def _read_extended(path: Path) -> dict[str, Any]:
+    """The mapping of ``path`` with its ``extends`` chain merged in (sections key by key)."""
+    data = read_yaml(path)
+    seen = {path.resolve()}
+    while "extends" in data:
+        base_path = resolve_config(data.pop("extends"), "train")
+        if base_path.resolve() in seen:
+            raise UserError("training configs extend each other in a loop", path=path, fix="remove one 'extends'")
+        seen.add(base_path.resolve())
+        base = read_yaml(base_path)
+        data = {k: {**base[k], **v} if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                for k, v in {**base, **data}.items()}
+    return data

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from affine import Affine
 from torch.utils.data import Dataset, Sampler
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.bands import check_bands
 from minewatch.datasets.labels import LabelRule, confuser_windows, known_targets, read_truth
-from minewatch.datasets.model_input import InputSpec, channel_names, nodata_fraction, tile_input
+from minewatch.datasets.masks import ObjectLayers, object_layers
+from minewatch.datasets.model_input import InputSpec, channel_names, nodata_fraction, pad_to, tile_input
 from minewatch.datasets.scene import Scene, SceneOpener
 from minewatch.datasets.scene_folder import SceneFiles
 from minewatch.datasets.tiling import Tile, plan_tiles, tiles_to_gdf
@@ -110,12 +112,18 @@ class SceneWindows:
     targets: np.ndarray
     band_names: tuple[str, ...]
     confusers: np.ndarray | None = None  # negative windows holding look-alikes (see confuser_windows)
+    objects: ObjectLayers | None = None  # truth objects of the dense head's masks (None: no dense head)
+    transform: tuple[float, ...] | None = None  # the model grid's affine (6 numbers), to rasterise objects
 
 
 def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride_m: float, tile_px: int,
                 bands: Sequence[str], rule: LabelRule, classes: Sequence[str] = CLASSES,
-                max_nodata: float = 0.5, confuser_m2: float | None = None, negative: bool = False) -> SceneWindows:
+                max_nodata: float = 0.5, confuser_m2: float | None = None, negative: bool = False,
+                masks: Sequence[str] = ()) -> SceneWindows:
     """Windows of one scene (nodata-filtered) and their targets, computed once.
+
+    ``masks``: names of the dense head's masks; the scene's truth objects are then kept (in the grid's CRS,
+    :func:`~minewatch.datasets.masks.object_layers`) and rasterised per window when it is read.
 
     ``negative``: real imagery known to hold no mining: every window negative for every class and, with
     ``confuser_m2``, drawn as a hard negative; extra bands (an alpha band) are allowed, and a raster smaller
@@ -131,6 +139,7 @@ def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride
                         files.optical, tile_m)
         tiles = [] if small else [t for t in plan.tiles
                                   if nodata_fraction(scene.read_optical(t, tuple(bands))) <= max_nodata]
+        objects = ObjectLayers.empty(masks) if masks else None
         if negative:
             targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
             confusers = None if confuser_m2 is None else np.ones(len(tiles), dtype=bool)
@@ -142,12 +151,15 @@ def index_scene(files: SceneFiles, reader: SceneOpener, *, tile_m: float, stride
             gdf = gdf[known].reset_index(drop=True)
             confusers = (None if confuser_m2 is None else
                          confuser_windows(gdf, truth, targets, min_area_m2=confuser_m2, classes=classes))
+            if masks:
+                objects = object_layers(truth, scene.grid.crs, masks, min_dt_k=rule.min_dt_k)
         else:
             if files.truth is None:
                 log.warning("%s: no truth.geojson; all windows are negatives", files.folder)
             targets = np.zeros((len(tiles), len(classes)), dtype=np.uint8)
             confusers = None if confuser_m2 is None else np.zeros(len(tiles), dtype=bool)
-        return SceneWindows(files, tuple(tiles), targets, tuple(scene.band_names), confusers)
+        return SceneWindows(files, tuple(tiles), targets, tuple(scene.band_names), confusers, objects,
+                            tuple(scene.grid.transform)[:6] if masks else None)
 
 
 def _has_features(path: Path) -> bool:
@@ -206,10 +218,13 @@ def normalisation_stats(index: Sequence[SceneWindows], reader: SceneOpener, band
 
 # ---------------------------------------------------------------------------------------- dataset
 class TileDataset(Dataset):
-    """Windows of many scenes as (input (C, H, W) float32, target (K,) float32) pairs.
+    """Windows of many scenes as (input (C, H, W) float32, target (K,) float32) pairs, or triples with the
+    dense head's mask targets (M, H, W) float32 when the index carries truth objects (coverage 0..1; -1 where
+    unknown: the heat mask where the window has no thermal, after augmentation and thermal dropout).
 
     Items are plain indices (validation) or ``(index, seed)`` pairs from :class:`BalancedSampler`
     (training: the seed drives the augmentation, so it is identical in any worker and after a resume).
+    Mask targets are rasterised on first use and, with a cache, kept as uint8 for windows that hold objects.
     """
 
     def __init__(self, index: Sequence[SceneWindows], spec: InputSpec, reader: SceneOpener, *,
@@ -229,8 +244,12 @@ class TileDataset(Dataset):
         self._heat_mask = ((CLASSES.index("heat_signature"), self.channels.index("thermal_valid"))
                            if heat_needs_thermal else None)
         self.cache_mb = cache_mb
+        self.mask_names: tuple[str, ...] = (self.index[0].objects.names if self.index and all(
+            s.objects is not None for s in self.index) else ())
+        self._thermal_valid = self.channels.index("thermal_valid")
         self._scenes: dict[int, Scene] = {}
         self._cache: dict[int, np.ndarray] = {}
+        self._mask_cache: dict[int, np.ndarray | None] = {}
         self._cache_bytes = 0
         self._pid = os.getpid()
 
@@ -240,12 +259,13 @@ class TileDataset(Dataset):
     def __getstate__(self) -> dict:
         # Raster handles and cached pixels never cross a process boundary; each worker opens its own.
         state = self.__dict__.copy()
-        state["_scenes"], state["_cache"], state["_cache_bytes"] = {}, {}, 0
+        state["_scenes"], state["_cache"], state["_cache_bytes"], state["_mask_cache"] = {}, {}, 0, {}
         return state
 
     def _scene(self, i: int) -> Scene:
         if self._pid != os.getpid():  # forked worker: the parent's handles are not ours
             self._scenes, self._cache, self._cache_bytes, self._pid = {}, {}, 0, os.getpid()
+            self._mask_cache = {}
         scene = self._scenes.get(i)
         if scene is None:
             scene = self._scenes[i] = self.reader.open_folder(self.index[i].files)
@@ -260,6 +280,25 @@ class TileDataset(Dataset):
         x = tile_input(self._scene(i), self.index[i].tiles[j], self.spec)
         self._store(k, x)
         return x
+
+    def read_masks(self, k: int) -> np.ndarray:
+        """Un-augmented mask targets of item ``k``, (M, H, W) float32 coverage 0..1."""
+        if self._pid != os.getpid():
+            self._mask_cache, self._pid = {}, os.getpid()
+        size = self.spec.tile_px
+        if k in self._mask_cache:
+            cached = self._mask_cache[k]
+            if cached is None:
+                return np.zeros((len(self.mask_names), size, size), np.float32)
+            return cached.astype(np.float32) / 255.0
+        i, j = self.items[k]
+        scene, tile = self.index[i], self.index[i].tiles[j]
+        assert scene.objects is not None and scene.transform is not None
+        transform = Affine(*scene.transform) * Affine.translation(tile.col_off, tile.row_off)
+        m = pad_to(scene.objects.rasterize(transform, tile.height, tile.width), size)
+        if self.cache_mb > 0:
+            self._mask_cache[k] = np.round(m * 255).astype(np.uint8) if m.any() else None
+        return m
 
     def _store(self, k: int, x: np.ndarray) -> None:
         if self._cache_bytes + x.nbytes <= self.cache_mb * 1e6:
@@ -307,16 +346,27 @@ class TileDataset(Dataset):
                     self._store(k, x)
         return True
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
         k, seed = (key, None) if isinstance(key, int | np.integer) else key
         x = self.read(int(k))
+        m = self.read_masks(int(k)) if self.mask_names else None
         if self.augmenter is not None and seed is not None:
-            x = self.augmenter(x.transpose(1, 2, 0), int(seed)).transpose(2, 0, 1)
+            if m is None:
+                x = self.augmenter(x.transpose(1, 2, 0), int(seed)).transpose(2, 0, 1)
+            else:
+                xa, ma = self.augmenter(x.transpose(1, 2, 0), int(seed), masks=m.transpose(1, 2, 0))
+                x, m = xa.transpose(2, 0, 1), ma.transpose(2, 0, 1)
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = self.targets[int(k)].astype(np.float32)
         if self._heat_mask is not None and seed is not None and not x[self._heat_mask[1]].any():
             y[self._heat_mask[0]] = -1.0  # no thermal in this window: heat is not known, not absent
-        return torch.from_numpy(x.copy() if not x.flags.writeable else x), torch.from_numpy(y)
+        xt = torch.from_numpy(x.copy() if not x.flags.writeable else x)
+        if m is None:
+            return xt, torch.from_numpy(y)
+        m = np.array(m, dtype=np.float32)  # a fresh, writeable copy
+        if "heat" in self.mask_names:  # heat is seen, never guessed: unknown wherever thermal is missing
+            m[self.mask_names.index("heat")][x[self._thermal_valid] < 0.5] = -1.0
+        return xt, torch.from_numpy(y), torch.from_numpy(m)
 
     def close(self) -> None:
         for scene in reversed(list(self._scenes.values())):

@@ -1,11 +1,14 @@
 """Checkpoint -> one self-describing ONNX file for CPU inference, checked against torch before it is written.
 
 The graph takes ``input`` (N, C, H, W) float32 with a dynamic batch and returns ``probs`` (N, K): the
-sigmoid is inside, so a predictor needs no torch. ``metadata_props["minewatch"]`` carries the
-:class:`~minewatch.model_meta.ModelMeta` JSON. Weights are embedded (no external data file).
+sigmoid is inside, so a predictor needs no torch. A model with a dense head also returns ``masks``
+(P, M, H, W) and ``mask_index`` (P,) int64: mask probabilities of the P windows where some class reaches its
+calibrated threshold (:class:`~minewatch.train.dense.GatedProbabilityModel`).
+``metadata_props["minewatch"]`` carries the :class:`~minewatch.model_meta.ModelMeta` JSON. Weights are
+embedded (no external data file).
 
-Parity: probabilities from onnxruntime and from torch must agree within 1e-4 on random tiles and on real
-tiles of scenes (``--calibration`` folders, else freshly generated ones); a model that fails is never
+Parity: probabilities (and masks) from onnxruntime and from torch must agree within 1e-4 on random tiles and
+on real tiles of scenes (``--calibration`` folders, else freshly generated ones); a model that fails is never
 written. ``int8``: static QDQ quantisation calibrated on those real tiles; its F1 change (at the
 calibrated thresholds) and speed-up are logged and recorded in the model's metrics.
 """
@@ -124,11 +127,21 @@ def _label_rule(checkpoint: str | Path) -> LabelRule:
 
 
 def torch_probs(model: torch.nn.Module, x: np.ndarray, batch: int = 32) -> np.ndarray:
-    out = []
+    return torch_outputs(model, x, batch)[0]
+
+
+def torch_outputs(model: torch.nn.Module, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probs, masks of every window or None) of a :class:`ProbabilityModel`."""
+    probs, masks = [], []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            out.append(model(torch.from_numpy(x[i : i + batch])).numpy())
-    return np.concatenate(out)
+            out = model(torch.from_numpy(x[i : i + batch]))
+            if isinstance(out, tuple):
+                probs.append(out[0].numpy())
+                masks.append(out[1].numpy())
+            else:
+                probs.append(out.numpy())
+    return np.concatenate(probs), (np.concatenate(masks) if masks else None)
 
 
 def _session(path: Path):
@@ -139,6 +152,16 @@ def _session(path: Path):
 
 def onnx_probs(session, x: np.ndarray, batch: int = 32) -> np.ndarray:
     return np.concatenate([session.run(["probs"], {"input": x[i : i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def onnx_masks(session, x: np.ndarray, batch: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(masks, window index into ``x``) of a dense graph, over all batches."""
+    masks, index = [], []
+    for i in range(0, len(x), batch):
+        m, idx = session.run(["masks", "mask_index"], {"input": x[i : i + batch]})
+        masks.append(m)
+        index.append(idx.astype(np.int64) + i)
+    return np.concatenate(masks), np.concatenate(index)
 
 
 def set_metadata(model: onnx.ModelProto, meta: ModelMeta) -> None:
@@ -152,23 +175,57 @@ def _export_graph(prob_model: torch.nn.Module, meta: ModelMeta, path: Path) -> N
     """TorchScript exporter (dynamo=False): stable for these CNNs, a plain single-file graph."""
     import warnings
 
+    from minewatch.train.dense import GatedProbabilityModel
+
     dummy = torch.zeros(2, len(meta.channels), meta.tile_px, meta.tile_px)
+    graph: torch.nn.Module = prob_model
+    outputs, axes = ["probs"], {"input": {0: "batch"}, "probs": {0: "batch"}}
+    if meta.masks:
+        graph = GatedProbabilityModel(prob_model.model, [meta.thresholds[c] for c in meta.classes]).eval()
+        outputs += ["masks", "mask_index"]
+        axes.update({"masks": {0: "positives"}, "mask_index": {0: "positives"}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is 'legacy' now
-        torch.onnx.export(prob_model, (dummy,), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["input"], output_names=["probs"],
-                          dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}}, do_constant_folding=True)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # nonzero: the gate's size is data-dependent
+        torch.onnx.export(graph, (dummy,), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=["input"], output_names=outputs, dynamic_axes=axes, do_constant_folding=True)
     model = onnx.load(str(path))
+    if meta.masks:  # the mask dims the exporter could not infer through the gate
+        dims = model.graph.output[outputs.index("masks")].type.tensor_type.shape.dim
+        for d, value in zip(dims[1:], (len(meta.masks), meta.mask_px, meta.mask_px), strict=True):
+            d.ClearField("dim_param")
+            d.dim_value = value
     set_metadata(model, meta)
     model.producer_name = "minewatch"
     onnx.checker.check_model(model)
     onnx.save(model, str(path), save_as_external_data=False)
 
 
-def check_parity(session, model: torch.nn.Module, x: np.ndarray, what: str, *, tol: float = PARITY_TOL) -> float:
-    """Max |p_onnx - p_torch|; raises when above ``tol``."""
-    diff = float(np.max(np.abs(onnx_probs(session, x) - torch_probs(model, x))))
-    log.info("parity on %d %s tiles: max |dp| = %.2e", len(x), what, diff)
+def check_parity(session, model: torch.nn.Module, x: np.ndarray, what: str, *, tol: float = PARITY_TOL,
+                 thresholds: np.ndarray | None = None) -> float:
+    """Max |p_onnx - p_torch| over probabilities and, for a dense model, masks; raises when above ``tol``.
+
+    Masks are compared on the windows both gate open (``thresholds``); a window the two gates disagree on must
+    have a probability within ``tol`` of its threshold.
+    """
+    p_torch, m_torch = torch_outputs(model, x)
+    p_onnx = onnx_probs(session, x)
+    diff = float(np.max(np.abs(p_onnx - p_torch)))
+    n_masked = 0
+    if m_torch is not None:
+        assert thresholds is not None
+        m_onnx, index = onnx_masks(session, x)
+        gate = np.flatnonzero((p_torch >= thresholds[None, :]).any(axis=1))
+        undecided = set(np.flatnonzero((np.abs(p_torch - thresholds[None, :]) <= tol).any(axis=1)).tolist())
+        if (set(gate.tolist()) ^ set(index.tolist())) - undecided:
+            diff = max(diff, 1.0)
+            log.info("the ONNX gate opened for windows %s, torch's for %s", index.tolist(), gate.tolist())
+        common = np.isin(index, gate)
+        if common.any():
+            diff = max(diff, float(np.max(np.abs(m_onnx[common] - m_torch[index[common]]))))
+        n_masked = int(common.sum())
+    log.info("parity on %d %s tiles%s: max |dp| = %.2e", len(x), what,
+             f" ({n_masked} with masks)" if m_torch is not None else "", diff)
     if not diff <= tol:
         raise UserError(
             f"the exported model disagrees with the checkpoint on {what} tiles (max probability difference "
@@ -193,8 +250,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, int8: bool = False,
         fp32 = Path(tmp) / "model.onnx"
         _export_graph(prob_model, meta, fp32)
         session = _session(fp32)
-        check_parity(session, prob_model, random_tiles(meta), "random")
-        check_parity(session, prob_model, real.x, f"real ({real.source})")
+        thresholds = np.array([meta.thresholds[c] for c in meta.classes], dtype=np.float32)
+        check_parity(session, prob_model, random_tiles(meta), "random", thresholds=thresholds)
+        check_parity(session, prob_model, real.x, f"real ({real.source})", thresholds=thresholds)
         final = fp32
         if int8:
             final = _quantise(fp32, Path(tmp) / "model-int8.onnx", meta, real, session)

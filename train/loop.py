@@ -24,15 +24,23 @@ import torch
 from torch import nn
 
 from minewatch.errors import UserError
+from minewatch.infer.objects import OutlineRules, count_margin_px
 from minewatch.progress import progress
 from minewatch.train import ddp
 from minewatch.train.checkpoint import load_checkpoint
 from minewatch.train.config import TrainConfig, load_train_config
 from minewatch.train.device import pick_device
+from minewatch.train.models import split_output
 from minewatch.train.prepare import prepare
 from minewatch.train.run import Run, build_run
 from minewatch.train.run_files import log_row, write_epoch_files
-from minewatch.train.validation import predict_windows, validated_meta, validation_summary
+from minewatch.train.validation import (
+    MaskStats,
+    predict_windows,
+    selection_score,
+    validated_meta,
+    validation_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +110,15 @@ def _run_epochs(run: Run, stop_after: int | None) -> None:
         state.epoch += 1
         ran += 1
         if run.info.is_main:  # validation and files on rank 0; its verdict on stopping goes to every rank
+            stats = (MaskStats(tuple(run.cfg.model.masks),
+                               margin_px=count_margin_px(OutlineRules().count_margin_m, run.prep.meta.gsd_m))
+                     if run.cfg.model.masks else None)
             probs, targets = predict_windows(run.scored, run.loaders.val, run.device,
-                                             channels_last=run.channels_last, amp=run.amp)
-            _end_epoch(run, validation_summary(probs, targets), train_loss=train_loss, train_s=train_s)
+                                             channels_last=run.channels_last, amp=run.amp, mask_stats=stats)
+            summary = validation_summary(probs, targets)
+            if stats is not None:
+                summary["masks"] = stats.summary()
+            _end_epoch(run, summary, train_loss=train_loss, train_s=train_s)
         state.stopped_early = bool(ddp.broadcast(run.info, state.stopped_early))
         ddp.barrier(run.info)
 
@@ -113,14 +127,16 @@ def _train_epoch(run: Run, desc: str) -> float:
     """One pass over the sampler's draw; the mean training loss per window."""
     run.net.train()
     total, n = 0.0, 0
-    for x, y in progress(run.loaders.train, total=len(run.loaders.train), desc=desc, unit="batch"):
-        x = x.to(run.device, non_blocking=True)
-        y = y.to(run.device, non_blocking=True)
+    for batch in progress(run.loaders.train, total=len(run.loaders.train), desc=desc, unit="batch"):
+        x, y = batch[0].to(run.device, non_blocking=True), batch[1].to(run.device, non_blocking=True)
         if run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device_type=run.device.type, dtype=torch.float16, enabled=run.amp):
-            logits = run.net(x)
+            logits, mask_logits = split_output(run.net(x))
         loss = run.loss_fn(logits.float(), y)
+        if run.dense_loss is not None and mask_logits is not None:
+            m = batch[2].to(run.device, non_blocking=True)
+            loss = loss + run.cfg.loss.dense_weight * run.dense_loss(mask_logits.float(), m)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
         if run.cfg.optim.grad_clip:
@@ -142,11 +158,16 @@ def _end_epoch(run: Run, summary: dict[str, Any], *, train_loss: float, train_s:
     n_train = len(run.loaders.train) * cfg.optim.batch_size * run.info.world_size
     state.history.append(log_row(state, summary, lr=run.optimizer.param_groups[0]["lr"], train_loss=train_loss,
                                  train_s=train_s, n_train=n_train))
-    improved = state.record(summary["map"], cfg.early_stopping)
-    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val mAP %.4f%s (%s)", state.epoch, cfg.optim.epochs,
+    summary["selected_by"], score = selection_score(summary, classifier_frozen=cfg.model.freeze_classifier)
+    improved = state.record(score, cfg.early_stopping)
+    log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val mAP %.4f%s (%s)%s", state.epoch, cfg.optim.epochs,
              train_loss, summary["loss"], summary["map"], " *" if improved else "",
-             ", ".join(f"{k} AP {v['ap']:.3f} F1 {v['f1']:.3f}" for k, v in summary["classes"].items()))
-    write_epoch_files(run, validated_meta(run.prep.meta, summary, state.epoch), summary, improved=improved)
+             ", ".join(f"{k} AP {v['ap']:.3f} F1 {v['f1']:.3f}" for k, v in summary["classes"].items()),
+             "".join(f"; {k} mask IoU {v['iou']:.3f}, area ratio {v['area_ratio']:.3f}"
+                     + (f", count scale {v['area_scale']:.3f}" if "area_scale" in v else "")
+                     for k, v in summary.get("masks", {}).items()))
+    meta = validated_meta(run.prep.meta, summary, state.epoch, keep_thresholds=cfg.model.freeze_classifier)
+    write_epoch_files(run, meta, summary, improved=improved)
 
 
 def _seed_everything(seed: int) -> None:

@@ -71,3 +71,28 @@ def build_loss(cfg: LossConfig, targets: np.ndarray, weights: np.ndarray, device
         log.info("pos_weight %s", dict(zip(CLASSES, np.round(pw, 2).tolist(), strict=True)))
     return MultiLabelLoss(cfg.kind, pos_weight, cfg.focal_gamma, cfg.focal_alpha,
                           ignore_negative=cfg.heat_needs_thermal).to(device)
+
+
+class DenseLoss(nn.Module):
+    """The dense head's loss: per-pixel BCE plus soft Dice, each averaged over masks.
+
+    Targets are coverage fractions 0..1; pixels with a target < 0 are unknown (the heat mask where thermal is
+    missing) and left out of both terms. Dice is computed per mask over the whole batch (sums over windows and
+    pixels), so windows without objects do not make it undefined, and small objects weigh as much as large
+    ones; BCE keeps the probabilities calibrated, which the container count (a sum of probabilities) needs.
+    """
+
+    def __init__(self, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        known = (target >= 0).to(logits.dtype)
+        t = target.clamp(min=0)
+        bce = F.binary_cross_entropy_with_logits(logits, t, reduction="none") * known
+        bce = bce.sum(dim=(0, 2, 3)) / known.sum(dim=(0, 2, 3)).clamp(min=1)
+        p = torch.sigmoid(logits) * known
+        inter = (p * t).sum(dim=(0, 2, 3))
+        total = p.sum(dim=(0, 2, 3)) + (t * known).sum(dim=(0, 2, 3))
+        dice = 1 - (2 * inter + self.smooth) / (total + self.smooth)
+        return (bce + dice).mean()

@@ -127,6 +127,82 @@ def error_lines(per_scene: list[dict], classes: list[str]) -> list[str]:
     return lines
 
 
+def heldout_objects(model: Path, scenes: list[Path], out: Path) -> dict:
+    """Scan each held-out scene with ``model`` and score its sites' outlines, container counts and power
+    against the truth (:mod:`minewatch.infer.object_eval`), over all scenes together."""
+    from minewatch.datasets.labels import read_truth
+    from minewatch.infer.evaluate import evaluate_sites
+    from minewatch.infer.object_eval import summarise
+    from minewatch.infer.scan import ScanRequest, run_scan
+
+    rows = []
+    for scene in scenes:
+        target = out / Path(scene).name
+        target.mkdir(parents=True, exist_ok=True)
+        thermal = Path(scene) / "thermal.tif"
+        result = run_scan(ScanRequest(raster=Path(scene) / "optical.tif", model=model, out=target / "sites.gpkg",
+                                      thermal=thermal if thermal.is_file() else None, overwrite=True))
+        report = evaluate_sites(result.sites, read_truth(Path(scene) / "truth.geojson"))
+        rows.extend(dict(r, scene=Path(scene).name) for r in (report.objects or {}).get("sites", []))
+    return summarise(rows)
+
+
+def dense_clause(meta) -> str:
+    """The card's first sentence's mention of a dense head (empty without one)."""
+    if not meta.masks:
+        return ""
+    return (f", with a dense head marking {', '.join(meta.masks)} per pixel at {meta.mask_gsd_m:g} m (site outlines, "
+            "container counts, power)")
+
+
+def object_section(objects: dict, dense: bool, old: dict | None = None, old_dense: bool = False) -> list[str]:
+    """The card's section on site outlines, containers and power (:func:`heldout_objects`), for every profile;
+    ``old``: the same figures of the model this one replaces, side by side."""
+    return [
+        "## Site outlines, containers and power (held-out scenes, full scans)",
+        "",
+        "Each held-out scene scanned as `minewatch scan` does it and scored with `minewatch evaluate`: polygon IoU "
+        "of each matched truth site with its best candidate, containers in twenty-foot equivalents (TEU) and power "
+        "against the generator's truth (see the README, \"Site outlines, containers and power\"). A farm no "
+        "candidate matches counts as a wrong count.",
+        "",
+        *object_card_lines(objects, dense=dense, old=old, old_dense=old_dense),
+        "",
+    ]
+
+
+def object_card_lines(o: dict, dense: bool, old: dict | None = None, old_dense: bool = False) -> list[str]:
+    """Markdown table of :func:`heldout_objects`' figures, with a column for ``old`` when given."""
+    def f(v, pct: bool = False) -> str:
+        return "n/a" if v is None else (f"{v:.0%}" if pct else f"{v:.2f}")
+
+    def rows(x: dict, has_head: bool) -> dict[str, str]:
+        out = {"truth sites matched by a candidate": f"{x['n_matched']} / {x['n_truth_sites']}",
+               "median polygon IoU of matched sites": f(x["iou_median"])}
+        out.update({f"median IoU, {kind}": f"{f(v['iou_median'])} ({v['n']})"
+                    for kind, v in x["iou_by_kind"].items()})
+        if not has_head:
+            out["containers, power"] = "no dense head: sites are outlined by their windows"
+            return out
+        out.update({
+            "container farms counted within 20 % (TEU)": f"{f(x['count_ok_share'], True)} of {x['farms']}",
+            "median container-count error": f(x["count_rel_error_median"], True),
+            "median power error, running farms": f"{f(x['power_rel_error_median'], True)} "
+                                                 f"({x['running_farms']} farms)",
+            "truth power inside the estimate's range": f(x["power_in_range_share"], True),
+            "dormant farms called idle": f"{x['dormant_called_idle']} / {x['dormant_farms']}",
+        })
+        return out
+
+    new = rows(o, dense)
+    if old is None:
+        return ["| figure | value |", "|---|---|", *[f"| {k} | {v} |" for k, v in new.items()]]
+    before = rows(old, old_dense)
+    keys = list(new) + [k for k in before if k not in new]
+    return ["| figure | this model | previous model |", "|---|---|---|",
+            *[f"| {k} | {new.get(k, '')} | {before.get(k, '')} |" for k in keys]]
+
+
 def figure_lines(report: dict[str, dict[str, float]]) -> list[str]:
     """Markdown table of per-class tile figures."""
     lines = ["| class | precision | recall | F1 | AP | positives / windows |", "|---|---|---|---|---|---|"]
@@ -157,8 +233,9 @@ def _closing_lines(metrics: dict, train_s: float, config: str, profile: str) -> 
         "",
         "## Training",
         "",
-        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, val mAP "
-        f"{metrics.get('best_map', 0):.3f}); time in training epochs: {train_s / 60:.1f} min",
+        f"- epochs run: {metrics.get('epochs_run')} (best {metrics.get('best_epoch')}, "
+        f"{metrics.get('selected_by', 'val mAP')} {metrics.get('best_map', 0):.3f}); "
+        f"time in training epochs: {train_s / 60:.1f} min",
         f"- machine: {os.cpu_count()} CPU cores ({cpu_model()}), no GPU; Python {platform.python_version()}",
         f"- reproduce: `{make_target(profile)}`",
         "",
@@ -281,25 +358,30 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
     heldout, per_scene = heldout_report(predictor, run / main_dir, seed, count, sets.recipe)
     cold, cold_scenes = heldout_report(predictor, run / second_dir, sets.second_seed, sets.second_count,
                                        sets.second_recipe)
-    old = old_cold = None
+    main_scenes = [run / main_dir / f"scene_{s:06d}" for s in range(seed, seed + count)]
+    objects = heldout_objects(model, main_scenes, run / "heldout-scans")
+    old = old_cold = old_objects = None
     if previous is not None:
         prev = OnnxPredictor(previous)
+        old_objects = heldout_objects(previous, main_scenes, run / "heldout-scans-previous")
         old, _ = heldout_report(prev, run / main_dir, seed, count, sets.recipe)
         old_cold, _ = heldout_report(prev, run / second_dir, sets.second_seed, sets.second_count, sets.second_recipe)
-    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene,
+    (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene, "objects": objects,
+                                                  "previous_objects": old_objects,
                                                   sets.second_recipe: {"classes": cold, "scenes": cold_scenes}},
-                                                 indent=2))
+                                                 indent=2, default=str))
     if meta.profile == "satellite":
         return _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene,
-                                     cold, cold_scenes, old, old_cold, previous, sets)
+                                     cold, cold_scenes, old, old_cold, previous, sets, objects,
+                                     old_objects)
     lines = [
         f"# Model card: {model.name}",
         "",
         f"Tile classifier for crypto-mining sites in drone imagery: {meta.backbone} on {meta.tile_m:g} m windows "
         f"({meta.tile_px} px at {meta.gsd_m} m/px), channels {', '.join(meta.channels)}; multi-label over "
-        f"{', '.join(meta.classes)}. Trained by minewatch {meta.model_version} from generated scenes, generated "
-        "sites pasted on real orthophotos and real orthophotos as negatives (randomly initialised, nothing "
-        "downloaded).",
+        f"{', '.join(meta.classes)}{dense_clause(meta)}. Trained by minewatch {meta.model_version} from generated "
+        "scenes, generated sites pasted on real orthophotos and real orthophotos as negatives (randomly initialised, "
+        "nothing downloaded).",
         "",
         f"- file: `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, sha256 `{predictor.sha256}`",
         f"- training-config sha256: `{meta.config_sha256}`",
@@ -320,6 +402,8 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "## Held-out figures (tile level, at the calibrated thresholds)",
         "",
         *heldout_lines(f"{count} held-out generated scenes", heldout, old, per_scene, list(meta.classes)),
+        *object_section(objects, dense=bool(meta.masks), old=old_objects,
+                        old_dense=bool(prev.meta.masks) if previous is not None else False),
         f"## Cold scenes: {COLD_COUNT} held-out scenes from the `{COLD_RECIPE}` recipe "
         f"(seeds {COLD_SEED}..{COLD_SEED + COLD_COUNT - 1})",
         "",
@@ -439,7 +523,7 @@ def heat_lines(run: Path, heldout: dict) -> list[str]:
 
 
 def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene, second,
-                          second_scenes, old, old_second, previous, sets) -> Path:
+                          second_scenes, old, old_second, previous, sets, objects, old_objects) -> Path:
 
     meta = predictor.meta
     accept = [f"{c} F1 {heldout[c]['f1']:.3f} ({'met' if heldout[c]['f1'] >= ACCEPT_F1 else 'NOT met'})"
@@ -450,11 +534,11 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         "Tile classifier for crypto-mining sites in very-high-resolution satellite imagery (Pleiades, WorldView, "
         "SkySat class: red, green, blue and NIR surface reflectance at 0.3-1 m) with Landsat 8/9-like thermal: "
         f"{meta.backbone} on {meta.tile_m:g} m windows ({meta.tile_px} px at {meta.gsd_m} m/px), channels "
-        f"{', '.join(meta.channels)}; multi-label over {', '.join(meta.classes)}. Trained by minewatch "
-        f"{meta.model_version} from generated satellite scenes (`configs/synth/satellite.yaml`: 0.3-1 m pixels, "
-        "off-nadir lean, pansharpening ringing, 11-12-bit quantisation, haze, clouds, farms up to ~300 containers) "
-        "and generated sites pasted on real orthophotos seen by a satellite (`configs/synth/satellite-real.yaml`, "
-        "NIR made up from colour); randomly initialised, nothing downloaded.",
+        f"{', '.join(meta.channels)}; multi-label over {', '.join(meta.classes)}{dense_clause(meta)}. Trained by "
+        f"minewatch {meta.model_version} from generated satellite scenes (`configs/synth/satellite.yaml`: 0.3-1 m "
+        "pixels, off-nadir lean, pansharpening ringing, 11-12-bit quantisation, haze, clouds, farms up to ~300 "
+        "containers) and generated sites pasted on real orthophotos seen by a satellite "
+        "(`configs/synth/satellite-real.yaml`, NIR made up from colour); randomly initialised, nothing downloaded.",
         "",
         f"- file: `{model.name}`, {model.stat().st_size / 1e6:.1f} MB, sha256 `{predictor.sha256}`",
         f"- training-config sha256: `{meta.config_sha256}`",
@@ -483,6 +567,8 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         + ".",
         "",
         *heldout_lines(f"{count} held-out scenes at 0.5 m", heldout, old, per_scene, list(meta.classes)),
+        *object_section(objects, dense=bool(meta.masks), old=old_objects,
+                        old_dense=previous is not None and bool(OnnxPredictor(previous).meta.masks)),
         "## " + sets.second_title.format(count=sets.second_count, seed=sets.second_seed,
                                          last=sets.second_seed + sets.second_count - 1),
         "",

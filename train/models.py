@@ -98,12 +98,14 @@ def _load_rgb_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_model(backbone: str, in_channels: int, num_classes: int,
-                weights: Path | str | None = None) -> nn.Module:
+                weights: Path | str | None = None, *, n_masks: int = 0, decoder_channels: int = 32) -> nn.Module:
     """A torchvision backbone for ``in_channels`` bands with a ``num_classes`` multi-label head (logits).
 
     ``weights``: optional local torchvision RGB ``state_dict`` of the same backbone (never downloaded).
     Its RGB first-conv filters are kept for channels 0-2, extra bands start from their rescaled mean,
     and the classification head is always new.
+    ``n_masks`` > 0 adds the dense head (:class:`~minewatch.train.dense.DenseModel`, ``decoder_channels``
+    wide): the model then returns ``(class logits, mask logits)``.
     """
     if backbone not in _BACKBONES:
         raise UserError(f"unknown backbone '{backbone}'", fix=f"use one of {', '.join(BACKBONES)}")
@@ -140,6 +142,10 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     with torch.no_grad():
         new_head.bias.fill_(-math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY))
     _set(model, head_path, new_head)
+    if n_masks > 0:
+        from minewatch.train.dense import DenseModel
+
+        return DenseModel(model, in_channels, n_masks, decoder_channels)
     return model
 
 
@@ -172,12 +178,24 @@ def first_conv(model: nn.Module, backbone: str) -> nn.Conv2d:
     return conv
 
 
+def split_output(out: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(class logits, mask logits or None) of a model's output, with or without a dense head."""
+    if isinstance(out, tuple):
+        return out[0], out[1]
+    return out, None
+
+
 class ProbabilityModel(nn.Module):
-    """Logits model plus sigmoid: what the exported graph computes (``input`` -> ``probs``)."""
+    """Logits model plus sigmoid: what the exported graph computes (``input`` -> ``probs``, and ``masks`` when
+    the model has a dense head)."""
 
     def __init__(self, logits_model: nn.Module) -> None:
         super().__init__()
         self.model = logits_model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        logits, masks = split_output(self.model(x))
+        if masks is None:
+            return torch.sigmoid(logits)
+        return torch.sigmoid(logits), torch.sigmoid(masks)

@@ -125,7 +125,7 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     bg_gsd = background_gsd(cfg.thermal.background_m, cfg.thermal.background_gsd_m)
     reader = SceneOpener(profile, gsd, cfg.thermal.background_m, bg_gsd)
     common = dict(tile_m=tile_m, tile_px=tile_px, bands=bands, rule=cfg.labels, classes=CLASSES,
-                  max_nodata=cfg.data.max_nodata, confuser_m2=cfg.data.confuser_m2)
+                  max_nodata=cfg.data.max_nodata, confuser_m2=cfg.data.confuser_m2, masks=tuple(cfg.model.masks))
     negatives = find_rasters(cfg.data.negative_rasters, what="negative raster")
     train_index = index_scenes(train_scenes, reader, desc="indexing training scenes", stride_m=train_stride_m,
                                negatives=negatives, **common)
@@ -146,8 +146,10 @@ def prepare(cfg: TrainConfig, out: Path, info: ddp.DistInfo, resumed_meta: Model
     meta = ModelMeta(
         model_version=__version__, backbone=cfg.model.backbone, classes=CLASSES, profile=profile.name,
         optical_bands=bands, channels=channel_names(bands), mean=mean, std=std,
-        thresholds={c: 0.5 for c in CLASSES}, gsd_m=gsd, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px,
+        thresholds=(dict(resumed_meta.thresholds) if resumed_meta is not None and cfg.model.freeze_classifier
+                    else {c: 0.5 for c in CLASSES}), gsd_m=gsd, tile_m=tile_m, stride_m=stride_m, tile_px=tile_px,
         thermal=thermal, config_sha256=cfg.sha256(), created="",
+        masks=tuple(cfg.model.masks), mask_px=tile_px if cfg.model.masks else None,
     )
     return Prepared(cfg, train_index, val_index, spec, reader, meta)
 

@@ -16,7 +16,7 @@ from minewatch.train import ddp
 from minewatch.train.checkpoint import set_rng_state
 from minewatch.train.config import EarlyStopConfig, TrainConfig
 from minewatch.train.ema import WeightAverage
-from minewatch.train.loss import MultiLabelLoss, build_loss
+from minewatch.train.loss import DenseLoss, MultiLabelLoss, build_loss
 from minewatch.train.models import build_model
 from minewatch.train.optim import build_optimizer
 from minewatch.train.prepare import Loaders, Prepared, build_loaders
@@ -38,7 +38,8 @@ class RunState:
     stopped_early: bool = False
 
     def record(self, m_ap: float, rule: EarlyStopConfig) -> bool:
-        """Count this epoch's validation mAP towards early stopping; True when it is the best so far."""
+        """Count this epoch's validation score (:func:`~minewatch.train.validation.selection_score`) towards
+        early stopping; True when it is the best so far."""
         improved = m_ap > self.best_map + rule.min_delta or self.best_epoch == 0
         if improved:
             self.best_map, self.best_epoch, self.bad_epochs = m_ap, self.epoch, 0
@@ -46,7 +47,7 @@ class RunState:
             self.bad_epochs += 1
             if rule.patience is not None and self.bad_epochs >= rule.patience:
                 self.stopped_early = True
-                log.info("early stop: no mAP gain for %d epochs", self.bad_epochs)
+                log.info("early stop: no gain for %d epochs", self.bad_epochs)
         return improved
 
 
@@ -69,6 +70,7 @@ class Run:
     amp: bool  # mixed precision (CUDA only)
     channels_last: bool  # (CUDA only)
     state: RunState = field(default_factory=RunState)
+    dense_loss: DenseLoss | None = None  # the dense head's loss (None: classifier only)
 
     @property
     def cfg(self) -> TrainConfig:
@@ -91,9 +93,12 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     use_cuda = device.type == "cuda"
     loaders = build_loaders(prep, info, pin_memory=use_cuda)
     model = build_model(cfg.model.backbone, len(prep.meta.channels), len(CLASSES),
-                        weights=weights if ckpt is None else None).to(device)
+                        weights=weights if ckpt is None else None, n_masks=len(cfg.model.masks),
+                        decoder_channels=cfg.model.decoder_channels).to(device)
     if init is not None and ckpt is None:
         _load_init(model, init, prep)
+    if cfg.model.freeze_classifier:  # before the optimiser is built: it steps the decoder's parameters only
+        model.freeze_classifier()
     channels_last = cfg.channels_last and use_cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -103,7 +108,8 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     run = Run(prep, loaders, out, info, device, model=model, net=model,
               ema=WeightAverage(model, cfg.optim.ema_decay) if cfg.optim.ema_decay else None,
               loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
-              scaler=torch.amp.GradScaler("cuda", enabled=amp), amp=amp, channels_last=channels_last)
+              scaler=torch.amp.GradScaler("cuda", enabled=amp), amp=amp, channels_last=channels_last,
+              dense_loss=DenseLoss().to(device) if cfg.model.masks else None)
     if ckpt is not None:
         restore_checkpoint(run, ckpt)
     if info.enabled:
@@ -121,4 +127,20 @@ def _load_init(model: nn.Module, init: dict[str, Any], prep: Prepared) -> None:
         raise UserError(f"model.init is a {meta.backbone} on {', '.join(meta.channels)}; this config trains a "
                         f"{prep.cfg.model.backbone} on {', '.join(prep.meta.channels)}", path=prep.cfg.model.init,
                         fix="set model.backbone and model.profile to the init checkpoint's")
-    model.load_state_dict(init["model_state"])
+    # The dense head's decoder is the one part that may be new (a classifier-only checkpoint, other masks):
+    # it then starts from random weights; the backbone and the classifier head always come from the init.
+    # With a frozen classifier the head is always trained anew: the same run from a classifier or from a model
+    # that has a head already.
+    own = model.state_dict()
+    fresh_head = prep.cfg.model.freeze_classifier
+    state = {k: v for k, v in init["model_state"].items()
+             if not k.startswith("decoder.") or (not fresh_head and k in own and own[k].shape == v.shape)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    lacking = [k for k in missing if not k.startswith("decoder.")]
+    if unexpected or lacking:
+        raise UserError(f"model.init's weights do not fit this model ({len(lacking)} tensors missing, "
+                        f"{len(unexpected)} unexpected)", path=prep.cfg.model.init,
+                        fix="set model.backbone and model.profile to the init checkpoint's")
+    if missing:
+        log.info("model.init lacks %d tensor(s) of the dense head for these masks: they start from random weights",
+                 len(missing))

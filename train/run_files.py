@@ -91,6 +91,9 @@ def log_row(state: RunState, summary: dict[str, Any], *, lr: float, train_loss: 
     for name, m in summary["classes"].items():
         row[f"ap_{name}"] = m["ap"]
         row[f"f1_{name}"] = m["f1"]
+    for name, m in summary.get("masks", {}).items():
+        row[f"mask_iou_{name}"] = m["iou"]
+        row[f"mask_area_ratio_{name}"] = m["area_ratio"]
     return row
 
 
@@ -99,8 +102,10 @@ def best_metrics(run: Run, meta: ModelMeta, summary: dict[str, Any]) -> dict[str
     state = run.state
     return {
         "best_epoch": state.best_epoch, "best_map": state.best_map, "epochs_run": state.epoch,
+        "selected_by": summary.get("selected_by", "val mAP"),
         "train_windows": int(sum(len(s.tiles) for s in run.prep.train_index)),
         "val_windows": summary["n"], "world_size": run.info.world_size, "classes": summary["classes"],
+        **({"masks": summary["masks"]} if "masks" in summary else {}),
         "meta": json.loads(meta.to_json()),
     }
 

@@ -26,7 +26,7 @@ import pandas as pd
 import shapely
 
 from minewatch.classes import CLASSES
-from minewatch.infer.sites import SITE_COLUMNS, SITE_SCHEMA
+from minewatch.infer.sites import OBJECT_COLUMNS, SITE_COLUMNS, SITE_SCHEMA
 from minewatch.infer.writers import write_sites_geojson, write_tiles_gpkg
 
 UTM = "EPSG:32633"
@@ -87,6 +87,8 @@ def sites_frame(date_no: int, scene_id: str | None = None, run_id: str | None = 
     g["run_id"] = run_id or f"run-{date_no}"
     g["created"] = DATES[date_no - 1]
     g["review_status"] = "unreviewed"
+    for col in OBJECT_COLUMNS:  # as a model without a dense head writes them
+        g[col] = pd.NA if col == "n_containers" else ("tiles" if col == "outline" else np.nan)
     return g[[*SITE_COLUMNS, "geometry"]].astype(SITE_SCHEMA)
 
 

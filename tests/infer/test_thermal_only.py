@@ -105,6 +105,8 @@ def test_a_large_hot_farm_is_found_and_a_cold_one_is_not(tmp_path, running):
     if running:
         assert len(sites) == 1 and sites.geometry.iloc[0].buffer(0).intersects(farm.union_all())
         assert sites["evidence"].iloc[0] == EVIDENCE and sites["thermal_dt_max_k"].iloc[0] > 3
+        # the dense head's columns, null: no containers are counted from 100 m thermal
+        assert sites[["n_containers", "est_power_mw", "outline"]].isna().all().all()
     else:
         assert len(sites) == 0 and "0 heat_signature candidate(s)" in res.output
         bad = CliRunner().invoke(cli, ["scan", str(scene / "thermal.tif"), "-o", str(tmp_path / "c.geojson"),

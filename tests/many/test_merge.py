@@ -92,3 +92,21 @@ def test_files_round_trip_and_empty_runs(tmp_path):
     assert none.empty and list(none.columns) == [*MERGED_COLUMNS, "geometry"]
     write_merged(none, tmp_path)
     assert gpd.read_file(tmp_path / "sites.gpkg", layer="sites").empty
+
+
+def test_dense_head_figures_of_a_merged_site_are_its_best_counted_member():
+    # A farm cut by two scenes whose dense head counted 12 and 30 TEU: the larger count (a sum would count what
+    # the scenes share twice); objects only when every member is outlined by its objects.
+    a = _scene_sites("A", {(1, 3): (0.9, 0.1, 0.1)})
+    b = _scene_sites("B", {(1, 0): (0.2, 0.95, 0.1)}, origin=(X0 + 4 * 64, Y0))
+    for frame, teu, mw in ((a, 12, 0.5), (b, 30, 1.2)):
+        frame["n_containers"] = pd.array([teu], dtype="Int64")
+        frame["est_power_mw"], frame["outline"] = mw, "objects"
+    site = _run(a, b).iloc[0]
+    assert site["n_containers"] == 30 and site["est_power_mw"] == pytest.approx(1.2)
+    assert site["outline"] == "objects"
+    plain = _scene_sites("B", {(1, 0): (0.2, 0.95, 0.1)}, origin=(X0 + 4 * 64, Y0))  # a classifier-only scene
+    site = _run(a, plain).iloc[0]
+    assert site["n_containers"] == 12 and site["outline"] == "tiles"
+    site = _run(plain, _scene_sites("A", {(1, 3): (0.9, 0.1, 0.1)})).iloc[0]
+    assert pd.isna(site["n_containers"]) and np.isnan(site["est_power_mw"]) and site["outline"] == "tiles"

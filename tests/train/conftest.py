@@ -73,3 +73,22 @@ def trained_checkpoint(tmp_path_factory, tiny_scenes) -> Path:
     )
     torch.set_num_threads(THREADS)
     return train_from_config(cfg, out=root / "run", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def trained_dense_checkpoint(tmp_path_factory, tiny_scenes) -> Path:
+    """A checkpoint with the dense head (container, cooling and heat masks): two short epochs."""
+    from minewatch.train.loop import train_from_config
+
+    root = tmp_path_factory.mktemp("trained-dense")
+    cfg = root / "cfg.yaml"
+    cfg.write_text(
+        f"data:\n  train_scenes: [{tiny_scenes / 'train'}]\n  val_scenes: [{tiny_scenes / 'val'}]\n"
+        "  train_stride_m: 16\n  samples_per_epoch: 64\n  norm_tiles: 32\n"
+        "model: {tile_m: 16, masks: [container, cooling, heat], decoder_channels: 16}\n"
+        "optim: {epochs: 2, batch_size: 16}\n"
+        f"threads: {THREADS}\n",
+        encoding="utf-8",
+    )
+    torch.set_num_threads(THREADS)
+    return train_from_config(cfg, out=root / "run", device="cpu")
