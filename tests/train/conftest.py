@@ -57,38 +57,30 @@ threads: {THREADS}
     return make
 
 
-@pytest.fixture(scope="session")
-def trained_checkpoint(tmp_path_factory, tiny_scenes) -> Path:
-    """A checkpoint of one short epoch over ``tiny_scenes`` (shared by the export tests)."""
+def _train_tiny(root: Path, tiny_scenes: Path, model: str, epochs: int) -> Path:
+    """Train a few short epochs over ``tiny_scenes`` with ``model`` (a YAML flow mapping); its best.pt."""
     from minewatch.train.loop import train_from_config
 
-    root = tmp_path_factory.mktemp("trained")
     cfg = root / "cfg.yaml"
     cfg.write_text(
         f"data:\n  train_scenes: [{tiny_scenes / 'train'}]\n  val_scenes: [{tiny_scenes / 'val'}]\n"
         "  train_stride_m: 16\n  samples_per_epoch: 64\n  norm_tiles: 32\n"
-        "model: {tile_m: 16}\noptim: {epochs: 1, batch_size: 16}\n"
+        f"model: {model}\noptim: {{epochs: {epochs}, batch_size: 16}}\n"
         f"threads: {THREADS}\n",
         encoding="utf-8",
     )
     torch.set_num_threads(THREADS)
     return train_from_config(cfg, out=root / "run", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, tiny_scenes) -> Path:
+    """A checkpoint of one short epoch over ``tiny_scenes`` (shared by the export tests)."""
+    return _train_tiny(tmp_path_factory.mktemp("trained"), tiny_scenes, "{tile_m: 16}", epochs=1)
 
 
 @pytest.fixture(scope="session")
 def trained_dense_checkpoint(tmp_path_factory, tiny_scenes) -> Path:
     """A checkpoint with the dense head (container, cooling and heat masks): two short epochs."""
-    from minewatch.train.loop import train_from_config
-
-    root = tmp_path_factory.mktemp("trained-dense")
-    cfg = root / "cfg.yaml"
-    cfg.write_text(
-        f"data:\n  train_scenes: [{tiny_scenes / 'train'}]\n  val_scenes: [{tiny_scenes / 'val'}]\n"
-        "  train_stride_m: 16\n  samples_per_epoch: 64\n  norm_tiles: 32\n"
-        "model: {tile_m: 16, masks: [container, cooling, heat], decoder_channels: 16}\n"
-        "optim: {epochs: 2, batch_size: 16}\n"
-        f"threads: {THREADS}\n",
-        encoding="utf-8",
-    )
-    torch.set_num_threads(THREADS)
-    return train_from_config(cfg, out=root / "run", device="cpu")
+    return _train_tiny(tmp_path_factory.mktemp("trained-dense"), tiny_scenes,
+                       "{tile_m: 16, masks: [container, cooling, heat], decoder_channels: 16}", epochs=2)
