@@ -6,7 +6,8 @@ The rule was chosen on these scenes, the dense training config's validation sets
 held-out scenes or orthophotos): seeds 5000-5019 of the default recipe and 6000-6019 of the real-background
 recipe, scanned with their thermal raster. They are read from a ``make model-dense`` run folder.
 
-Usage: python bench/object_rule.py [--model models/minewatch-drone.onnx] [--run runs/dense] [--min-site 0 60 120]
+Usage: python bench/object_rule.py [--model runs/dense/minewatch-drone-dense.onnx] [--run runs/dense]
+       [--min-site 0 60 120]
 Prints a Markdown table for BENCHMARKS.md ("Dense head").
 """
 
@@ -57,7 +58,8 @@ def main() -> None:
     from minewatch.progress import setup_logging
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=ROOT / "models" / "minewatch-drone.onnx")
+    ap.add_argument("--model", type=Path, default=ROOT / "runs" / "dense" / "minewatch-drone-dense.onnx",
+                    help="a model with a dense head (make model-dense)")
     ap.add_argument("--run", type=Path, default=ROOT / "runs" / "dense")
     ap.add_argument("--min-site", type=float, nargs="+", default=[0.0, 60.0, 120.0])
     args = ap.parse_args()
