@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 from affine import Affine
-from conftest import THRESHOLDS, UTM
+from conftest import THRESHOLDS, UTM, make_tiles
 
 from minewatch.datasets.masks import object_layers
 from minewatch.datasets.tiling import Tile, tile_polygons
@@ -198,8 +198,6 @@ def test_quicklook_labels_object_sites_with_containers_and_power():
 def test_the_site_rule_decides_on_the_windows_before_the_dense_head_outlines(site_meta):
     # A lone positive window inside the raster is dropped at the models' stride whatever its masks hold; a pair
     # of windows is kept and outlined by its objects (main's site rule, then the dense head).
-    from conftest import make_tiles
-
     from minewatch.infer.objects import ObjectSite
 
     tiles = make_tiles(6, 6, {(1, 1): (0.9, 0.1, 0.1), (4, 3): (0.9, 0.1, 0.1), (4, 4): (0.9, 0.1, 0.1)})
