@@ -123,6 +123,10 @@ def object_lines(o: dict) -> list[str]:
     """Terminal lines of the object figures (see :mod:`minewatch.infer.object_eval`)."""
     lines = [f"outlines: median IoU {_fmt(o['iou_median'])} over {o['n_matched']}/{o['n_truth_sites']} matched "
              "truth sites (" + ", ".join(f"{k} {_fmt(v['iou_median'])}" for k, v in o["iou_by_kind"].items()) + ")"]
+    if o["farms"] and not o.get("counted", True):
+        lines.append("containers, power: no matched site carries a count (a model without a dense head outlines "
+                     "sites by their windows)")
+        return lines
     if o["farms"]:
         ok = round((o["count_ok_share"] or 0) * o["farms"])
         lines.append(f"containers: {ok}/{o['farms']} farms counted within {o['count_within'] * 100:g} % "

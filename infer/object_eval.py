@@ -131,5 +131,6 @@ def summarise(sites: list[dict[str, Any]]) -> dict[str, Any]:
         "running_farms": len(running), "power_rel_error_median": med(p_err),
         "power_in_range_share": float(np.mean(in_range)) if running else None,
         "dormant_farms": len(dormant), "dormant_called_idle": len(idle),
+        "counted": any(math.isfinite(_num(s.get("teu_est"))) for s in matched),
         "sites": sites,
     }

@@ -117,3 +117,20 @@ def test_card_table_sets_this_model_beside_the_previous_one():
     row = next(ln for ln in lines if ln.startswith("| container farms counted within 20 %"))
     assert row.split("|")[2].strip() == "0% of 2" and row.split("|")[3].strip() == ""
     assert any(ln.startswith("| containers, power |  | no dense head") for ln in lines)
+
+
+def test_without_counts_the_report_says_so_instead_of_infinite_errors():
+    """Window outlines (a classifier-only model) carry no count: one line saying why, not 'median error inf'."""
+    from minewatch.infer.evaluate import object_lines
+
+    truth = truth_frame()
+    blocks = sites(*({"geometry": truth[truth.site_id == s].union_all().buffer(20.0), "n_containers": None,
+                      "est_power_mw": None, "est_power_mw_low": None, "est_power_mw_high": None,
+                      "outline": "tiles"} for s in ("A", "B")))
+    lines = object_lines(evaluate_sites(blocks, truth).objects)
+    assert any(ln.startswith("containers, power: no matched site carries a count") for ln in lines)
+    assert not any("inf" in ln for ln in lines)
+    counted = object_lines(evaluate_sites(sites({"geometry": truth[truth.site_id == "A"].union_all(),
+                                                 "n_containers": 20, "est_power_mw": 7.8, "est_power_mw_low": 5.0,
+                                                 "est_power_mw_high": 11.0, "outline": "objects"}), truth).objects)
+    assert any(ln.startswith("containers: 1/2 farms counted within 20 %") for ln in counted)
