@@ -361,19 +361,21 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
     main_scenes = [run / main_dir / f"scene_{s:06d}" for s in range(seed, seed + count)]
     objects = heldout_objects(model, main_scenes, run / "heldout-scans")
     old = old_cold = old_objects = None
+    old_dense = False
     if previous is not None:
         prev = OnnxPredictor(previous)
+        old_dense = bool(prev.meta.masks)
         old_objects = heldout_objects(previous, main_scenes, run / "heldout-scans-previous")
         old, _ = heldout_report(prev, run / main_dir, seed, count, sets.recipe)
         old_cold, _ = heldout_report(prev, run / second_dir, sets.second_seed, sets.second_count, sets.second_recipe)
+    objects_lines = object_section(objects, dense=bool(meta.masks), old=old_objects, old_dense=old_dense)
     (run / "heldout.json").write_text(json.dumps({"classes": heldout, "scenes": per_scene, "objects": objects,
                                                   "previous_objects": old_objects,
                                                   sets.second_recipe: {"classes": cold, "scenes": cold_scenes}},
                                                  indent=2, default=str))
     if meta.profile == "satellite":
         return _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene,
-                                     cold, cold_scenes, old, old_cold, previous, sets, objects,
-                                     old_objects)
+                                     cold, cold_scenes, old, old_cold, previous, sets, objects_lines)
     lines = [
         f"# Model card: {model.name}",
         "",
@@ -402,8 +404,7 @@ def write_card(run: Path, model: Path, *, seed: int | None = None, count: int | 
         "## Held-out figures (tile level, at the calibrated thresholds)",
         "",
         *heldout_lines(f"{count} held-out generated scenes", heldout, old, per_scene, list(meta.classes)),
-        *object_section(objects, dense=bool(meta.masks), old=old_objects,
-                        old_dense=bool(prev.meta.masks) if previous is not None else False),
+        *objects_lines,
         f"## Cold scenes: {COLD_COUNT} held-out scenes from the `{COLD_RECIPE}` recipe "
         f"(seeds {COLD_SEED}..{COLD_SEED + COLD_COUNT - 1})",
         "",
@@ -523,7 +524,7 @@ def heat_lines(run: Path, heldout: dict) -> list[str]:
 
 
 def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed, count, heldout, per_scene, second,
-                          second_scenes, old, old_second, previous, sets, objects, old_objects) -> Path:
+                          second_scenes, old, old_second, previous, sets, objects_lines) -> Path:
 
     meta = predictor.meta
     accept = [f"{c} F1 {heldout[c]['f1']:.3f} ({'met' if heldout[c]['f1'] >= ACCEPT_F1 else 'NOT met'})"
@@ -567,8 +568,7 @@ def _write_satellite_card(run, model, predictor, metrics, train_s, config, seed,
         + ".",
         "",
         *heldout_lines(f"{count} held-out scenes at 0.5 m", heldout, old, per_scene, list(meta.classes)),
-        *object_section(objects, dense=bool(meta.masks), old=old_objects,
-                        old_dense=previous is not None and bool(OnnxPredictor(previous).meta.masks)),
+        *objects_lines,
         "## " + sets.second_title.format(count=sets.second_count, seed=sets.second_seed,
                                          last=sets.second_seed + sets.second_count - 1),
         "",

@@ -37,12 +37,12 @@ class RunState:
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
 
-    def record(self, m_ap: float, rule: EarlyStopConfig) -> bool:
+    def record(self, score: float, rule: EarlyStopConfig) -> bool:
         """Count this epoch's validation score (:func:`~minewatch.train.validation.selection_score`) towards
         early stopping; True when it is the best so far."""
-        improved = m_ap > self.best_map + rule.min_delta or self.best_epoch == 0
+        improved = score > self.best_map + rule.min_delta or self.best_epoch == 0
         if improved:
-            self.best_map, self.best_epoch, self.bad_epochs = m_ap, self.epoch, 0
+            self.best_map, self.best_epoch, self.bad_epochs = score, self.epoch, 0
         else:
             self.bad_epochs += 1
             if rule.patience is not None and self.bad_epochs >= rule.patience:
