@@ -23,6 +23,24 @@ POLYGON_TYPES = ("Polygon", "MultiPolygon")
 FORMATS = "a GeoJSON, GeoPackage or Shapefile"
 
 
+STYLE_TABLES = frozenset({"layer_styles"})
+"""Tables a GeoPackage may hold beside its features: QGIS's styles (minewatch writes one into its outputs)."""
+
+
+def _data_layer(path: Path) -> str | None:
+    """The layer to read: the only one that is not a style table, else GDAL's default (None); a file with
+    several feature layers is read from its first, and the log names it."""
+    import pyogrio
+
+    try:
+        names = [str(n) for n, _ in pyogrio.list_layers(path) if str(n) not in STYLE_TABLES]
+    except Exception:  # noqa: BLE001 - unreadable: read_file reports it with the file's name
+        return None
+    if len(names) > 1:
+        log.info("%s holds %d layers (%s): reading %s", path, len(names), ", ".join(names), names[0])
+    return names[0] if names else None
+
+
 def read_vector(path: str | Path, *, role: str, polygons_only: bool = False) -> gpd.GeoDataFrame:
     """Read ``path`` as a GeoDataFrame; ``role`` names the file in messages ("geofence", "labels", ...).
 
@@ -35,7 +53,7 @@ def read_vector(path: str | Path, *, role: str, polygons_only: bool = False) -> 
     if p.is_dir() and p.suffix.lower() not in (".gdb",):
         raise UserError(f"{role} path is a folder", path=p, fix=f"give {FORMATS} file")
     try:
-        gdf = gpd.read_file(p, engine="pyogrio")
+        gdf = gpd.read_file(p, engine="pyogrio", layer=_data_layer(p))
     except Exception as exc:  # noqa: BLE001 - pyogrio raises DataSourceError and friends
         raise UserError(f"cannot read the {role} file ({first_line(exc, 120)})", path=p,
                         fix=f"give {FORMATS} readable by GDAL") from None
