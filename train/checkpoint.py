@@ -94,7 +94,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     meta: ModelMeta = ckpt["meta_obj"]
     model_cfg = (ckpt.get("config") or {}).get("model") or {}
     model = build_model(meta.backbone, len(meta.channels), len(meta.classes), n_masks=len(meta.masks),
-                        decoder_channels=int(model_cfg.get("decoder_channels") or 32))
+                        decoder_channels=int(model_cfg.get("decoder_channels") or 32),
+                        decoder_fine_channels=int(model_cfg.get("decoder_fine_channels") or 0))
     try:
         model.load_state_dict(ckpt["model_state"])
     except RuntimeError as exc:

@@ -139,6 +139,10 @@ class ModelConfig(StrictModel):
     )
     decoder_channels: int = Field(32, ge=8, le=256, description="dense head width at strides 8 and 16 "
                                                                 "(3/4 of it at stride 4, 1/2 at stride 2)")
+    decoder_fine_channels: int = Field(
+        0, ge=0, le=64, description="width of a last dense-head level at stride 1 that also sees the input "
+                                    "bands (resolves the gaps between containers a count depends on); 0: none, "
+                                    "masks are upsampled from stride 2")
     init: Path | None = Field(
         None, description="start from this checkpoint's weights and normalisation (a minewatch .pt, e.g. "
                           "models/minewatch-drone.pt): fine-tuning, e.g. on analysts' verdicts")

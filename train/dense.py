@@ -9,7 +9,10 @@ The decoder is an FPN-lite top-down path: a 1x1 lateral projection of the backbo
 -2 features, each level upsampled (nearest) and added to the next finer one, then one depthwise-separable
 3x3 block per level; a 1x1 conv gives mask logits at stride 2, bilinearly upsampled to the input grid.
 Channels taper (``channels`` at strides 16 and 8, 3/4 of it at 4, 1/2 at 2) so the finest levels, which
-cost the most, stay narrow. Nothing is downloaded; the decoder always starts from random weights.
+cost the most, stay narrow. With ``fine_channels`` > 0 a last level at stride 1 adds a 3x3 projection of the
+input bands themselves: the backbone's finest features are at 1 m on a 0.5 m grid, too coarse for the
+0.3-2.5 m gaps between containers that a count depends on. Nothing is downloaded; the decoder always starts
+from random weights.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ def level_channels(channels: int) -> tuple[int, ...]:
 class Decoder(nn.Module):
     """Top-down path over backbone features at strides 2, 4, 8, 16 (finest first) -> mask logits."""
 
-    def __init__(self, in_channels: tuple[int, ...], n_masks: int, channels: int = 32) -> None:
+    def __init__(self, in_channels: tuple[int, ...], n_masks: int, channels: int = 32, *, fine_channels: int = 0,
+                 input_channels: int = 0) -> None:
         super().__init__()
         widths = level_channels(channels)
         self.lateral = nn.ModuleList(_ConvBNReLU(c, w) for c, w in zip(in_channels, widths, strict=True))
@@ -55,17 +59,27 @@ class Decoder(nn.Module):
             nn.Identity() if widths[i + 1] == widths[i] else _ConvBNReLU(widths[i + 1], widths[i])
             for i in range(len(widths) - 1))
         self.smooth = nn.ModuleList(_SepBlock(w) for w in widths)
-        self.head = nn.Conv2d(widths[0], n_masks, 1)
+        self.fine: nn.ModuleDict | None = None
+        if fine_channels:  # stride 1: the input bands (3x3) plus the stride-2 level, projected and upsampled
+            self.fine = nn.ModuleDict({"lateral": _ConvBNReLU(input_channels, fine_channels, 3),
+                                       "project": _ConvBNReLU(widths[0], fine_channels),
+                                       "smooth": _SepBlock(fine_channels)})
+        self.head = nn.Conv2d(fine_channels or widths[0], n_masks, 1)
         with torch.no_grad():
             self.head.bias.fill_(-math.log((1 - MASK_PRIOR) / MASK_PRIOR))
 
-    def forward(self, feats: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+    def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Mask logits at ``x``'s grid from the backbone's ``feats`` (and ``x`` itself with a stride-1 level)."""
         d = self.smooth[-1](self.lateral[-1](feats[-1]))
         for i in range(len(feats) - 2, -1, -1):
             lat = self.lateral[i](feats[i])
             d = F.interpolate(self.project[i](d), size=lat.shape[-2:], mode="nearest") + lat
             d = self.smooth[i](d)
-        return F.interpolate(self.head(d), size=size, mode="bilinear", align_corners=False)
+        size = (x.shape[-2], x.shape[-1])
+        if self.fine is None:
+            return F.interpolate(self.head(d), size=size, mode="bilinear", align_corners=False)
+        d = F.interpolate(self.fine["project"](d), size=size, mode="bilinear", align_corners=False)
+        return self.head(self.fine["smooth"](d + self.fine["lateral"](x)))
 
 
 def _feature_taps(features: nn.Sequential, in_channels: int, size: int = 64) -> tuple[list[int], list[int]]:
@@ -93,7 +107,8 @@ class DenseModel(nn.Module):
     what the adopted torchvision model alone returns.
     """
 
-    def __init__(self, classifier: nn.Module, in_channels: int, n_masks: int, channels: int = 32) -> None:
+    def __init__(self, classifier: nn.Module, in_channels: int, n_masks: int, channels: int = 32,
+                 fine_channels: int = 0) -> None:
         super().__init__()
         self.family = "resnet" if hasattr(classifier, "layer1") else "features"
         for name, child in classifier.named_children():
@@ -102,7 +117,8 @@ class DenseModel(nn.Module):
             self.taps, widths = _feature_taps(self.features, in_channels)
         else:
             widths = [self.conv1.out_channels, *(self._block_width(getattr(self, f"layer{i}")) for i in (1, 2, 3))]
-        self.decoder = Decoder(tuple(widths), n_masks, channels)
+        self.decoder = Decoder(tuple(widths), n_masks, channels, fine_channels=fine_channels,
+                               input_channels=in_channels)
         self.classifier_frozen = False
 
     def freeze_classifier(self) -> None:
@@ -132,7 +148,7 @@ class DenseModel(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.classifier_frozen):
             logits, feats = self.encode(x)
-        return logits, self.decoder(feats, (x.shape[-2], x.shape[-1]))
+        return logits, self.decoder(feats, x)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Class logits and the decoder's input features (strides 2, 4, 8, 16), one backbone pass."""
@@ -178,5 +194,5 @@ class GatedProbabilityModel(nn.Module):
         logits, feats = self.model.encode(x)
         probs = torch.sigmoid(logits)
         index = torch.nonzero((probs >= self.thresholds).any(dim=1)).reshape(-1)
-        masks = self.model.decoder([f.index_select(0, index) for f in feats], (x.shape[-2], x.shape[-1]))
+        masks = self.model.decoder([f.index_select(0, index) for f in feats], x.index_select(0, index))
         return probs, torch.sigmoid(masks), index

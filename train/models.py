@@ -98,14 +98,16 @@ def _load_rgb_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def build_model(backbone: str, in_channels: int, num_classes: int,
-                weights: Path | str | None = None, *, n_masks: int = 0, decoder_channels: int = 32) -> nn.Module:
+                weights: Path | str | None = None, *, n_masks: int = 0, decoder_channels: int = 32,
+                decoder_fine_channels: int = 0) -> nn.Module:
     """A torchvision backbone for ``in_channels`` bands with a ``num_classes`` multi-label head (logits).
 
     ``weights``: optional local torchvision RGB ``state_dict`` of the same backbone (never downloaded).
     Its RGB first-conv filters are kept for channels 0-2, extra bands start from their rescaled mean,
     and the classification head is always new.
     ``n_masks`` > 0 adds the dense head (:class:`~minewatch.train.dense.DenseModel`, ``decoder_channels``
-    wide): the model then returns ``(class logits, mask logits)``.
+    wide, with a stride-1 level ``decoder_fine_channels`` wide when > 0): the model then returns
+    ``(class logits, mask logits)``.
     """
     if backbone not in _BACKBONES:
         raise UserError(f"unknown backbone '{backbone}'", fix=f"use one of {', '.join(BACKBONES)}")
@@ -145,7 +147,7 @@ def build_model(backbone: str, in_channels: int, num_classes: int,
     if n_masks > 0:
         from minewatch.train.dense import DenseModel
 
-        return DenseModel(model, in_channels, n_masks, decoder_channels)
+        return DenseModel(model, in_channels, n_masks, decoder_channels, decoder_fine_channels)
     return model
 
 

@@ -94,7 +94,8 @@ def build_run(prep: Prepared, out: Path, info: ddp.DistInfo, device: torch.devic
     loaders = build_loaders(prep, info, pin_memory=use_cuda)
     model = build_model(cfg.model.backbone, len(prep.meta.channels), len(CLASSES),
                         weights=weights if ckpt is None else None, n_masks=len(cfg.model.masks),
-                        decoder_channels=cfg.model.decoder_channels).to(device)
+                        decoder_channels=cfg.model.decoder_channels,
+                        decoder_fine_channels=cfg.model.decoder_fine_channels).to(device)
     if init is not None and ckpt is None:
         _load_init(model, init, prep)
     if cfg.model.freeze_classifier:  # before the optimiser is built: it steps the decoder's parameters only

@@ -21,7 +21,7 @@ from minewatch.model_meta import META_KEY, ModelMeta, ThermalInput
 from minewatch.train.checkpoint import load_model
 from minewatch.train.dataset import TileDataset, index_scenes
 from minewatch.train.dense import DenseModel, GatedProbabilityModel
-from minewatch.train.export import export_onnx, random_tiles
+from minewatch.train.export import _export_graph, export_onnx, random_tiles
 from minewatch.train.loss import DenseLoss
 from minewatch.train.models import ProbabilityModel, build_model
 
@@ -31,12 +31,14 @@ BANDS = ("red", "green", "blue")
 THERMAL = ThermalInput(background_m=100, background_gsd_m=25, dt_scale_k=10, dt_clip_k=40)
 
 
+@pytest.mark.parametrize("fine", [0, 8])
 @pytest.mark.parametrize("backbone", ["mobilenet_v3_small", "resnet18", "efficientnet_b0"])
-def test_dense_model_keeps_the_classifier_exactly_and_adds_masks(backbone):
+def test_dense_model_keeps_the_classifier_exactly_and_adds_masks(backbone, fine):
     torch.manual_seed(0)
     plain = build_model(backbone, 5, 3).eval()
-    dense = build_model(backbone, 5, 3, n_masks=3, decoder_channels=16).eval()
+    dense = build_model(backbone, 5, 3, n_masks=3, decoder_channels=16, decoder_fine_channels=fine).eval()
     assert isinstance(dense, DenseModel)
+    assert any(k.startswith("decoder.fine.") for k in dense.state_dict()) == bool(fine)
     missing = dense.load_state_dict(plain.state_dict(), strict=False).missing_keys  # a classifier initialises it
     assert missing and all(k.startswith("decoder.") for k in missing)
     x = torch.randn(2, 5, 64, 64)
@@ -196,7 +198,7 @@ def test_a_frozen_fine_tune_trains_the_decoder_alone(tmp_path, make_config, trai
     cfg = make_config(epochs=2, extra="")
     text = cfg.read_text(encoding="utf-8").replace(
         "model: {tile_m: 16}",
-        f"model: {{tile_m: 16, masks: [container, cooling, heat], decoder_channels: 16, "
+        f"model: {{tile_m: 16, masks: [container, cooling, heat], decoder_channels: 16, decoder_fine_channels: 8, "
         f"init: {trained_checkpoint}, freeze_classifier: true}}")
     cfg.write_text(text, encoding="utf-8")
     best = train_from_config(cfg, out=tmp_path / "run", device="cpu")
@@ -208,8 +210,20 @@ def test_a_frozen_fine_tune_trains_the_decoder_alone(tmp_path, make_config, trai
     thresholds = [json.loads(torch.load(p, weights_only=True)["meta"])["thresholds"]
                   for p in (trained_checkpoint, best)]
     assert thresholds[0] == thresholds[1]  # the classifier's calibration is kept, not redone
-    fresh = build_model("mobilenet_v3_small", 4, 3, n_masks=3, decoder_channels=16).decoder.head.bias
+    fresh = build_model("mobilenet_v3_small", 4, 3, n_masks=3, decoder_channels=16,
+                        decoder_fine_channels=8).decoder.head.bias
     assert not torch.equal(after["decoder.head.bias"], fresh)  # starts at the prior's bias, whatever the seed
+    # the stride-1 level the config asked for is rebuilt from the checkpoint, and exported with the same masks
+    model, meta = load_model(best)
+    assert model.decoder.fine is not None and any(k.startswith("decoder.fine.") for k in after)
+    assert export_onnx(best, tmp_path / "fine.onnx").is_file()  # its own parity checks passed
+    open_gate = meta.model_copy(update={"thresholds": {c: 1e-6 for c in meta.classes}})  # masks for every window
+    _export_graph(ProbabilityModel(model).eval(), open_gate, tmp_path / "open.onnx")
+    x = random_tiles(meta, 8, seed=5)
+    probs, masks, index = OnnxPredictor(tmp_path / "open.onnx").predict_dense(x)
+    with torch.no_grad():
+        _, t_masks = ProbabilityModel(model).eval()(torch.from_numpy(x))
+    assert index.tolist() == list(range(8)) and np.max(np.abs(masks - t_masks.numpy())) <= 1e-4
 
 
 def test_freeze_classifier_needs_an_init_and_masks(make_config):
