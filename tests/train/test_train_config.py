@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from minewatch.errors import UserError
@@ -10,6 +12,24 @@ from minewatch.train.config import GeneratedScenes, load_train_config
 from minewatch.train.prepare import scene_folders
 
 pytestmark = pytest.mark.torch
+
+
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_every_shipped_training_preset_validates_under_its_own_name(path):
+    """A preset that no longer validates (a renamed key, a broken ``extends``) fails here, not an hour into a run."""
+    cfg, _ = load_train_config(path)
+    assert cfg.name == path.stem
+
+
+def test_dense_fine_adds_only_the_stride_1_level_to_dense():
+    fine, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-fine"))
+    dense, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense"))
+    assert fine.model.decoder_fine_channels > 0 == dense.model.decoder_fine_channels
+    assert fine.model.model_dump(exclude={"decoder_fine_channels"}) == dense.model.model_dump(
+        exclude={"decoder_fine_channels"})
 
 
 def _write(tmp_path, data: str):
