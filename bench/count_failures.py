@@ -79,7 +79,8 @@ def main() -> None:
     print(f"| counted within 20 % | {int((~wrong).sum())} |")
     print(f"| missed | {int(missed.sum())} |")
     print(f"| partly covered (< {args.cover:.0%} of the roof) | {int(partly.sum())} |")
-    print(f"| covered, counted low / high | {int((miscounted & (err < 0)).sum())} / {int((miscounted & (err > 0)).sum())} |")
+    low, high = int((miscounted & (err < 0)).sum()), int((miscounted & (err > 0)).sum())
+    print(f"| covered, counted low / high | {low} / {high} |")
     worst = sorted((r for r, p in zip(rows, partly, strict=True) if p), key=lambda r: r["cover"])[:3]
     for r in worst:
         print(f"\npartly covered: {r['scene']} {r['site']}: {r['teu']:g} TEU, counted {r['est']:g}, "
