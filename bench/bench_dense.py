@@ -3,14 +3,18 @@
 From one dense checkpoint three ONNX files are written: the classifier alone (the decoder's weights dropped:
 what a model without the head costs), the dense model as exported (the decoder runs on the windows some
 class calls positive), and the dense model with its gate held open (the decoder on every window: the worst
-case, a scene that is all farm). Each scans the scene ``--repeats`` times in its own process
-(``bench/child.py scan``); figures are medians.
+case, a scene that is all farm). Each scans the scene in its own process (``bench/child.py scan``), the
+configurations taking turns, ``--repeats`` rounds; figures are medians.
 
-  python bench/bench_dense.py --checkpoint runs/dense/best.pt --sizes 2048 4096 [--repeats 3]
+With ``--torchgeo`` TorchGeo's grid pipeline (``bench/tg_child.py`` in the venv of ``bench/setup_torchgeo.sh``,
+the classifier's network in eager PyTorch, DataLoader workers=2 and torch threads=1: its fastest setting in
+BENCHMARKS.md) takes its turn in the same rounds, and the table gives each scan's ratio over it as measured
+side by side. Without it the ratio is implied from BENCHMARKS.md's figure for the classifier.
+
+  python bench/bench_dense.py --checkpoint runs/dense/best.pt --sizes 4096 --repeats 5 --torchgeo
 
 Prints a markdown table: seconds, tiles/s, the head's cost relative to the classifier alone, and the ratio
-over TorchGeo's grid pipeline this implies from BENCHMARKS.md's figure for the classifier (same machine
-state assumed: the ratio of two scans run side by side here carries over, absolute seconds do not).
+over TorchGeo's grid pipeline.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median, run_child  # noqa: E402
+from common import PY, median, run_child  # noqa: E402
 from scenes import ROOT, scene_files  # noqa: E402
 
 TORCHGEO_RATIO = {4096: 3.9, 10000: 4.8, 20000: 5.6}
@@ -30,10 +34,11 @@ TORCHGEO_RATIO = {4096: 3.9, 10000: 4.8, 20000: 5.6}
 
 
 def write_models(checkpoint: Path, folder: Path) -> dict[str, Path]:
-    """classifier-only, dense (gated as exported) and dense with the gate open, from one checkpoint."""
+    """classifier-only, dense (gated as exported) and dense with the gate open, from one checkpoint; and the
+    classifier-only checkpoint (``classifier.pt``) TorchGeo's side builds its network from."""
     import torch
 
-    from minewatch.train.checkpoint import load_checkpoint, load_model
+    from minewatch.train.checkpoint import load_checkpoint, load_model, save_checkpoint
     from minewatch.train.export import _export_graph
     from minewatch.train.models import ProbabilityModel, build_model
 
@@ -41,12 +46,14 @@ def write_models(checkpoint: Path, folder: Path) -> dict[str, Path]:
     if not meta.masks:
         raise SystemExit(f"{checkpoint} has no dense head")
     plain = build_model(meta.backbone, len(meta.channels), len(meta.classes))
-    plain.load_state_dict({k: v for k, v in load_checkpoint(checkpoint)["model_state"].items()
-                           if not k.startswith("decoder.")})
+    ckpt = load_checkpoint(checkpoint)
+    plain.load_state_dict({k: v for k, v in ckpt["model_state"].items() if not k.startswith("decoder.")})
+    plain_meta = meta.model_copy(update={"masks": (), "mask_px": None})
+    save_checkpoint(folder / "classifier.pt", {"meta": plain_meta.to_json(), "config": ckpt["config"],
+                                               "model_state": plain.state_dict()})
     out = {"classifier": folder / "classifier.onnx", "dense": folder / "dense.onnx",
            "dense, gate open": folder / "dense-open.onnx"}
-    _export_graph(ProbabilityModel(plain.eval()).eval(), meta.model_copy(update={"masks": (), "mask_px": None}),
-                  out["classifier"])
+    _export_graph(ProbabilityModel(plain.eval()).eval(), plain_meta, out["classifier"])
     _export_graph(ProbabilityModel(model).eval(), meta, out["dense"])
     with torch.no_grad():
         opened = meta.model_copy(update={"thresholds": {c: 1e-6 for c in meta.classes}})
@@ -54,40 +61,71 @@ def write_models(checkpoint: Path, folder: Path) -> dict[str, Path]:
     return out
 
 
+TG_SETTING = (2, 1)
+"""TorchGeo's DataLoader workers and torch threads: its fastest setting in BENCHMARKS.md's scan table."""
+TG_NAME = "TorchGeo grid pipeline (classifier)"
+
+
+def measure(commands: dict[str, tuple[str, list[str]]], repeats: int) -> dict[str, list[dict]]:
+    """Every command ``repeats`` times, taking turns, so that all see the same drift in machine load."""
+    runs: dict[str, list[dict]] = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, (python, cmd) in commands.items():
+            runs[name].append(run_child(cmd, python=python))
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint trained with model.masks")
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torchgeo", action="store_true",
+                    help="measure TorchGeo's grid pipeline in the same rounds (creates .venv-bench if needed)")
+    ap.add_argument("--tg-python", default=None, help="the TorchGeo venv's python (default: .venv-bench)")
     ap.add_argument("--root", type=Path, default=ROOT, help="cache of benchmark scenes")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
+    tg_python = None
+    if args.torchgeo:
+        from run_all import ensure_torchgeo
+
+        tg_python = ensure_torchgeo(args.tg_python)
     rows = []
     with tempfile.TemporaryDirectory(prefix="mw-bench-dense-") as tmp:
         models = write_models(args.checkpoint, Path(tmp))
         for size in args.sizes:
             optical, thermal = scene_files(size, args.root)
-            base = None
-            for name, model in models.items():
-                runs = [run_child(["bench/child.py", "scan", "--optical", str(optical), "--thermal", str(thermal),
-                                   "--model", str(model)]) for _ in range(args.repeats)]
-                seconds = median([r["seconds"] for r in runs])
-                base = seconds if base is None else base
-                rows.append({"size": size, "model": name, "seconds": round(seconds, 3),
-                             "tiles": runs[0]["n_tiles"], "tiles_per_s": round(runs[0]["n_tiles"] / seconds, 1),
-                             "sites": runs[0]["n_sites"], "cost": round(seconds / base - 1, 3),
-                             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "runs": len(runs)})
+            scene = ["--optical", str(optical), "--thermal", str(thermal)]
+            commands = {name: (PY, ["bench/child.py", "scan", *scene, "--model", str(model)])
+                        for name, model in models.items()}
+            if tg_python:
+                commands[TG_NAME] = (tg_python, ["bench/tg_child.py", "scan", *scene, "--checkpoint",
+                                                 str(Path(tmp) / "classifier.pt"), "--workers", str(TG_SETTING[0]),
+                                                 "--threads", str(TG_SETTING[1])])
+            runs = measure(commands, args.repeats)
+            seconds = {name: median([r["seconds"] for r in rs]) for name, rs in runs.items()}
+            base = seconds["classifier"]
+            for name, rs in runs.items():
+                rows.append({"size": size, "model": name, "seconds": round(seconds[name], 3),
+                             "tiles": rs[0]["n_tiles"], "tiles_per_s": round(rs[0]["n_tiles"] / seconds[name], 1),
+                             "cost": round(seconds[name] / base - 1, 3),
+                             "over_torchgeo": round(seconds[TG_NAME] / seconds[name], 2) if tg_python else None,
+                             "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "runs": len(rs)})
     from run_all import md_table
 
-    def implied(r: dict) -> str:
+    def ratio(r: dict) -> str:
+        if r["over_torchgeo"] is not None:
+            return f"x{r['over_torchgeo']:.2f}"
         tg = TORCHGEO_RATIO.get(r["size"])
-        return f"x{tg / (1 + r['cost']):.1f}" if tg else "n/a"
+        return f"x{tg / (1 + r['cost']):.1f} (implied)" if tg else "n/a"
 
     print("\n".join(md_table(
-        "| scene (px) | model | tiles | scan (s) | tiles/s | head's cost | implied ratio over TorchGeo | "
-        "peak RSS (MB) |", "|---:|---|---:|---:|---:|---:|---:|---:|",
-        ([r["size"], r["model"], r["tiles"], f"{r['seconds']:.2f}", f"{r['tiles_per_s']:.0f}", f"{r['cost']:+.0%}",
-          implied(r), f"{r['peak_rss_mb']:.0f}"] for r in rows))))
+        "| scene (px) | model | tiles | scan (s) | tiles/s | head's cost | ratio over TorchGeo | peak RSS (MB) |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        ([r["size"], r["model"], r["tiles"], f"{r['seconds']:.2f}", f"{r['tiles_per_s']:.0f}",
+          f"{r['cost']:+.0%}" if r["model"] != TG_NAME else "-", ratio(r), f"{r['peak_rss_mb']:.0f}"]
+         for r in rows))))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

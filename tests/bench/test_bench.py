@@ -71,7 +71,8 @@ _NEEDS_TORCH = pytest.mark.torch
 
 
 @pytest.mark.parametrize("script", ["run_all.py", "child.py", "bench_layout.py", "bench_synth.py",
-                                    "same_outputs.py", "bench_memory.py", "bench_gpu.py",
+                                    "same_outputs.py", "bench_memory.py", "bench_gpu.py", "bench_dense.py",
+                                    "object_rule.py", "count_failures.py",
                                     pytest.param("block_inference.py", marks=_NEEDS_TORCH),
                                     pytest.param("bench_generate_set.py", marks=_NEEDS_TORCH)])
 def test_bench_scripts_start(script) -> None:
@@ -107,3 +108,14 @@ def test_report_goals_and_time_breakdown_from_rows() -> None:
     assert "scan at 25% of the onnxruntime model ceiling" in lines[1] and "missed" in lines[1]
     text = "\n".join(run_all.breakdown(bench))
     assert "the reader alone takes 0.50 s" in text and "busy 50% of the scan" in text
+
+
+def test_dense_cost_rounds_take_turns() -> None:
+    """bench_dense.measure runs the configurations in turns (a, b, a, b), not one after the other, so that a
+    change in machine load falls on all of them alike."""
+    import bench_dense
+
+    stamp = ["-c", "import json, time; print(json.dumps({'t': time.perf_counter_ns()}))"]
+    runs = bench_dense.measure({"a": (sys.executable, stamp), "b": (sys.executable, stamp)}, repeats=2)
+    order = sorted((r["t"], name) for name, rs in runs.items() for r in rs)
+    assert [name for _, name in order] == ["a", "b", "a", "b"]

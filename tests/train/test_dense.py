@@ -234,3 +234,30 @@ def test_freeze_classifier_needs_an_init_and_masks(make_config):
         "model: {tile_m: 16}", "model: {tile_m: 16, masks: [container], freeze_classifier: true}"), encoding="utf-8")
     with pytest.raises(UserError, match="freeze_classifier"):
         load_train_config(cfg)
+
+
+def test_the_cost_benchmark_scans_the_dense_checkpoints_own_classifier(tmp_path, trained_dense_checkpoint):
+    """bench/bench_dense.py compares the head against the same classifier: the classifier-only ONNX file and the
+    checkpoint TorchGeo's side builds (with build_model, as bench/tg_child.py does) score like the dense model."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from bench_dense import write_models
+
+    files = write_models(trained_dense_checkpoint, tmp_path)
+    dense, meta = load_model(trained_dense_checkpoint)
+    x = random_tiles(meta, 8, seed=5)
+    with torch.no_grad():
+        want = ProbabilityModel(dense).eval()(torch.from_numpy(x))[0].numpy()
+    ckpt = torch.load(tmp_path / "classifier.pt", map_location="cpu", weights_only=True)
+    plain_meta = json.loads(ckpt["meta"])
+    assert not plain_meta.get("masks")  # a classifier: format 1 metadata, no masks listed
+    plain = build_model(plain_meta["backbone"], len(plain_meta["channels"]), len(plain_meta["classes"]))
+    plain.load_state_dict(ckpt["model_state"])  # strict: no decoder tensors left, none missing
+    with torch.no_grad():
+        got = ProbabilityModel(plain.eval()).eval()(torch.from_numpy(x)).numpy()
+    assert np.max(np.abs(got - want)) <= 1e-5
+    session = ort.InferenceSession(str(files["classifier"]), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["probs"]
+    assert np.max(np.abs(session.run(None, {"input": x})[0] - want)) <= 1e-4
