@@ -4,9 +4,10 @@ own (0) and when it joins the nearest larger group of its block (infer/objects.p
 
 The rule was chosen on these scenes, the dense training config's validation sets (never the model card's
 held-out scenes or orthophotos): seeds 5000-5019 of the default recipe and 6000-6019 of the real-background
-recipe, scanned with their thermal raster. They are read from a ``make model-dense`` run folder.
+recipe, scanned with their thermal raster. They are read from the scene cache of ``make model-dense``'s first
+stage (``runs/dense-head/data``; any run folder's ``data`` with ``--data``).
 
-Usage: python bench/object_rule.py [--model runs/dense/minewatch-drone-dense.onnx] [--run runs/dense]
+Usage: python bench/object_rule.py [--model runs/dense/minewatch-drone-dense.onnx] [--data runs/dense-head/data]
        [--min-site 0 60 120]
 Prints a Markdown table for BENCHMARKS.md ("Dense head").
 """
@@ -22,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VALIDATION = (("default", 5000, 20), ("real", 6000, 20))
 
 
-def find_scene(run: Path, seed: int) -> Path:
-    hits = sorted(p for p in (run / "data").glob(f"*/scene_{seed:06d}") if (p / "truth.geojson").is_file())
+def find_scene(data: Path, seed: int) -> Path:
+    hits = sorted(p for p in data.glob(f"*/scene_{seed:06d}") if (p / "truth.geojson").is_file())
     if not hits:
-        raise SystemExit(f"{run}/data: no scene_{seed:06d}; run 'make model-dense' first")
+        raise SystemExit(f"{data}: no scene_{seed:06d}; run 'make model-dense' first")
     return hits[0]
 
 
@@ -60,7 +61,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=ROOT / "runs" / "dense" / "minewatch-drone-dense.onnx",
                     help="a model with a dense head (make model-dense)")
-    ap.add_argument("--run", type=Path, default=ROOT / "runs" / "dense")
+    ap.add_argument("--data", type=Path, default=ROOT / "runs" / "dense-head" / "data",
+                    help="generated scene cache holding the validation scenes")
     ap.add_argument("--min-site", type=float, nargs="+", default=[0.0, 60.0, 120.0])
     args = ap.parse_args()
     setup_logging(0, quiet=True)
@@ -73,7 +75,7 @@ def main() -> None:
             objects.OutlineRules = functools.partial(rules, min_site_m2=min_site)  # what the scan builds
             try:
                 for recipe, first, count in VALIDATION:
-                    scenes = [find_scene(args.run, s) for s in range(first, first + count)]
+                    scenes = [find_scene(args.data, s) for s in range(first, first + count)]
                     m = measure(args.model, scenes, Path(tmp) / f"{min_site:g}-{recipe}")
                     print(f"| {recipe} {first}-{first + count - 1} | {min_site:g} | {m['truth']} | {m['found']} | "
                           f"{m['true']} | {m['false']} | {m['n_matched']} | {m['iou_median']:.3f} | "

@@ -32,6 +32,23 @@ def test_dense_fine_adds_only_the_stride_1_level_to_dense():
         exclude={"decoder_fine_channels"})
 
 
+
+def test_dense_joint_continues_the_dense_run_that_make_model_dense_trains_first():
+    """Stage two of ``make model-dense`` starts from stage one's checkpoint and scenes, trains everything, and the
+    Makefile runs the stages into the folders the preset names (a renamed folder would start from nothing)."""
+    joint, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-joint"))
+    dense, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense"))
+    assert dense.model.freeze_classifier and not joint.model.freeze_classifier
+    assert joint.model.masks == dense.model.masks and joint.optim.lr < dense.optim.lr
+    stage_one = joint.model.init.parent
+    assert joint.model.init.name == "best.pt" and joint.data.data_dir == stage_one / "data"
+    assert joint.data.model_dump(exclude={"data_dir"}) == dense.data.model_dump(exclude={"data_dir"})
+    recipe = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    target = recipe[recipe.index("\nmodel-dense:"):].split("\n\n")[0]
+    steps = [line.split() for line in target.splitlines() if "minewatch train" in line]
+    assert [s[s.index("--config") + 1] for s in steps] == ["configs/train/dense.yaml", "configs/train/dense-joint.yaml"]
+    assert steps[0][steps[0].index("--out") + 1] == str(stage_one)
+
 def _write(tmp_path, data: str):
     path = tmp_path / "cfg.yaml"
     path.write_text("data:\n" + data)
