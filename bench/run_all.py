@@ -35,6 +35,10 @@ BENCH_OUT = REPO / ".bench" / "out"
 TG_NAME = "TorchGeo, DataLoader workers="
 TUNE_BASE = "unchanged scan (baseline)"
 TUNE_TORCH = "unchanged torch (eager) scan (baseline)"
+DENSE_NAME = "minewatch onnxruntime fp32, dense head"
+DEFAULT_DENSE = REPO / "runs" / "dense" / "minewatch-drone-dense.onnx"
+"""What ``make model-dense`` writes; measured beside the classifier's scan when it exists (#18's goal: x3 with
+the head)."""
 SLOW_S = 240.0
 """A configuration whose run takes longer than this is not repeated (its row says 1 run)."""
 QUICK_SIZES = (2048,)
@@ -145,6 +149,8 @@ def run(args: argparse.Namespace) -> Bench:
         first = size == sizes[0]
         configs = [Config("scan", name, size, child("scan", opt, th, "--model", str(model)))
                    for name, model in engines(models).items()]
+        if args.dense_model:
+            configs.append(Config("scan", DENSE_NAME, size, child("scan", opt, th, "--model", str(args.dense_model))))
         settings = [tg_setting] if tg_setting else [(w, t) for w in args.tg_workers for t in args.tg_threads]
         for w, t in settings:
             configs.append(Config("scan", f"{TG_NAME}{w}, torch threads={t}", size,
@@ -303,6 +309,15 @@ def goals(bench: Bench) -> tuple[list[str], float]:
                          f"{fmt(best.mpix_per_s, 2)} MP/s, {best.name}); goal x3: "
                          f"{'met' if ratio >= 3 else 'missed'}")
     for s in sizes:
+        mw, dense = bench.get("scan", "minewatch onnxruntime fp32", s), bench.get("scan", DENSE_NAME, s)
+        tgs = [r for r in bench.rows if r.section == "scan" and r.size == s and r.name.startswith("TorchGeo")]
+        if mw and dense and tgs:
+            best = max(tgs, key=lambda r: r.mpix_per_s)
+            head = dense.mpix_per_s / best.mpix_per_s
+            lines.append(f"- {s} px, with the dense head: scan/TorchGeo = x{head:.2f} ({fmt(dense.mpix_per_s, 2)} "
+                         f"MP/s; the head costs {dense.seconds / mw.seconds - 1:+.0%} over the classifier's scan); "
+                         f"goal x3: {'met' if head >= 3 else 'missed'}")
+    for s in sizes:
         mw = bench.get("scan", "minewatch onnxruntime fp32", s)
         ceil = bench.get("ceiling", "minewatch onnxruntime fp32", s)
         if mw and ceil:
@@ -383,7 +398,10 @@ def report(bench: Bench, args: argparse.Namespace, elapsed: float) -> str:
         "sites GeoJSON) on generated drone scenes (optical 0.2 m RGB + thermal 0.8 m; 10000 and 20000 px are "
         "mosaics of the 4096 px scene, `bench/scenes.py`), against TorchGeo's RasterDataset & RasterDataset "
         "-> GridGeoSampler -> DataLoader -> the same network and weights in eager PyTorch, same tile size "
-        "and stride on the same 0.5 m model grid. Scene MP/s counts optical pixels at 0.2 m.", "",
+        "and stride on the same 0.5 m model grid. Scene MP/s counts optical pixels at 0.2 m."
+        + (f" `{DENSE_NAME}`: `{_rel(args.dense_model)}` (`make model-dense`), the same backbone with the "
+           "decoder that outlines sites by their objects and counts containers (README, \"Site outlines, "
+           "containers and power\")." if args.dense_model else ""), "",
         *scan_table(bench), "", str(bench.extra.get("tg_pilot", "")), "",
         "## Limits", "",
         "The ceiling: the model alone on pre-loaded batches of real tiles. The floor: every block of both "
@@ -461,6 +479,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="ONNX model (default models/minewatch-drone.onnx)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="checkpoint (default runs/default/best.pt)")
     ap.add_argument("--int8-model", type=Path, default=None, help="int8 ONNX (default: exported into .bench/)")
+    ap.add_argument("--dense-model", type=Path, default=DEFAULT_DENSE if DEFAULT_DENSE.is_file() else None,
+                    help="a model with a dense head, scanned beside the classifier (default: "
+                         f"{DEFAULT_DENSE.relative_to(REPO)} when make model-dense has written it)")
     ap.add_argument("--tg-python", default=None, help="python of a TorchGeo venv (default: make .venv-bench)")
     ap.add_argument("--tg-workers", type=lambda s: [int(x) for x in s.split(",")], default=[0, 2],
                     help="DataLoader workers to try for TorchGeo on the first scene (the best is kept)")

@@ -106,6 +106,12 @@ def test_report_goals_and_time_breakdown_from_rows() -> None:
     assert ratio == pytest.approx(4.0)
     assert "x4.00" in lines[0] and "goal x3: met" in lines[0]
     assert "scan at 25% of the onnxruntime model ceiling" in lines[1] and "missed" in lines[1]
+    assert not any("dense head" in line for line in lines)  # no dense model measured, no line
+    row("scan", run_all.DENSE_NAME, 1.6)
+    lines, ratio = run_all.goals(bench)
+    assert ratio == pytest.approx(4.0)  # the headline stays the classifier's
+    assert "with the dense head: scan/TorchGeo = x2.50" in lines[1] and "+60%" in lines[1]
+    assert "goal x3: missed" in lines[1]
     text = "\n".join(run_all.breakdown(bench))
     assert "the reader alone takes 0.50 s" in text and "busy 50% of the scan" in text
 
