@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PY, median, run_child  # noqa: E402
+from run_all import Config, child, ensure_torchgeo, md_table, measure_rows, tg  # noqa: E402
 from scenes import ROOT, scene_files  # noqa: E402
 
 TORCHGEO_RATIO = {4096: 3.9, 10000: 4.8, 20000: 5.6}
@@ -66,15 +66,6 @@ TG_SETTING = (2, 1)
 TG_NAME = "TorchGeo grid pipeline (classifier)"
 
 
-def measure(commands: dict[str, tuple[str, list[str]]], repeats: int) -> dict[str, list[dict]]:
-    """Every command ``repeats`` times, taking turns, so that all see the same drift in machine load."""
-    runs: dict[str, list[dict]] = {name: [] for name in commands}
-    for _ in range(repeats):
-        for name, (python, cmd) in commands.items():
-            runs[name].append(run_child(cmd, python=python))
-    return runs
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint trained with model.masks")
@@ -86,33 +77,24 @@ def main() -> None:
     ap.add_argument("--root", type=Path, default=ROOT, help="cache of benchmark scenes")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
-    tg_python = None
-    if args.torchgeo:
-        from run_all import ensure_torchgeo
-
-        tg_python = ensure_torchgeo(args.tg_python)
+    tg_python = ensure_torchgeo(args.tg_python) if args.torchgeo else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="mw-bench-dense-") as tmp:
         models = write_models(args.checkpoint, Path(tmp))
         for size in args.sizes:
             optical, thermal = scene_files(size, args.root)
-            scene = ["--optical", str(optical), "--thermal", str(thermal)]
-            commands = {name: (PY, ["bench/child.py", "scan", *scene, "--model", str(model)])
-                        for name, model in models.items()}
+            configs = [Config("dense", name, size, child("scan", optical, thermal, "--model", str(model)))
+                       for name, model in models.items()]
             if tg_python:
-                commands[TG_NAME] = (tg_python, ["bench/tg_child.py", "scan", *scene, "--checkpoint",
-                                                 str(Path(tmp) / "classifier.pt"), "--workers", str(TG_SETTING[0]),
-                                                 "--threads", str(TG_SETTING[1])])
-            runs = measure(commands, args.repeats)
-            seconds = {name: median([r["seconds"] for r in rs]) for name, rs in runs.items()}
-            base = seconds["classifier"]
-            for name, rs in runs.items():
-                rows.append({"size": size, "model": name, "seconds": round(seconds[name], 3),
-                             "tiles": rs[0]["n_tiles"], "tiles_per_s": round(rs[0]["n_tiles"] / seconds[name], 1),
-                             "cost": round(seconds[name] / base - 1, 3),
-                             "over_torchgeo": round(seconds[TG_NAME] / seconds[name], 2) if tg_python else None,
-                             "peak_rss_mb": max(r["peak_rss_mb"] for r in rs), "runs": len(rs)})
-    from run_all import md_table
+                configs.append(Config("dense", TG_NAME, size, tg("scan", optical, thermal, Path(tmp) / "classifier.pt",
+                                                                 *TG_SETTING), python=tg_python))
+            measured = {r.name: r for r in measure_rows(configs, args.repeats)}
+            base = measured["classifier"].seconds
+            for name, r in measured.items():
+                rows.append({"size": size, "model": name, "seconds": round(r.seconds, 3), "tiles": r.tiles,
+                             "tiles_per_s": round(r.tiles / r.seconds, 1), "cost": round(r.seconds / base - 1, 3),
+                             "over_torchgeo": round(measured[TG_NAME].seconds / r.seconds, 2) if tg_python else None,
+                             "peak_rss_mb": r.rss, "runs": len(r.runs)})
 
     def ratio(r: dict) -> str:
         if r["over_torchgeo"] is not None:

@@ -116,12 +116,12 @@ def test_report_goals_and_time_breakdown_from_rows() -> None:
     assert "the reader alone takes 0.50 s" in text and "busy 50% of the scan" in text
 
 
-def test_dense_cost_rounds_take_turns() -> None:
-    """bench_dense.measure runs the configurations in turns (a, b, a, b), not one after the other, so that a
-    change in machine load falls on all of them alike."""
-    import bench_dense
+def test_measured_configurations_take_turns() -> None:
+    """run_all.measure_rows (make bench and bench_dense.py) runs the configurations in turns (a, b, a, b), not one
+    after the other, so that a change in machine load falls on all of them alike."""
+    import run_all
 
-    stamp = ["-c", "import json, time; print(json.dumps({'t': time.perf_counter_ns()}))"]
-    runs = bench_dense.measure({"a": (sys.executable, stamp), "b": (sys.executable, stamp)}, repeats=2)
-    order = sorted((r["t"], name) for name, rs in runs.items() for r in rs)
+    stamp = ["-c", "import json, time; print(json.dumps({'t': time.perf_counter_ns(), 'seconds': 0.0}))"]
+    rows = run_all.measure_rows([run_all.Config("s", name, 1, stamp) for name in ("a", "b")], repeats=2)
+    order = sorted((r["t"], row.name) for row in rows for r in row.runs)
     assert [name for _, name in order] == ["a", "b", "a", "b"]

@@ -32,7 +32,6 @@ def test_dense_fine_adds_only_the_stride_1_level_to_dense():
         exclude={"decoder_fine_channels"})
 
 
-
 def test_dense_joint_continues_the_dense_run_that_make_model_dense_trains_first():
     """Stage two of ``make model-dense`` starts from stage one's checkpoint and scenes, trains everything, and the
     Makefile runs the stages into the folders the preset names (a renamed folder would start from nothing)."""
@@ -48,6 +47,7 @@ def test_dense_joint_continues_the_dense_run_that_make_model_dense_trains_first(
     steps = [line.split() for line in target.splitlines() if "minewatch train" in line]
     assert [s[s.index("--config") + 1] for s in steps] == ["configs/train/dense.yaml", "configs/train/dense-joint.yaml"]
     assert steps[0][steps[0].index("--out") + 1] == str(stage_one)
+
 
 def _write(tmp_path, data: str):
     path = tmp_path / "cfg.yaml"
