@@ -241,11 +241,17 @@ class AugmentConfig(StrictModel):
     )
 
 
+SelectBy = Literal["auto", "map", "masks", "map+masks"]
+
+
 class EarlyStopConfig(StrictModel):
-    """Stop when validation mAP has not improved for a while."""
+    """Which validation figure picks the best epoch, and stop when it has not improved for a while."""
 
     patience: int | None = Field(4, ge=1, description="epochs without gain before stopping (None: off)")
-    min_delta: float = Field(1e-3, ge=0, description="smallest mAP gain that counts as an improvement")
+    min_delta: float = Field(1e-3, ge=0, description="smallest gain of the score that counts as an improvement")
+    select_by: SelectBy = Field(
+        "auto", description="the score: tile mAP, mean mask IoU, or their mean (map+masks); auto: masks when the "
+        "classifier is frozen (its mAP cannot move), else map")
 
 
 class ThermalConfig(StrictModel):
@@ -282,6 +288,13 @@ class TrainConfig(StrictModel):
         """Hash of the validated config, recorded in the model metadata."""
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    @model_validator(mode="after")
+    def _masks_to_select_by(self) -> TrainConfig:
+        if "masks" in self.early_stopping.select_by and not self.model.masks:
+            raise ValueError(f"early_stopping.select_by {self.early_stopping.select_by!r} needs a dense head: "
+                             "list model.masks, or select by map")
+        return self
 
     @model_validator(mode="after")
     def _demo_seed(self) -> TrainConfig:

@@ -158,7 +158,8 @@ def _end_epoch(run: Run, summary: dict[str, Any], *, train_loss: float, train_s:
     n_train = len(run.loaders.train) * cfg.optim.batch_size * run.info.world_size
     state.history.append(log_row(state, summary, lr=run.optimizer.param_groups[0]["lr"], train_loss=train_loss,
                                  train_s=train_s, n_train=n_train))
-    summary["selected_by"], score = selection_score(summary, classifier_frozen=cfg.model.freeze_classifier)
+    summary["selected_by"], score = selection_score(
+        summary, cfg.early_stopping.select_by, classifier_frozen=cfg.model.freeze_classifier)
     improved = state.record(score, cfg.early_stopping)
     log.info("epoch %d/%d: train loss %.4f, val loss %.4f, val mAP %.4f%s (%s)%s", state.epoch, cfg.optim.epochs,
              train_loss, summary["loss"], summary["map"], " *" if improved else "",

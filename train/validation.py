@@ -167,10 +167,17 @@ def validated_meta(template: ModelMeta, summary: dict[str, Any], epoch: int, *,
     })
 
 
-def selection_score(summary: dict[str, Any], *, classifier_frozen: bool) -> tuple[str, float]:
-    """(name, value) of what picks the best epoch: the validation mAP; with a frozen classifier the mAP cannot
-    move, so the dense head is picked by its mean mask IoU over the masks with validation truth."""
-    if not classifier_frozen:
-        return "val mAP", float(summary["map"])
+def selection_score(summary: dict[str, Any], select_by: str, *, classifier_frozen: bool) -> tuple[str, float]:
+    """(name, value) of what picks the best epoch (``early_stopping.select_by``): the validation mAP, the mean
+    mask IoU over the masks with validation truth, or the mean of the two, so that a dense run fine-tuning its
+    backbone keeps the epoch whose masks count best without giving up tile scores. ``auto``: with a frozen
+    classifier the mAP cannot move, so masks; otherwise the mAP."""
+    if select_by == "auto":
+        select_by = "masks" if classifier_frozen else "map"
     ious = [v["iou"] for v in summary.get("masks", {}).values() if not math.isnan(v["iou"])]
-    return "mean mask IoU", float(np.mean(ious)) if ious else 0.0
+    mask_iou = float(np.mean(ious)) if ious else 0.0
+    if select_by == "map":
+        return "val mAP", float(summary["map"])
+    if select_by == "masks":
+        return "mean mask IoU", mask_iou
+    return "mean of val mAP and mean mask IoU", (float(summary["map"]) + mask_iou) / 2

@@ -236,6 +236,17 @@ def test_freeze_classifier_needs_an_init_and_masks(make_config):
         load_train_config(cfg)
 
 
+def test_selecting_by_masks_needs_a_dense_head(make_config):
+    from minewatch.train.config import load_train_config
+
+    cfg = make_config(extra="early_stopping: {select_by: map+masks}")
+    with pytest.raises(UserError, match="select_by"):
+        load_train_config(cfg)
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("model: {tile_m: 16}",
+                                                           "model: {tile_m: 16, masks: [container]}"), encoding="utf-8")
+    assert load_train_config(cfg)[0].early_stopping.select_by == "map+masks"
+
+
 def test_the_cost_benchmark_scans_the_dense_checkpoints_own_classifier(tmp_path, trained_dense_checkpoint):
     """bench/bench_dense.py compares the head against the same classifier: the classifier-only ONNX file and the
     checkpoint TorchGeo's side builds (with build_model, as bench/tg_child.py does) score like the dense model."""

@@ -28,7 +28,7 @@ from minewatch.train.run_files import (
     update_json,
     write_csv,
 )
-from minewatch.train.validation import meta_metrics, predict_windows, validation_summary
+from minewatch.train.validation import meta_metrics, predict_windows, selection_score, validation_summary
 
 pytestmark = pytest.mark.torch
 
@@ -106,6 +106,26 @@ def test_early_stopping_counts_epochs_without_gain() -> None:
             break
     assert seen == [True, True, False, True, False, False]  # the first epoch is always the best so far
     assert (state.best_epoch, state.best_map, state.bad_epochs, state.stopped_early) == (4, 0.6, 2, True)
+
+
+def test_the_select_by_rule_picks_the_epoch_by_its_own_figure() -> None:
+    """Two epochs: the second has the better masks but a slightly lower mAP. map keeps the first, masks and
+    map+masks keep the second; auto follows the classifier (frozen: masks). NaN IoUs (no truth) are left out."""
+    def epoch(m_ap: float, container: float) -> dict:
+        return {"map": m_ap, "masks": {"container": {"iou": container}, "heat": {"iou": float("nan")}}}
+    epochs = (epoch(0.90, 0.60), epoch(0.895, 0.66))
+    kept = {}
+    for rule, frozen in (("map", False), ("masks", False), ("map+masks", False), ("auto", False), ("auto", True)):
+        state = RunState()
+        for summary in epochs:
+            state.epoch += 1
+            name, score = selection_score(summary, rule, classifier_frozen=frozen)
+            state.record(score, EarlyStopConfig(min_delta=0.001))
+        kept[(rule, frozen)] = (name, state.best_epoch)
+    assert kept == {("map", False): ("val mAP", 1), ("masks", False): ("mean mask IoU", 2),
+                    ("map+masks", False): ("mean of val mAP and mean mask IoU", 2),
+                    ("auto", False): ("val mAP", 1), ("auto", True): ("mean mask IoU", 2)}
+    assert selection_score(epoch(0.9, 0.6), "map+masks", classifier_frozen=False)[1] == pytest.approx(0.75)
 
 
 def test_log_files_are_plain_csv_and_standard_json(tmp_path) -> None:
