@@ -55,7 +55,7 @@ model: $(STAMP)
 # A dense head (site outlines, container counts, power) for the committed drone classifier, in two stages:
 # the decoder alone on the frozen classifier (configs/train/dense.yaml, runs/dense-head), then decoder and
 # backbone together from there (configs/train/dense-joint.yaml, its scenes reused): runs/dense/minewatch-drone-
-# dense.onnx and its card runs/dense/MODEL_CARD.md beside the classifier alone. About 80 minutes on 2 CPU cores.
+# dense.onnx and its card runs/dense/MODEL_CARD.md beside the classifier alone. About 2 hours on 2 CPU cores.
 # Not the committed default: BENCHMARKS.md, "Dense head".
 model-dense: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/dense.yaml --out runs/dense-head

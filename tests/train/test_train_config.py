@@ -39,6 +39,7 @@ def test_dense_joint_continues_the_dense_run_that_make_model_dense_trains_first(
     dense, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense"))
     assert dense.model.freeze_classifier and not joint.model.freeze_classifier
     assert joint.model.masks == dense.model.masks and joint.optim.lr < dense.optim.lr
+    assert joint.early_stopping.select_by == "map+masks"  # its masks count, not only its tiles
     stage_one = joint.model.init.parent
     assert joint.model.init.name == "best.pt" and joint.data.data_dir == stage_one / "data"
     assert joint.data.model_dump(exclude={"data_dir"}) == dense.data.model_dump(exclude={"data_dir"})
