@@ -10,10 +10,19 @@ import pytest
 import shapely
 from affine import Affine
 from conftest import THRESHOLDS, UTM, make_tiles
+from scipy import ndimage
 
 from minewatch.datasets.masks import object_layers
 from minewatch.datasets.tiling import Tile, tile_polygons
-from minewatch.infer.objects import MaskStore, OutlineRules, dissolve, outline_objects, polygonise, taper
+from minewatch.infer.objects import (
+    MaskStore,
+    OutlineRules,
+    dilate_disk,
+    dissolve,
+    outline_objects,
+    polygonise,
+    taper,
+)
 from minewatch.infer.power import (
     COUNT_REL_ERROR,
     RUNNING_EXCESS_K,
@@ -59,6 +68,29 @@ def test_dissolve_closes_gaps_fills_small_holes_and_keeps_real_ones():
     poly = polygonise(out, Affine(0.5, 0, 0, 0, -0.5, 0), 0.5)
     ring = [g for g in shapely.get_parts(poly) if g.area > 100][0]
     assert len(ring.interiors) == 1 and 40 < shapely.Polygon(ring.interiors[0]).area <= 64  # corners rounded
+
+
+def test_the_disk_dilation_and_closing_are_exactly_the_distance_rule():
+    """dilate_disk (running maxima over rectangles) marks exactly the pixels within r of an object pixel, and
+    dissolve's closing is the distance-transform closing it replaced, objects at the border included."""
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        a = np.zeros((70, 90), bool)
+        for _ in range(12):
+            r, c = rng.integers(-5, 65), rng.integers(-5, 85)  # some cut by the border
+            a[max(r, 0) : r + rng.integers(2, 14), max(c, 0) : c + rng.integers(2, 14)] = True
+        a &= rng.random(a.shape) > 0.1  # ragged, with one-pixel holes
+        for radius in range(0, 13):
+            assert (dilate_disk(a, radius) == (ndimage.distance_transform_edt(~a) <= radius)).all(), (trial, radius)
+        for radius in (1, 2, 3, 5):
+            padded = np.pad(a, radius)
+            near = ndimage.distance_transform_edt(~padded) <= radius
+            closed = (ndimage.distance_transform_edt(near) > radius)[radius:-radius, radius:-radius] | a
+            holes = ndimage.binary_fill_holes(closed) & ~closed
+            labels, n = ndimage.label(holes)
+            small = np.bincount(labels.ravel(), minlength=n + 1) < 8
+            small[0] = False
+            assert (dissolve(a, radius, min_hole_px=8) == (closed | small[labels])).all(), (trial, radius)
 
 
 def test_mask_store_round_trip_is_uint8_and_flat():
