@@ -52,14 +52,16 @@ model: $(STAMP)
 	$(VENV)/bin/minewatch export runs/default/best.pt -o models/minewatch-drone.onnx --weights-out models/minewatch-drone.pt
 	$(VENV)/bin/minewatch card runs/default models/minewatch-drone.onnx --previous runs/default/previous.onnx
 
-# A dense head (site outlines, container counts, power) for the committed drone classifier, in two stages:
+# A dense head (site outlines, container counts, power) for the committed drone classifier, in three stages:
 # the decoder alone on the frozen classifier (configs/train/dense.yaml, runs/dense-head), then decoder and
-# backbone together from there (configs/train/dense-joint.yaml, its scenes reused): runs/dense/minewatch-drone-
-# dense.onnx and its card runs/dense/MODEL_CARD.md beside the classifier alone. About 2 hours on 2 CPU cores.
+# backbone together from there (configs/train/dense-joint.yaml, its scenes reused, runs/dense-joint), then a
+# second, lower cycle of that (configs/train/dense-polish.yaml): runs/dense/minewatch-drone-dense.onnx and its
+# card runs/dense/MODEL_CARD.md beside the classifier alone. About 3 hours on 2 CPU cores.
 # Not the committed default: BENCHMARKS.md, "Dense head".
 model-dense: $(STAMP)
 	$(VENV)/bin/minewatch train --config configs/train/dense.yaml --out runs/dense-head
-	$(VENV)/bin/minewatch train --config configs/train/dense-joint.yaml --out runs/dense
+	$(VENV)/bin/minewatch train --config configs/train/dense-joint.yaml --out runs/dense-joint
+	$(VENV)/bin/minewatch train --config configs/train/dense-polish.yaml --out runs/dense
 	$(VENV)/bin/minewatch export runs/dense/best.pt -o runs/dense/minewatch-drone-dense.onnx \
 		--weights-out runs/dense/minewatch-drone-dense.pt
 	$(VENV)/bin/minewatch card runs/dense runs/dense/minewatch-drone-dense.onnx --previous models/minewatch-drone.onnx

@@ -32,22 +32,31 @@ def test_dense_fine_adds_only_the_stride_1_level_to_dense():
         exclude={"decoder_fine_channels"})
 
 
-def test_dense_joint_continues_the_dense_run_that_make_model_dense_trains_first():
-    """Stage two of ``make model-dense`` starts from stage one's checkpoint and scenes, trains everything, and the
-    Makefile runs the stages into the folders the preset names (a renamed folder would start from nothing)."""
-    joint, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-joint"))
+def test_the_dense_stages_continue_each_other_as_make_model_dense_runs_them():
+    """Stages two and three of ``make model-dense`` start from the stage before's checkpoint and scenes, train
+    everything at a lower rate each, and the Makefile runs the stages into the folders the presets name (a
+    renamed folder would start from nothing)."""
     dense, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense"))
-    assert dense.model.freeze_classifier and not joint.model.freeze_classifier
-    assert joint.model.masks == dense.model.masks and joint.optim.lr < dense.optim.lr
-    assert joint.early_stopping.select_by == "map+masks"  # its masks count, not only its tiles
+    joint, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-joint"))
+    polish, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-polish"))
+    assert dense.model.freeze_classifier and not joint.model.freeze_classifier and not polish.model.freeze_classifier
+    assert joint.model.masks == dense.model.masks == polish.model.masks
+    assert polish.optim.lr < joint.optim.lr < dense.optim.lr
+    assert joint.early_stopping.select_by == polish.early_stopping.select_by == "map+masks"  # masks count too
     stage_one = joint.model.init.parent
-    assert joint.model.init.name == "best.pt" and joint.data.data_dir == stage_one / "data"
+    assert joint.model.init.name == polish.model.init.name == "best.pt"
+    assert joint.data.data_dir == polish.data.data_dir == stage_one / "data"
     assert joint.data.model_dump(exclude={"data_dir"}) == dense.data.model_dump(exclude={"data_dir"})
+    assert polish.data == joint.data
     recipe = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
     target = recipe[recipe.index("\nmodel-dense:"):].split("\n\n")[0]
     steps = [line.split() for line in target.splitlines() if "minewatch train" in line]
-    assert [s[s.index("--config") + 1] for s in steps] == ["configs/train/dense.yaml", "configs/train/dense-joint.yaml"]
-    assert steps[0][steps[0].index("--out") + 1] == str(stage_one)
+    assert [s[s.index("--config") + 1] for s in steps] == [
+        "configs/train/dense.yaml", "configs/train/dense-joint.yaml", "configs/train/dense-polish.yaml"]
+    outs = [Path(s[s.index("--out") + 1]) for s in steps]
+    assert outs[:2] == [stage_one, polish.model.init.parent]
+    exported = [line.split() for line in target.splitlines() if "minewatch export" in line][0]
+    assert Path(exported[exported.index("export") + 1]) == outs[2] / "best.pt"  # the last stage is the model
 
 
 def _write(tmp_path, data: str):
