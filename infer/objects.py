@@ -33,6 +33,8 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +43,7 @@ import pandas as pd
 import shapely
 from affine import Affine
 from rasterio import features
+from rasterio.errors import NotGeoreferencedWarning
 from scipy import ndimage
 
 from minewatch.infer.power import TEU_M2
@@ -86,6 +89,7 @@ class MaskStore:
         self.nbytes = int(np.prod(self.shape))
         self.dt_bytes = size * size * 2
         self._file = tempfile.TemporaryFile(prefix="minewatch-masks-")
+        self._lock = threading.Lock()  # one file position: sites are outlined on several threads
         self._slots: dict[str, tuple[int, bool]] = {}
         self._end = 0
 
@@ -99,20 +103,25 @@ class MaskStore:
         if masks.shape != self.shape:
             raise ValueError(f"masks {masks.shape} are not {self.shape}")
         q = np.clip(np.rint(np.nan_to_num(masks, nan=0.0) * 255.0), 0, 255).astype(np.uint8)
-        self._file.seek(self._end)
-        self._file.write(q.tobytes())
-        if dt_k is not None:
-            self._file.write(np.asarray(dt_k, dtype=np.float16).reshape(self.size, self.size).tobytes())
-        self._slots[tile_id] = (self._end, dt_k is not None)
-        self._end += self.nbytes + (self.dt_bytes if dt_k is not None else 0)
+        with self._lock:
+            self._file.seek(self._end)
+            self._file.write(q.tobytes())
+            if dt_k is not None:
+                self._file.write(np.asarray(dt_k, dtype=np.float16).reshape(self.size, self.size).tobytes())
+            self._slots[tile_id] = (self._end, dt_k is not None)
+            self._end += self.nbytes + (self.dt_bytes if dt_k is not None else 0)
+
+    def _read(self, offset: int, nbytes: int) -> bytes:
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(nbytes)
 
     def get(self, tile_id: str) -> np.ndarray | None:
         """(M, S, S) float32 probabilities, or None when the window's masks were not kept."""
         slot = self._slots.get(tile_id)
         if slot is None:
             return None
-        self._file.seek(slot[0])
-        data = self._file.read(self.nbytes)
+        data = self._read(slot[0], self.nbytes)
         return np.frombuffer(data, dtype=np.uint8).reshape(self.shape).astype(np.float32) / 255.0
 
     def get_dt(self, tile_id: str) -> np.ndarray | None:
@@ -120,9 +129,8 @@ class MaskStore:
         slot = self._slots.get(tile_id)
         if slot is None or not slot[1]:
             return None
-        self._file.seek(slot[0] + self.nbytes)
-        return np.frombuffer(self._file.read(self.dt_bytes), dtype=np.float16).reshape(
-            self.size, self.size).astype(np.float32)
+        data = self._read(slot[0] + self.nbytes, self.dt_bytes)
+        return np.frombuffer(data, dtype=np.float16).reshape(self.size, self.size).astype(np.float32)
 
     def close(self) -> None:
         self._file.close()
@@ -201,6 +209,12 @@ def dissolve(union: np.ndarray, radius_px: int, min_hole_px: float) -> np.ndarra
     if small.any():
         closed |= small[labels]
     return closed
+
+
+# Sites are outlined on several threads (minewatch.infer.sites.build_sites); there rasterio's shapes() now and
+# then warns that its in-memory copy of the region has no geotransform, although the transform it is given is
+# applied (outlines compared with one thread's over 3,000 calls: all equal). The warning says nothing here.
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
 
 
 def polygonise(region: np.ndarray, transform: Affine, simplify: float) -> shapely.Geometry:

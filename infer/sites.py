@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
@@ -175,6 +176,7 @@ def build_sites(
     simplify_m: float | None = None,
     objects: Callable[[gpd.GeoDataFrame], list[ObjectSite] | None] | None = None,
     min_windows: int = 1,
+    workers: int = 1,
 ) -> gpd.GeoDataFrame:
     """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
 
@@ -190,7 +192,8 @@ def build_sites(
     classes whose highest probability reaches the threshold, hottest thermal excess and z-score (NaN without
     thermal), area in a metric CRS (see `metric_crs`), centroid in lon/lat, and `site_score`.
     Rank 1 is the highest score; ties go to the larger site, then north before south, then west before
-    east, so ranks (and ``site_id = f"{scene_id}-{rank:04d}"``) are deterministic.
+    east, so ranks (and ``site_id = f"{scene_id}-{rank:04d}"``) are deterministic. ``workers`` threads outline
+    components at once (the array work releases the GIL); the sites are the same whatever their number.
     """
     missing = [c for c in TILE_COLUMNS if c not in tiles.columns and c != "geometry"]
     if missing:
@@ -210,13 +213,19 @@ def build_sites(
     labels = tile_components(geoms)
     tolerance = _tolerance(geoms, crs, simplify_m)
 
+    kept = [members for members in (pos.iloc[np.flatnonzero(labels == label)] for label in np.unique(labels))
+            if len(members) >= min_windows or (EDGE_COLUMN in members and members[EDGE_COLUMN].any())]
+    if objects is None:
+        found_in = [None] * len(kept)
+    elif workers > 1 and len(kept) > 1:
+        with ThreadPoolExecutor(min(workers, len(kept))) as pool:
+            found_in = list(pool.map(objects, kept))  # in the components' order
+    else:
+        found_in = [objects(members) for members in kept]
+
     records = []
     outlines = []
-    for label in np.unique(labels):
-        members = pos.iloc[np.flatnonzero(labels == label)]
-        if len(members) < min_windows and not (EDGE_COLUMN in members and members[EDGE_COLUMN].any()):
-            continue
-        found = objects(members) if objects is not None else None
+    for members, found in zip(kept, found_in, strict=True):
         if found:
             for obj in found:
                 outlines.append(obj.outline)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from affine import Affine
@@ -216,6 +218,37 @@ def test_build_sites_with_objects_appends_the_new_columns(site_meta):
     plain = build_sites(frame, THRESHOLDS, **site_meta)
     assert plain.iloc[0]["outline"] == "tiles" and plain["n_containers"].isna().all()
     assert plain["est_power_mw"].isna().all() and plain.iloc[0]["area_m2"] == pytest.approx(80 * 80)
+
+
+def test_sites_outlined_on_several_threads_are_the_sites_of_one(site_meta):
+    """build_sites outlines components on ``workers`` threads (the scan: one per core it uses): the same sites,
+    in the same order, as one thread; and the mask store answers concurrent reads with the right windows."""
+    farms = [farm(20, 20, 6), farm(150, 24, 4, length=6.06), farm(24, 150, 8), farm(150, 150, 5)]
+    objects = gpd.GeoDataFrame({"class": ["container_farm"] * 4, "n_containers": [6, 4, 8, 5],
+                                "dt_k": [1.0] * 4}, geometry=farms, crs=UTM)
+    frame, store = windows_over(objects, n=12)
+    near = shapely.intersects(np.asarray(frame.geometry.values)[:, None], np.asarray(farms)[None, :]).any(axis=1)
+    for c in THRESHOLDS:
+        frame[f"p_{c}"] = np.where(near, 0.9, 0.1) if c == "container_farm" else 0.1
+    frame["row"], frame["col"] = frame["row_off"] // 32, frame["col_off"] // 32
+    frame["dt_max_k"], frame["z_max"] = np.nan, np.nan
+
+    def outline(members):
+        return outline_objects(members, store, transform=TRANSFORM, tile_px=64, has_thermal=True)
+
+    one = build_sites(frame, THRESHOLDS, **site_meta, objects=outline)
+    several = build_sites(frame, THRESHOLDS, **site_meta, objects=outline, workers=4)
+    assert len(one) == 4 and (one["outline"] == "objects").all()
+    assert sorted(one["n_containers"]) == [4, 10, 12, 16]  # TEU: 40 ft containers count two
+    pd.testing.assert_frame_equal(one.drop(columns="geometry"), several.drop(columns="geometry"))
+    assert all(a.equals_exact(b, 0) for a, b in zip(one.geometry, several.geometry, strict=True))
+
+    ids = list(frame["tile_id"])
+    expected = {t: store.get(t) for t in ids}
+    with ThreadPoolExecutor(8) as pool:
+        read = list(pool.map(store.get, ids * 4))
+    assert all(np.array_equal(m, expected[t]) for m, t in zip(read, ids * 4, strict=True))
+    store.close()
 
 
 def test_quicklook_labels_object_sites_with_containers_and_power():
