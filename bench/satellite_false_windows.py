@@ -5,8 +5,7 @@ Each window the model calls positive for a class whose truth says negative is na
 touches: a sliver of the class itself below the label rule (with its area), the other classes of a mining
 site with the site's kind (fans or heat beside a farm, a rooftop-cooling site without containers), look-alikes
 by kind (truck and trailer rows, bus depots, solar rows), or nothing. Windows are labelled and kept exactly
-as training and the model card do (:func:`minewatch.infer.tile_eval.score_scene`'s reading,
-:func:`minewatch.datasets.labels.known_targets`).
+as training and the model card do (:func:`minewatch.infer.tile_eval.known_windows`).
 
 The scenes are the satellite training config's 0.5 m validation set (seeds 15000-15011, recipe satellite-05m,
 1024 px), generated into a temporary folder unless ``--scenes`` names a folder that holds them.
@@ -51,33 +50,18 @@ def what_it_holds(window, truth, cls: str) -> str:
 
 def false_windows(model_path: Path, folders: list[Path]) -> tuple[Counter, Counter]:
     """Per (class, what the window holds): false windows; and per class: positives, false and missed."""
-    import shapely  # noqa: F401  (what_it_holds)
-
-    from minewatch.datasets.labels import known_targets, read_truth
-    from minewatch.datasets.model_input import InputSpec
-    from minewatch.datasets.scene import SceneOpener
-    from minewatch.datasets.scene_folder import SceneFiles
-    from minewatch.datasets.tiling import plan_tiles
+    from minewatch.datasets.labels import read_truth
     from minewatch.infer.predictor import OnnxPredictor
-    from minewatch.infer.reader import read_tiles
+    from minewatch.infer.tile_eval import known_windows
 
     model = OnnxPredictor(model_path)
     meta = model.meta
-    spec = InputSpec.from_meta(meta)
     kinds: Counter = Counter()
     totals: Counter = Counter()
     for folder in folders:
-        files = SceneFiles.from_folder(folder)
-        with SceneOpener.for_model(meta).open_folder(files) as scene:
-            plan = plan_tiles(scene.grid, tile_m=meta.tile_m, stride_m=meta.stride_m, tile_px=meta.tile_px)
-            reads = [r for r in read_tiles(scene, plan.tiles, spec, stride_px=plan.stride_px, max_nodata=0.5,
-                                           max_cloud=1.0) if r.x is not None]
-            tiles = plan.to_gdf().set_index("tile_id").loc[[r.tile.tile_id for r in reads]].reset_index()
-            truth = read_truth(files.truth)
-            known, targets = known_targets(tiles, truth, meta.classes)
-        reads = [r for r, k in zip(reads, known, strict=True) if k]
-        windows = np.asarray(tiles[known].geometry.values)
-        truth = truth.to_crs(tiles.crs)
+        reads, tiles, targets, _ = known_windows(meta, folder)
+        windows = np.asarray(tiles.geometry.values)
+        truth = read_truth(folder / "truth.geojson").to_crs(tiles.crs)
         probs = np.concatenate([model.predict(np.stack([r.x for r in reads[i:i + 64]]))
                                 for i in range(0, len(reads), 64)])
         for cls in CLASSES:

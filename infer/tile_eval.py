@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 
 from minewatch.datasets.labels import known_targets, read_truth
@@ -23,12 +24,13 @@ from minewatch.infer.heat_rule import heat_where_seen
 from minewatch.infer.predictor import Predictor
 from minewatch.infer.reader import read_tiles
 from minewatch.metrics import average_precision, binary_scores
+from minewatch.model_meta import ModelMeta
 
 
-def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
-    """(probabilities, targets) of every scanned window of one scene folder whose content is known, and the
-    number of windows left out as unknown."""
-    meta = predictor.meta
+def known_windows(meta: ModelMeta, folder: Path) -> tuple[list, gpd.GeoDataFrame, np.ndarray, int]:
+    """The scanned windows of one scene folder whose content is known, as training labels them: their reads,
+    their frame (tile ids and window polygons on the model grid, in its CRS), their targets, and the number of
+    windows left out as unknown."""
     spec = InputSpec.from_meta(meta)
     files = SceneFiles.from_folder(Path(folder))
     if files.truth is None:
@@ -40,8 +42,15 @@ def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np
                                        max_cloud=1.0) if r.x is not None]
         gdf = plan.to_gdf().set_index("tile_id").loc[[r.tile.tile_id for r in reads]].reset_index()
         known, targets = known_targets(gdf, read_truth(files.truth), meta.classes)  # as training labels them
-        reads = [r for r, k in zip(reads, known, strict=True) if k]
-    n_unknown = int((~known).sum())
+    reads = [r for r, k in zip(reads, known, strict=True) if k]
+    return reads, gdf[known].reset_index(drop=True), targets, int((~known).sum())
+
+
+def score_scene(predictor: Predictor, folder: Path, batch: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+    """(probabilities, targets) of every scanned window of one scene folder whose content is known, and the
+    number of windows left out as unknown."""
+    meta = predictor.meta
+    reads, _, targets, n_unknown = known_windows(meta, folder)
     probs = [predictor.predict(np.stack([r.x for r in reads[i:i + batch]])) for i in range(0, len(reads), batch)]
     if not probs:
         return np.zeros((0, len(meta.classes))), targets, n_unknown
