@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 TAPER_EDGE = 0.1
 MIN_THERMAL_PX = 20
+OUTLINE_THREADS = 2
+"""Components a scan outlines at once (minewatch.infer.sites.build_sites): each mosaic is bounded by
+``OutlineRules.max_mosaic_px``, so this bounds the outline step's memory whatever the machine's cores."""
 
 
 @dataclass(frozen=True)

@@ -346,7 +346,7 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
     """Candidate sites from the positive windows only (a handful, however large the scan); outlined by their
     objects when the model has a dense head (``store`` holds the positive windows' masks)."""
     from minewatch.infer.model_file import model_threads
-    from minewatch.infer.objects import OutlineRules, outline_objects
+    from minewatch.infer.objects import OUTLINE_THREADS, OutlineRules, outline_objects
     from minewatch.infer.sites import EDGE_COLUMN, build_sites
 
     meta = predictor.meta
@@ -366,7 +366,7 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
     return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
                        sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
                        run_id=run["run_id"], created=run["created"], min_windows=min_windows, objects=objects,
-                       workers=model_threads() + 1)  # the scan's cores: its model threads and its reader
+                       workers=min(model_threads() + 1, OUTLINE_THREADS))  # the scan's cores, memory-bounded
 
 
 def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,

@@ -231,3 +231,27 @@ def test_masks_lost_to_an_interruption_are_read_again(scans, scene, tmp_path, mo
     second = again.sites.drop(columns=["run_id", "created", "model", "model_sha256"])
     assert first.drop(columns="geometry").equals(second.drop(columns="geometry"))
     assert all(a.equals_exact(b, 1e-6) for a, b in zip(first.geometry, second.geometry, strict=True))
+
+
+def test_a_scan_outlines_on_its_cores_but_never_more_threads_than_the_bound(scans, scene, tmp_path, monkeypatch):
+    """The sites step runs on a thread per core the scan uses (model threads and reader), at most
+    OUTLINE_THREADS whatever the machine (each outline's mosaic is bounded, so its memory is), with the same
+    sites as the module's scan."""
+    from minewatch.infer import sites as sites_mod
+    from minewatch.infer.objects import OUTLINE_THREADS
+
+    real, asked = sites_mod.build_sites, []
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["workers"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sites_mod, "build_sites", spy)
+    model = export_oracle(tmp_path / "dense.onnx", True)
+    for threads in ("1", "15"):
+        monkeypatch.setenv("MINEWATCH_THREADS", threads)
+        again = run_scan(ScanRequest(raster=scene / "optical.tif", thermal=scene / "thermal.tif", model=model,
+                                     out=tmp_path / f"sites-{threads}.geojson", stride_m=16.0))
+        first = scans["dense"].sites.drop(columns=["run_id", "created", "model", "model_sha256", "geometry"])
+        assert first.equals(again.sites.drop(columns=["run_id", "created", "model", "model_sha256", "geometry"]))
+    assert asked == [2, OUTLINE_THREADS] and OUTLINE_THREADS == 2
