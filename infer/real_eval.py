@@ -169,9 +169,12 @@ class RecallFigures:
 
 def background_recall(model: Path, root: Path, work: Path, *, seed: int = RECALL_SEED,
                       count: int = RECALL_COUNT, recipe: str = "real",
-                      min_windows: int | None = None) -> RecallFigures:
+                      min_windows: int | None = None, scenes_dir: Path | None = None) -> RecallFigures:
     """Generate ``count`` scenes with the ``recipe`` (``real``; a satellite model: ``satellite-real``) on the
-    held-out orthophotos, scan them (optical and thermal) and score the sites against their truth."""
+    held-out orthophotos, scan them (optical and thermal) and score the sites against their truth.
+
+    ``scenes_dir``: where the scenes are generated (default ``work/scenes``); models compared on the same scenes
+    share one, which generates them once and reuses them while they are all there."""
     from minewatch.datasets.labels import read_truth
     from minewatch.datasets.synth import generate_scenes
     from minewatch.datasets.synth.recipe import BackgroundEntry
@@ -180,7 +183,7 @@ def background_recall(model: Path, root: Path, work: Path, *, seed: int = RECALL
     from minewatch.infer.scan import ScanRequest, run_scan
 
     entries = [BackgroundEntry(path=root / h.path, gsd_m=h.gsd_m) for h in available(root)]
-    folder = work / "scenes"
+    folder = work / "scenes" if scenes_dir is None else scenes_dir
     scenes = [folder / f"scene_{s:06d}" for s in range(seed, seed + count)]
     if not all((f / "scene.json").is_file() for f in scenes):
         shutil.rmtree(folder, ignore_errors=True)

@@ -314,7 +314,8 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
               + ".", "", SITE_RULE_LINE, ""]
     models = _compared(model, previous)
     neg = {name: false_sites(path, root, _eval_dir(run, name), min_windows=mw) for name, (path, mw) in models.items()}
-    rec = {name: background_recall(path, root, _eval_dir(run, name), min_windows=mw)
+    rec = {name: background_recall(path, root, _eval_dir(run, name), min_windows=mw,
+                                   scenes_dir=run / "real-eval" / "scenes")
            for name, (path, mw) in models.items()}
     first = next(iter(rec.values()))
     lines += [
@@ -442,7 +443,8 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
         return lines + _REAL_ABSENT
     models = _compared(model, previous)
     rec = {name: real_eval.background_recall(path, root, _eval_dir(run, name), seed=SAT_RECALL_SEED,
-                                             recipe="satellite-real", min_windows=mw)
+                                             recipe="satellite-real", min_windows=mw,
+                                             scenes_dir=run / "real-eval" / "scenes")
            for name, (path, mw) in models.items()}
     neg = {name: real_eval.false_sites(path, root, _eval_dir(run, name), real_eval.REAL_RGBN, min_windows=mw)
            for name, (path, mw) in models.items()}
