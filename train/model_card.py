@@ -283,6 +283,11 @@ def _eval_dir(run: Path, name: str) -> Path:
     return run / "real-eval" / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def _shared_scenes(run: Path) -> Path:
+    """Where the generated scenes on held-out orthophotos go, generated once for every compared model."""
+    return run / "real-eval" / "scenes"
+
+
 def _recall_detail_rows(rec: dict) -> list[str]:
     """The container_farm recall and site precision rows under a site-recall row, one column a model."""
     return ["| container_farm recall there | "
@@ -315,7 +320,7 @@ def real_lines(run: Path, model: Path, previous: Path | None) -> list[str]:
     models = _compared(model, previous)
     neg = {name: false_sites(path, root, _eval_dir(run, name), min_windows=mw) for name, (path, mw) in models.items()}
     rec = {name: background_recall(path, root, _eval_dir(run, name), min_windows=mw,
-                                   scenes_dir=run / "real-eval" / "scenes")
+                                   scenes_dir=_shared_scenes(run))
            for name, (path, mw) in models.items()}
     first = next(iter(rec.values()))
     lines += [
@@ -444,7 +449,7 @@ def satellite_real_lines(run: Path, model: Path, previous: Path | None) -> list[
     models = _compared(model, previous)
     rec = {name: real_eval.background_recall(path, root, _eval_dir(run, name), seed=SAT_RECALL_SEED,
                                              recipe="satellite-real", min_windows=mw,
-                                             scenes_dir=run / "real-eval" / "scenes")
+                                             scenes_dir=_shared_scenes(run))
            for name, (path, mw) in models.items()}
     neg = {name: real_eval.false_sites(path, root, _eval_dir(run, name), real_eval.REAL_RGBN, min_windows=mw)
            for name, (path, mw) in models.items()}
