@@ -17,8 +17,6 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import metric_crs
@@ -135,6 +133,9 @@ def tile_components(geoms: np.ndarray) -> np.ndarray:
         shared = shapely.intersection(geoms[left], geoms[right])
         edge_or_area = (shapely.area(shared) > 0) | (shapely.length(shared) > 0)
         left, right = left[edge_or_area], right[edge_or_area]
+    from scipy.sparse import coo_matrix  # here: importing csgraph takes a scan ~0.1 s, and windows never need it
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     return labels
