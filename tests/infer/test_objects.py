@@ -21,6 +21,7 @@ from minewatch.infer.objects import (
     OutlineRules,
     dilate_disk,
     dissolve,
+    merge_small_groups,
     outline_objects,
     polygonise,
     taper,
@@ -82,7 +83,7 @@ def test_the_disk_dilation_and_closing_are_exactly_the_distance_rule():
             r, c = rng.integers(-5, 65), rng.integers(-5, 85)  # some cut by the border
             a[max(r, 0) : r + rng.integers(2, 14), max(c, 0) : c + rng.integers(2, 14)] = True
         a &= rng.random(a.shape) > 0.1  # ragged, with one-pixel holes
-        for radius in range(0, 13):
+        for radius in [*range(0, 13), 2.5, 7.5, 16.667]:  # fractional: the site gap over the pixel size
             assert (dilate_disk(a, radius) == (ndimage.distance_transform_edt(~a) <= radius)).all(), (trial, radius)
         for radius in (1, 2, 3, 5):
             padded = np.pad(a, radius)
@@ -187,6 +188,38 @@ def test_a_group_smaller_than_a_site_joins_the_nearest_larger_one():
     frame, store = windows_over(alone)
     sites = outline_objects(frame, store, transform=TRANSFORM, tile_px=64, has_thermal=True)
     assert sites is not None and len(sites) == 1 and sites[0].n_teu == pytest.approx(2, rel=0.1)
+
+
+def test_small_groups_join_the_group_a_distance_transform_names_nearest():
+    """merge_small_groups looks the nearest large group up among the large groups' edge pixels; the labels are
+    those of the rule it replaced: each small group's pixels vote for the group of their nearest large pixel,
+    found by a distance transform of the whole block."""
+    def by_transform(zones: np.ndarray, objects: np.ndarray, min_px: float) -> np.ndarray:
+        n = int(zones.max())
+        big = np.bincount(zones[objects], minlength=n + 1) >= min_px
+        big[0] = False
+        _, (ri, ci) = ndimage.distance_transform_edt(~(objects & big[zones]), return_indices=True)
+        mapping = np.arange(n + 1)
+        for label in np.flatnonzero(~big[1:]) + 1:
+            mapping[label] = np.bincount(zones[ri, ci][objects & (zones == label)]).argmax()
+        return mapping[zones]
+
+    rng = np.random.default_rng(5)
+    compared = 0
+    for _ in range(20):
+        objects = np.zeros((160, 200), bool)
+        for _ in range(20):
+            r, c = rng.integers(-5, 155), rng.integers(-5, 195)
+            objects[max(r, 0) : r + rng.integers(2, 30), max(c, 0) : c + rng.integers(2, 30)] = True
+        zones = ndimage.label(dilate_disk(objects, 4), structure=np.ones((3, 3), bool))[0]
+        sizes = np.bincount(zones[objects])[1:]
+        for min_px in (60, 250, 700):
+            if (sizes >= min_px).any() and (sizes < min_px).any():
+                merged = merge_small_groups(zones, objects, min_px)
+                assert (merged == by_transform(zones, objects, min_px)).all()
+                assert (np.bincount(merged[objects])[1:][np.unique(merged[objects]) - 1] >= min_px).all()
+                compared += 1
+    assert compared >= 20
 
 
 def test_build_sites_with_objects_appends_the_new_columns(site_meta):
