@@ -105,7 +105,10 @@ class MaskStore:
     def put(self, tile_id: str, masks: np.ndarray, dt_k: np.ndarray | None = None) -> None:
         if masks.shape != self.shape:
             raise ValueError(f"masks {masks.shape} are not {self.shape}")
-        q = np.clip(np.rint(np.nan_to_num(masks, nan=0.0) * 255.0), 0, 255).astype(np.uint8)
+        q = np.multiply(masks, 255.0, dtype=np.float32)
+        np.fmax(q, 0.0, out=q)  # NaN -> 0 (fmax ignores NaN)
+        np.minimum(q, 255.0, out=q)
+        q = np.rint(q, out=q).astype(np.uint8)
         with self._lock:
             self._file.seek(self._end)
             self._file.write(q.tobytes())
