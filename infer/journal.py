@@ -66,7 +66,7 @@ class Journal:
 
     def __init__(self, path: Path, header: dict[str, Any], *, resume: bool) -> None:
         self.path = path
-        self._synced = 0.0
+        self._synced = time.monotonic()  # the first fsync after FSYNC_EVERY_S too: a shorter scan is redone whole
         self.header = header
         self._records: list[str] = []
         if resume and path.exists():
