@@ -219,8 +219,11 @@ def build_sites(
     if objects is None:
         found_in = [None] * len(kept)
     elif workers > 1 and len(kept) > 1:
+        # The largest blocks first, so that one large block does not start last and keep the others waiting.
+        order = sorted(range(len(kept)), key=lambda i: -_extent(kept[i]))
         with ThreadPoolExecutor(min(workers, len(kept))) as pool:
-            found_in = list(pool.map(objects, kept))  # in the components' order
+            futures = {i: pool.submit(objects, kept[i]) for i in order}
+            found_in = [futures[i].result() for i in range(len(kept))]  # in the components' order
     else:
         found_in = [objects(members) for members in kept]
 
@@ -264,6 +267,12 @@ def build_sites(
     sites["review_status"] = "unreviewed"
     sites = sites[[*SITE_COLUMNS, "geometry"]]
     return sites.astype(SITE_SCHEMA)
+
+
+def _extent(members: gpd.GeoDataFrame) -> float:
+    """Bounding-box area of a component's windows (CRS units): the size of the mosaic it is outlined on."""
+    x0, y0, x1, y1 = members.total_bounds
+    return float((x1 - x0) * (y1 - y0))
 
 
 def default_min_windows(tile_m: float, stride_m: float) -> int:
