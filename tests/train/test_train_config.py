@@ -59,6 +59,26 @@ def test_the_dense_stages_continue_each_other_as_make_model_dense_runs_them():
     assert Path(exported[exported.index("export") + 1]) == outs[2] / "best.pt"  # the last stage is the model
 
 
+
+def test_the_satellite_stages_continue_each_other_as_make_model_satellite_runs_them():
+    """Stage two of ``make model-satellite`` starts from stage one's kept epoch at a lower rate, on the same scenes
+    and validation sets, and the Makefile runs stage one into the folder stage two starts from and exports the
+    last stage."""
+    first, _ = load_train_config(next(p for p in PRESETS if p.stem == "satellite"))
+    polish, _ = load_train_config(next(p for p in PRESETS if p.stem == "satellite-polish"))
+    assert polish.data == first.data and polish.model.model_dump(exclude={"init"}) == first.model.model_dump(
+        exclude={"init"})
+    assert polish.optim.lr < first.optim.lr and polish.model.init.name == "best.pt"
+    recipe = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    target = recipe[recipe.index("\nmodel-satellite:"):].split("\n\n")[0]
+    steps = [line.split() for line in target.splitlines() if "minewatch train" in line]
+    assert [s[s.index("--config") + 1] for s in steps] == ["configs/train/satellite.yaml",
+                                                          "configs/train/satellite-polish.yaml"]
+    outs = [Path(s[s.index("--out") + 1]) for s in steps]
+    assert outs[0] == polish.model.init.parent
+    exported = [line.split() for line in target.splitlines() if "minewatch export" in line][0]
+    assert Path(exported[exported.index("export") + 1]) == outs[1] / "best.pt"
+
 def _write(tmp_path, data: str):
     path = tmp_path / "cfg.yaml"
     path.write_text("data:\n" + data)
