@@ -17,6 +17,11 @@ pytestmark = pytest.mark.torch
 PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "train").glob("*.yaml"))
 
 
+def _preset(name: str):
+    cfg, _ = load_train_config(next(p for p in PRESETS if p.stem == name))
+    return cfg
+
+
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
 def test_every_shipped_training_preset_validates_under_its_own_name(path):
     """A preset that no longer validates (a renamed key, a broken ``extends``) fails here, not an hour into a run."""
@@ -25,20 +30,28 @@ def test_every_shipped_training_preset_validates_under_its_own_name(path):
 
 
 def test_dense_fine_adds_only_the_stride_1_level_to_dense():
-    fine, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-fine"))
-    dense, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense"))
+    fine, dense = _preset("dense-fine"), _preset("dense")
     assert fine.model.decoder_fine_channels > 0 == dense.model.decoder_fine_channels
     assert fine.model.model_dump(exclude={"decoder_fine_channels"}) == dense.model.model_dump(
         exclude={"decoder_fine_channels"})
+
+
+def _make_stages(target: str) -> tuple[list[str], list[Path], Path]:
+    """A Makefile target's training stages: each ``minewatch train``'s --config and --out, in order, and the
+    checkpoint its ``minewatch export`` line exports."""
+    recipe = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    lines = recipe[recipe.index(f"\n{target}:"):].split("\n\n")[0].splitlines()
+    steps = [line.split() for line in lines if "minewatch train" in line]
+    exported = [line.split() for line in lines if "minewatch export" in line][0]
+    return ([s[s.index("--config") + 1] for s in steps], [Path(s[s.index("--out") + 1]) for s in steps],
+            Path(exported[exported.index("export") + 1]))
 
 
 def test_the_dense_stages_continue_each_other_as_make_model_dense_runs_them():
     """Stages two and three of ``make model-dense`` start from the stage before's checkpoint and scenes, train
     everything at a lower rate each, and the Makefile runs the stages into the folders the presets name (a
     renamed folder would start from nothing)."""
-    dense, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense"))
-    joint, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-joint"))
-    polish, _ = load_train_config(next(p for p in PRESETS if p.stem == "dense-polish"))
+    dense, joint, polish = _preset("dense"), _preset("dense-joint"), _preset("dense-polish")
     assert dense.model.freeze_classifier and not joint.model.freeze_classifier and not polish.model.freeze_classifier
     assert joint.model.masks == dense.model.masks == polish.model.masks
     assert polish.optim.lr < joint.optim.lr < dense.optim.lr
@@ -48,36 +61,25 @@ def test_the_dense_stages_continue_each_other_as_make_model_dense_runs_them():
     assert joint.data.data_dir == polish.data.data_dir == stage_one / "data"
     assert joint.data.model_dump(exclude={"data_dir"}) == dense.data.model_dump(exclude={"data_dir"})
     assert polish.data == joint.data
-    recipe = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
-    target = recipe[recipe.index("\nmodel-dense:"):].split("\n\n")[0]
-    steps = [line.split() for line in target.splitlines() if "minewatch train" in line]
-    assert [s[s.index("--config") + 1] for s in steps] == [
-        "configs/train/dense.yaml", "configs/train/dense-joint.yaml", "configs/train/dense-polish.yaml"]
-    outs = [Path(s[s.index("--out") + 1]) for s in steps]
+    configs, outs, exported = _make_stages("model-dense")
+    assert configs == ["configs/train/dense.yaml", "configs/train/dense-joint.yaml", "configs/train/dense-polish.yaml"]
     assert outs[:2] == [stage_one, polish.model.init.parent]
-    exported = [line.split() for line in target.splitlines() if "minewatch export" in line][0]
-    assert Path(exported[exported.index("export") + 1]) == outs[2] / "best.pt"  # the last stage is the model
-
+    assert exported == outs[2] / "best.pt"  # the last stage is the model
 
 
 def test_the_satellite_stages_continue_each_other_as_make_model_satellite_runs_them():
     """Stage two of ``make model-satellite`` starts from stage one's kept epoch at a lower rate, on the same scenes
     and validation sets, and the Makefile runs stage one into the folder stage two starts from and exports the
     last stage."""
-    first, _ = load_train_config(next(p for p in PRESETS if p.stem == "satellite"))
-    polish, _ = load_train_config(next(p for p in PRESETS if p.stem == "satellite-polish"))
+    first, polish = _preset("satellite"), _preset("satellite-polish")
     assert polish.data == first.data and polish.model.model_dump(exclude={"init"}) == first.model.model_dump(
         exclude={"init"})
     assert polish.optim.lr < first.optim.lr and polish.model.init.name == "best.pt"
-    recipe = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
-    target = recipe[recipe.index("\nmodel-satellite:"):].split("\n\n")[0]
-    steps = [line.split() for line in target.splitlines() if "minewatch train" in line]
-    assert [s[s.index("--config") + 1] for s in steps] == ["configs/train/satellite.yaml",
-                                                          "configs/train/satellite-polish.yaml"]
-    outs = [Path(s[s.index("--out") + 1]) for s in steps]
+    configs, outs, exported = _make_stages("model-satellite")
+    assert configs == ["configs/train/satellite.yaml", "configs/train/satellite-polish.yaml"]
     assert outs[0] == polish.model.init.parent
-    exported = [line.split() for line in target.splitlines() if "minewatch export" in line][0]
-    assert Path(exported[exported.index("export") + 1]) == outs[1] / "best.pt"
+    assert exported == outs[1] / "best.pt"
+
 
 def _write(tmp_path, data: str):
     path = tmp_path / "cfg.yaml"
