@@ -29,6 +29,9 @@ PY = sys.executable
 MINEWATCH = str(Path(PY).with_name("minewatch"))
 DEFAULT_MODEL = REPO / "models" / "minewatch-drone.onnx"
 DEFAULT_CHECKPOINT = REPO / "runs" / "default" / "best.pt"
+COMMITTED_CHECKPOINT = REPO / "models" / "minewatch-drone.pt"
+"""The committed model's weights as a checkpoint (``make model`` writes it beside the ONNX file): what the torch
+and TorchGeo paths run on a fresh clone, where no ``runs/default`` exists."""
 
 log = logging.getLogger("bench")
 
@@ -108,13 +111,16 @@ def _fresh(target: Path, source: Path) -> bool:
 
 
 def resolve_models(model: Path | None, checkpoint: Path | None, int8: Path | None = None) -> Models:
-    """The benchmark's models: the committed ones, else a smoke model trained into ``.bench/smoke``.
+    """The benchmark's models: the last ``make model`` run's checkpoint (``runs/default/best.pt``), else the
+    committed one (``models/minewatch-drone.pt``, the weights of the committed ONNX file), else a smoke model
+    trained into ``.bench/smoke``.
 
     The torch and TorchGeo paths need the checkpoint, so without one every path uses the smoke model
     (the same network everywhere matters more than using the committed ONNX file).
     """
     note = ""
-    ckpt = checkpoint or DEFAULT_CHECKPOINT
+    ckpt = checkpoint or next((p for p in (DEFAULT_CHECKPOINT, COMMITTED_CHECKPOINT) if p.is_file()),
+                              DEFAULT_CHECKPOINT)
     if not ckpt.is_file():
         if checkpoint is not None:
             raise ChildError(f"checkpoint not found: {checkpoint}")
@@ -123,7 +129,8 @@ def resolve_models(model: Path | None, checkpoint: Path | None, int8: Path | Non
         if not ckpt.is_file():
             _minewatch("train", "--config", "smoke", "--out", str(smoke), "--device", "cpu")
         model = smoke / "model.onnx"
-        note = f"{DEFAULT_CHECKPOINT.relative_to(REPO)} absent: smoke-config model trained into {smoke}"
+        note = (f"{DEFAULT_CHECKPOINT.relative_to(REPO)} and {COMMITTED_CHECKPOINT.relative_to(REPO)} absent: "
+                f"smoke-config model trained into {smoke}")
     onnx_path = model or DEFAULT_MODEL
     if not onnx_path.is_file():
         onnx_path = BENCH_DIR / "models" / f"{ckpt.parent.name}-{ckpt.stem}.onnx"

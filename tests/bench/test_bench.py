@@ -125,3 +125,24 @@ def test_measured_configurations_take_turns() -> None:
     rows = run_all.measure_rows([run_all.Config("s", name, 1, stamp) for name in ("a", "b")], repeats=2)
     order = sorted((r["t"], row.name) for row in rows for r in row.runs)
     assert [name for _, name in order] == ["a", "b", "a", "b"]
+
+
+def test_bench_models_fall_back_to_the_committed_checkpoint(tmp_path, monkeypatch) -> None:
+    """Without a runs/default of its own, a fresh clone's make bench runs the committed weights (the .pt beside
+    the committed ONNX file) on the torch and TorchGeo paths, not a smoke model; a run's own checkpoint wins."""
+    import common
+
+    committed, own = tmp_path / "models" / "minewatch-drone.pt", tmp_path / "runs" / "default" / "best.pt"
+    for p in (committed, own):
+        p.parent.mkdir(parents=True)
+    committed.write_bytes(b"weights")
+    onnx, int8 = tmp_path / "model.onnx", tmp_path / "model-int8.onnx"
+    onnx.write_bytes(b"graph")
+    int8.write_bytes(b"graph")
+    monkeypatch.setattr(common, "DEFAULT_CHECKPOINT", own)
+    monkeypatch.setattr(common, "COMMITTED_CHECKPOINT", committed)
+    monkeypatch.setattr(common, "_minewatch", lambda *a: pytest.fail(f"no model should be trained or exported: {a}"))
+    models = common.resolve_models(onnx, None, int8)
+    assert models.checkpoint == committed and models.note == ""
+    own.write_bytes(b"weights")
+    assert common.resolve_models(onnx, None, int8).checkpoint == own
