@@ -81,6 +81,22 @@ def test_the_satellite_stages_continue_each_other_as_make_model_satellite_runs_t
     assert exported == outs[1] / "best.pt"
 
 
+def test_the_drone_stages_continue_each_other_as_make_model_runs_them():
+    """Stage two of ``make model`` starts from stage one's kept epoch at a lower rate, on stage one's scenes, real
+    negatives and validation sets, and the Makefile runs stage one into the folder stage two starts from and
+    exports the last stage."""
+    first, polish = _preset("default"), _preset("default-polish")
+    stage_one = polish.model.init.parent
+    assert polish.data.data_dir == stage_one / "data" and first.data.data_dir is None  # None: <run folder>/data
+    assert polish.data.model_dump(exclude={"data_dir"}) == first.data.model_dump(exclude={"data_dir"})
+    assert polish.model.model_dump(exclude={"init"}) == first.model.model_dump(exclude={"init"})
+    assert polish.optim.lr < first.optim.lr and polish.model.init.name == "best.pt"
+    configs, outs, exported = _make_stages("model")
+    assert configs == ["configs/train/default.yaml", "configs/train/default-polish.yaml"]
+    assert outs[0] == stage_one
+    assert exported == outs[1] / "best.pt"
+
+
 def _write(tmp_path, data: str):
     path = tmp_path / "cfg.yaml"
     path.write_text("data:\n" + data)
