@@ -184,6 +184,11 @@ def test_a_stac_item_collection_gives_the_same_sites(folder_run, scenes, cluster
 
 
 def test_a_vrt_mosaic_gives_the_same_sites(folder_run, scenes, tmp_path):
+    """The mosaic's sites are the folder run's merged ones: the same number, each covering the folder run's site
+    and of its classes. A mosaic site may reach further: each scene of a folder run drops its own lone positive
+    windows (two windows make a site) before sites are merged across scenes, so a lone window of one flight next
+    to the other flight's site is dropped there and kept in the mosaic (the committed drone model does this
+    with one window of flight_b; the site rule across scenes is not built yet)."""
     from minewatch.infer.scan import ScanRequest, run_scan
 
     _, reference = folder_run
@@ -199,10 +204,12 @@ def test_a_vrt_mosaic_gives_the_same_sites(folder_run, scenes, tmp_path):
     want = merged[merged["scene_ids"].str.contains("flight_a|flight_b")].to_crs(32637)
     assert len(got) == len(want)
     for _, w in want.iterrows():
-        iou = [w.geometry.intersection(g).area / w.geometry.union(g).area for g in got.geometry]
-        k = int(np.argmax(iou))
-        assert iou[k] > 0.9, iou
+        covered = [w.geometry.intersection(g).area / w.geometry.area for g in got.geometry]
+        k = int(np.argmax(covered))
+        assert covered[k] > 0.99, covered
         assert got.iloc[k]["classes"] == w["classes"]
+        extra = got.geometry.iloc[k].difference(w.geometry).area
+        assert extra <= 2 * 64 * 64 + 1, f"the mosaic's site reaches {extra:.0f} m2 beyond the folder run's"
 
 
 def test_a_worker_killed_mid_scene_gives_identical_outputs(folder_run, scenes, tmp_path):
