@@ -10,6 +10,7 @@ the Dask scheduler on another worker, up to ``distributed.scheduler.allowed-fail
 Output folder::
 
     DIR/<scene_id>/sites.geojson, tiles.gpkg, heatmap.tif, quicklook.png   # as `minewatch scan` writes them
+    DIR/<scene_id>/lone_sites.geojson  # what the site rule dropped, for the merge (see infer/merge.py)
     DIR/<scene_id>/scan.json     # written last: the scene is complete (inputs fingerprint, counts, time)
     DIR/sites.geojson, DIR/sites.gpkg                                         # every scene's sites merged
     DIR/run.json                 # the run: options, every scene's status and reason
@@ -43,6 +44,7 @@ from minewatch.infer.scan_settings import ScanSettings
 log = logging.getLogger(__name__)
 
 MARKER = "scan.json"
+LONE_SITES = "lone_sites.geojson"
 OUTPUT_NAMES = {"sites": "sites.geojson", "tiles": "tiles.gpkg", "heatmap": "heatmap.tif",
                 "quicklook": "quicklook.png"}
 DEFAULT_OUTPUTS = ("sites", "tiles", "heatmap", "quicklook")
@@ -192,12 +194,14 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                                     fix="give scenes with a thermal band (Landsat B10 + MTL, ST_B10, thermal.tif)")
                 optical, thermal = (thermal or optical), None
                 out.pop("tiles", None)
+                (folder / LONE_SITES).unlink(missing_ok=True)  # an earlier windowed scan's
             # The run owns DIR/<scene_id>/ (checked once in run_many): a retried task replaces what an
             # interrupted attempt may have left.
             request = ScanRequest(
                 **{**options.settings(), "overwrite": True, "thermal_only": thermal_only},
                 raster=optical, thermal=thermal, out=folder / OUTPUT_NAMES["sites"], tiles_out=out.get("tiles"),
                 heatmap=out.get("heatmap"), quicklook=out.get("quicklook"), scene_id=scene.scene_id,
+                lone_out=None if thermal_only else folder / LONE_SITES,
                 acquired=scene.acquired, models=dict(options.models) or None,
                 **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
             result = run_scan(request)
@@ -348,8 +352,9 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
         where = _run_dask(todo, out_dir, options, fingerprints, cluster, run_id, finished, on_start, len(scenes))
     outcomes = [results[s.scene_id] for s in scenes]
     ok = [o for o in outcomes if o.status in ("done", "skipped")]
+    lone = [p for p in (out_dir / o.scene_id / LONE_SITES for o in ok) if p.is_file()]
     merged = merge_sites(read_scene_sites([out_dir / o.scene_id / OUTPUT_NAMES["sites"] for o in ok]),
-                         run_id=run_id, created=created, gap_m=gap_m)
+                         run_id=run_id, created=created, gap_m=gap_m, lone=read_scene_sites(lone))
     outputs = write_merged(merged, out_dir, run={"run_id": run_id, "created": created})
     summary = RunSummary(out_dir, outcomes, len(merged), time.perf_counter() - start, outputs, where)
     outputs.append(_write_run(out_dir, summary, options, run_id, created, model, model_sha))

@@ -20,6 +20,13 @@ Works on site records only (the per-scene ``sites.geojson`` files), never on ras
 
 A site seen by one scene only keeps its record as the scene wrote it (outline, area, centroid), apart from rank,
 ``run_id`` and ``created``.
+
+Lone sites (``lone``: what each scene's site rule dropped, too few positive windows and not on the raster's
+edge, with the rule's ``min_windows``) take part in the same merge, so that the merged sites are the ones a scan
+of the scenes' mosaic would draw: a lone site joined to another scene's site becomes part of it, a group of lone
+sites only is kept when its windows together reach the rule (two scenes' single windows on the same ground), and
+any other lone site is dropped as its scene dropped it. A merged site takes its identity (``site_id``,
+``scene_id``, ``acquired``, ``sensor``) from its strongest member that its scene kept, if it has one.
 """
 
 from __future__ import annotations
@@ -69,9 +76,11 @@ def read_scene_sites(paths: Sequence[Path]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(sites, geometry="geometry", crs=4326)
 
 
-def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: float = DEFAULT_GAP_M
-                ) -> gpd.GeoDataFrame:
-    """Merge the sites of many scenes (EPSG:4326 site records, `SITE_COLUMNS`) by the rule in the module doc."""
+def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: float = DEFAULT_GAP_M,
+                lone: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
+    """Merge the sites of many scenes (EPSG:4326 site records, `SITE_COLUMNS`), and the lone sites their rule
+    dropped (the same records with ``min_windows``), by the rule in the module doc."""
+    sites = _with_lone(sites, lone)
     if sites.empty:
         out = empty_sites(4326)
         out["scene_ids"] = pd.Series([], dtype="object")
@@ -82,9 +91,14 @@ def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: fl
     records, geoms = [], []
     for label in np.unique(labels):
         members = sites.iloc[np.flatnonzero(labels == label)]
+        need = members[_NEED].to_numpy()
+        if (need > 0).all() and members["n_tiles"].sum() < need.max():
+            continue  # lone sites only, and too few windows even together
         rec, geom = _combine(members, gap_m)
         records.append(rec)
         geoms.append(geom)
+    if not records:
+        return merge_sites(empty_sites(4326), run_id=run_id, created=created, gap_m=gap_m)
     merged = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=geoms, crs=4326)
     merged = merged.sort_values(["score", "area_m2", "centroid_lat", "centroid_lon"],
                                 ascending=[False, False, False, True], kind="mergesort").reset_index(drop=True)
@@ -93,6 +107,20 @@ def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: fl
     merged["created"] = created
     merged["review_status"] = "unreviewed"
     return merged[[*MERGED_COLUMNS, "geometry"]].astype(MERGED_SCHEMA)
+
+
+_NEED = "_min_windows"  # windows a lone site's rule asked for; 0 for a site its scene kept
+
+
+def _with_lone(sites: gpd.GeoDataFrame, lone: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    """The kept sites and the lone ones in one frame, each with `_NEED`."""
+    sites = sites.assign(**{_NEED: 0})
+    if lone is None or lone.empty:
+        return sites
+    lone = lone.to_crs(4326).assign(**{_NEED: lone["min_windows"].to_numpy(dtype="int64")})
+    lone = lone[[*SITE_COLUMNS, _NEED, "geometry"]]
+    both = pd.concat([sites, lone], ignore_index=True) if len(sites) else lone.reset_index(drop=True)
+    return gpd.GeoDataFrame(both, geometry="geometry", crs=4326)
 
 
 def _components(sites: gpd.GeoDataFrame, gap_m: float) -> np.ndarray:
@@ -137,8 +165,9 @@ def _distance_m(a, b) -> float:
 
 
 def _combine(members: gpd.GeoDataFrame, gap_m: float) -> tuple[dict, object]:
-    order = members.sort_values(["score", "area_m2", "centroid_lat", "centroid_lon"],
-                                ascending=[False, False, False, True], kind="mergesort")
+    order = members.assign(_lone=members[_NEED] > 0).sort_values(
+        ["_lone", "score", "area_m2", "centroid_lat", "centroid_lon"], ascending=[True, False, False, False, True],
+        kind="mergesort")
     best = order.iloc[0]
     scene_ids = sorted(set(members["scene_id"]))
     rec = {c: best[c] for c in SITE_COLUMNS}

@@ -23,11 +23,12 @@ from minewatch.errors import UserError, first_line, printable_path, require_utf8
 
 log = logging.getLogger(__name__)
 
-FLAGS = {"out": "-o", "tiles_out": "--tiles-out", "heatmap": "--heatmap", "quicklook": "--quicklook"}
+FLAGS = {"out": "-o", "tiles_out": "--tiles-out", "heatmap": "--heatmap", "quicklook": "--quicklook",
+         "lone_out": "the lone sites file"}
 SUFFIXES = {"out": (".geojson", ".json", ".gpkg"), "tiles_out": (".gpkg",), "heatmap": (".tif", ".tiff"),
-            "quicklook": (".png",)}
+            "quicklook": (".png",), "lone_out": (".geojson",)}
 KINDS = {"out": "candidate sites (GeoJSON, or GeoPackage)", "tiles_out": "tile scores (GeoPackage)",
-         "heatmap": "a Cloud Optimized GeoTIFF", "quicklook": "a PNG map"}
+         "heatmap": "a Cloud Optimized GeoTIFF", "quicklook": "a PNG map", "lone_out": "GeoJSON"}
 NO_SPACE_TEXT = ("no space left", "disk full", "disk quota")
 
 

@@ -72,13 +72,17 @@ class ScanRequest(ScanSettings):
     # its catalogue (STAC); default: the raster's own tags or name.
     scene_id: str | None = None
     acquired: str | None = None
+    # Set by multi-scene scans: where to write the sites the site rule drops (too few windows, off the edge),
+    # with the rule's window count, for the run's merge to keep those another scene's site joins.
+    lone_out: Path | None = None
 
     def inputs(self, model_path: Path | None) -> dict[str, Path | None]:
         return {"optical raster": self.raster, "thermal raster": self.thermal, "geofence": self.geofence,
                 "exclude fence": self.exclude, "model": model_path}
 
     def targets(self) -> dict[str, Path | None]:
-        return {"out": self.out, "tiles_out": self.tiles_out, "heatmap": self.heatmap, "quicklook": self.quicklook}
+        return {"out": self.out, "tiles_out": self.tiles_out, "heatmap": self.heatmap, "quicklook": self.quicklook,
+                "lone_out": self.lone_out}
 
     def read_options(self) -> ReadOptions:
         return ReadOptions(nodata=self.nodata, scale=self.scale, bands=self.bands, thermal_units=self.thermal_units)
@@ -189,10 +193,14 @@ def run_scan(req: ScanRequest) -> ScanResult:
                 if store is not None:
                     _fill_masks(scene, plan, scores, spec, predictor, store, req)
                 run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
-                sites = _sites(scores, scene, predictor, run, _min_windows(req, meta, stride_m), store)
+                need = _min_windows(req, meta, stride_m)
+                sites = _sites(scores, scene, predictor, run, need, store)
+                lone = _sites(scores, scene, predictor, run, need, store, lone=True) if req.lone_out else None
             finally:
                 if store is not None:
                     store.close()
+            if lone is not None:
+                _write_lone(lone, req.lone_out, need, scene.scene_id, run, outputs)
             written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
             journal.close(remove=True)
         provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
@@ -342,9 +350,10 @@ def _min_windows(req: ScanRequest, meta, stride_m: float) -> int:
 
 
 def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str],
-           min_windows: int, store: MaskStore | None = None) -> gpd.GeoDataFrame:
+           min_windows: int, store: MaskStore | None = None, *, lone: bool = False) -> gpd.GeoDataFrame:
     """Candidate sites from the positive windows only (a handful, however large the scan); outlined by their
-    objects when the model has a dense head (``store`` holds the positive windows' masks)."""
+    objects when the model has a dense head (``store`` holds the positive windows' masks). ``lone``: the sites
+    the site rule drops instead."""
     from minewatch.infer.model_file import model_threads
     from minewatch.infer.objects import OUTLINE_THREADS, OutlineRules, outline_objects
     from minewatch.infer.sites import EDGE_COLUMN, build_sites
@@ -365,8 +374,22 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
 
     return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
                        sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
-                       run_id=run["run_id"], created=run["created"], min_windows=min_windows, objects=objects,
+                       run_id=run["run_id"], created=run["created"], min_windows=min_windows, lone=lone,
+                       objects=objects,
                        workers=min(model_threads() + 1, OUTLINE_THREADS))  # the scan's cores, memory-bounded
+
+
+def _write_lone(lone: gpd.GeoDataFrame, path: Path, min_windows: int, scene_id: str, run: dict[str, str],
+                outputs: OutputSet) -> None:
+    """The sites the rule dropped, each with the window count the rule asked for (``min_windows``) and an id of
+    its own (``<scene_id>-lone-<rank>``), renamed into place with the scan's other outputs."""
+    from minewatch.infer.writers import write_sites_geojson
+
+    lone = lone.copy()
+    lone["site_id"] = [f"{scene_id}-lone-{r:04d}" for r in lone["rank"]]
+    lone["min_windows"] = min_windows
+    with outputs.writing(path) as tmp:
+        write_sites_geojson(lone, tmp, run=run)
 
 
 def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,

@@ -177,6 +177,7 @@ def build_sites(
     simplify_m: float | None = None,
     objects: Callable[[gpd.GeoDataFrame], list[ObjectSite] | None] | None = None,
     min_windows: int = 1,
+    lone: bool = False,
     workers: int = 1,
 ) -> gpd.GeoDataFrame:
     """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
@@ -184,6 +185,8 @@ def build_sites(
     A tile is positive when any class probability reaches its threshold. Positive tiles that overlap or
     share an edge form one component. A component of fewer than ``min_windows`` positive windows is dropped
     unless one of them touches the raster's edge (an ``on_edge`` tile column; the rest may lie outside).
+    ``lone=True`` builds the sites of exactly those dropped components instead (a multi-scene run keeps them
+    aside: another scene's site next to them may make them part of a site, `infer.merge`).
     Without ``objects`` a component is one site whose outline is their union, simplified by ``simplify_m``
     metres (default a tenth of the tile side). ``objects`` (a dense model's
     :func:`~minewatch.infer.objects.outline_objects` for the component's windows) may instead split a kept
@@ -215,7 +218,7 @@ def build_sites(
     tolerance = _tolerance(geoms, crs, simplify_m)
 
     kept = [members for members in (pos.iloc[np.flatnonzero(labels == label)] for label in np.unique(labels))
-            if len(members) >= min_windows or (EDGE_COLUMN in members and members[EDGE_COLUMN].any())]
+            if _stands_alone(members, min_windows) != lone]
     if objects is None:
         found_in = [None] * len(kept)
     elif workers > 1 and len(kept) > 1:
@@ -267,6 +270,11 @@ def build_sites(
     sites["review_status"] = "unreviewed"
     sites = sites[[*SITE_COLUMNS, "geometry"]]
     return sites.astype(SITE_SCHEMA)
+
+
+def _stands_alone(members: gpd.GeoDataFrame, min_windows: int) -> bool:
+    """The site rule: enough positive windows, or one on the raster's edge (the site may go on beyond it)."""
+    return len(members) >= min_windows or bool(EDGE_COLUMN in members and members[EDGE_COLUMN].any())
 
 
 def _extent(members: gpd.GeoDataFrame) -> float:

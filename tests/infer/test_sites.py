@@ -61,6 +61,10 @@ def test_lone_windows_are_dropped_unless_at_the_edge(tile_factory, site_meta):
     assert len(_build(tiles.drop(columns=EDGE_COLUMN), site_meta, min_windows=2)) == 1  # no edge column: pairs
     none = _build(tiles.iloc[[2 * 7 + 2]], site_meta, min_windows=2)
     assert none.empty and list(none.columns) == [*SITE_COLUMNS, "geometry"]
+    lone = _build(tiles, site_meta, min_windows=2, lone=True)  # exactly what the rule dropped
+    assert lone["n_tiles"].tolist() == [1] and lone["p_container_farm"].tolist() == pytest.approx([0.9])
+    assert lone.iloc[0].geometry.equals(tiles.geometry.iloc[2 * 7 + 2])
+    assert _build(tiles, site_meta, lone=True).empty  # one window is enough: nothing is dropped
 
 
 def test_default_min_windows_follows_the_overlap():

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import rasterio
+from rasterio import Affine
 from rasterio.windows import Window, from_bounds
 
 STRIDE_PX = 160  # the committed model's stride, 32 m, in 0.2 m optical pixels: windows stay on one tile grid
@@ -73,3 +75,22 @@ def mosaic_vrt(files: list[Path], out: Path) -> Path:
     lines.append("</VRTDataset>")
     out.write_text("\n".join(lines))
     return out
+
+
+def pad_scene(src: Path, dst: Path, margin_m: float) -> Path:
+    """Copy a scene folder into ``dst`` with ``margin_m`` metres of nodata around both rasters (georeferencing
+    kept): what touched the raster's edge lies inside it."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("optical.tif", "thermal.tif"):
+        with rasterio.open(src / name) as ds:
+            pad = round(margin_m / ds.res[0])
+            data = np.full((ds.count, ds.height + 2 * pad, ds.width + 2 * pad), ds.nodata, dtype=ds.dtypes[0])
+            data[:, pad:pad + ds.height, pad:pad + ds.width] = ds.read()
+            profile = ds.profile | {"width": data.shape[2], "height": data.shape[1],
+                                    "transform": ds.transform * Affine.translation(-pad, -pad)}
+            with rasterio.open(dst / name, "w", **profile) as out:
+                out.write(data)
+                out.descriptions = ds.descriptions
+                out.update_tags(**(ds.tags() | {"MINEWATCH_SCENE_ID": dst.name}))
+    shutil.copy(src / "truth.geojson", dst / "truth.geojson")
+    return dst

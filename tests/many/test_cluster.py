@@ -184,11 +184,13 @@ def test_a_stac_item_collection_gives_the_same_sites(folder_run, scenes, cluster
 
 
 def test_a_vrt_mosaic_gives_the_same_sites(folder_run, scenes, tmp_path):
-    """The mosaic's sites are the folder run's merged ones: the same number, each covering the folder run's site
-    and of its classes. A mosaic site may reach further: each scene of a folder run drops its own lone positive
-    windows (two windows make a site) before sites are merged across scenes, so a lone window of one flight next
-    to the other flight's site is dropped there and kept in the mosaic (the committed drone model does this
-    with one window of flight_b; the site rule across scenes is not built yet)."""
+    """The mosaic's sites are the folder run's merged ones: the same number and classes, each covering the folder
+    run's site. Each scene of the folder run keeps the positive windows its own two-window rule drops
+    (lone_sites.geojson), and the merge joins them to another scene's site beside them as the mosaic's scan does
+    (the committed drone model has one such window of flight_b next to flight_a's site; without the join the
+    mosaic's site reached 1.5 windows further). A mosaic site may still reach one window further: a window
+    near a flight's edge has more thermal surroundings in the mosaic, so its score moves a little (container
+    0.669 in flight_b, 0.700 in the mosaic, against a threshold of 0.686)."""
     from minewatch.infer.scan import ScanRequest, run_scan
 
     _, reference = folder_run
@@ -209,7 +211,7 @@ def test_a_vrt_mosaic_gives_the_same_sites(folder_run, scenes, tmp_path):
         assert covered[k] > 0.99, covered
         assert got.iloc[k]["classes"] == w["classes"]
         extra = got.geometry.iloc[k].difference(w.geometry).area
-        assert extra <= 2 * 64 * 64 + 1, f"the mosaic's site reaches {extra:.0f} m2 beyond the folder run's"
+        assert extra <= 64 * 64 + 1, f"the mosaic's site reaches {extra:.0f} m2 beyond the folder run's"
 
 
 def test_a_worker_killed_mid_scene_gives_identical_outputs(folder_run, scenes, tmp_path):

@@ -44,6 +44,36 @@ def test_resume_skips_complete_scenes_and_rescans_changed_ones(two_scenes, tmp_p
     assert "2 scenes: 2 scanned, 0 already complete, 0 failed" in third.table()
 
 
+def test_each_scene_keeps_what_its_site_rule_dropped_for_the_merge(two_scenes, tmp_path):
+    # The two scenes with 64 m of nodata around them, so that their sites lie inside the rasters (a site on the
+    # edge is kept whatever its size), the first one twice, as if two flights had seen the same ground. At nine
+    # windows a site, the first scene's site (8 windows) is dropped by its own rule and the second's (9) kept.
+    from tests.many.scenes import pad_scene
+
+    first, second = sorted(two_scenes.iterdir())
+    flights = tmp_path / "flights"
+    for src, name in ((first, "a"), (first, "a_again"), (second, "b")):
+        pad_scene(src, flights / name, 64.0)
+    out = tmp_path / "out"
+    summary = run_many(discover([str(flights)]), out, ScanOptions(min_windows=9), Cluster(in_process=True))
+    assert [(o.scene_id, o.n_sites) for o in summary.outcomes] == [("a", 0), ("a_again", 0), ("b", 1)]
+    lone = gpd.read_file(out / "a" / "lone_sites.geojson")
+    assert lone["n_tiles"].tolist() == [8] and lone["min_windows"].tolist() == [9]
+    assert lone["site_id"].tolist() == ["a-lone-0001"]
+    assert "lone_sites.geojson" in json.loads((out / "a" / "scan.json").read_text())["outputs"]
+    assert gpd.read_file(out / "b" / "lone_sites.geojson").empty
+    # Merged: b's site, and the site both flights saw with eight windows each (16 together, the rule's 9).
+    merged = gpd.read_file(out / "sites.geojson").set_index("scene_ids")
+    assert sorted(merged.index) == ["a,a_again", "b"] and summary.n_sites == 2
+    assert merged.loc["a,a_again", "n_tiles"] == 16 and merged.loc["b", "n_tiles"] == 9
+    assert merged.loc["a,a_again"].geometry.equals_exact(lone.geometry.iloc[0], 1e-7)
+    # Seen by one flight only, the eight windows stay dropped, as that flight's own scan drops them.
+    alone = run_many(discover([str(flights / "a"), str(flights / "b")]), tmp_path / "alone",
+                     ScanOptions(min_windows=9), Cluster(in_process=True))
+    assert gpd.read_file(tmp_path / "alone" / "sites.geojson")["scene_ids"].tolist() == ["b"]
+    assert alone.n_sites == 1
+
+
 def test_one_failing_scene_does_not_stop_the_others(two_scenes, tmp_path):
     scenes = discover([str(two_scenes)])
     bad = SceneInput("bad", str(tmp_path / "missing.tif"), origin="bad")
@@ -72,7 +102,7 @@ def test_the_cli_takes_a_folder_and_several_rasters(two_scenes, tmp_path):
     assert {p.name for p in (tmp_path / "b").iterdir()} == {"scene_920000-optical", "scene_920001-optical",
                                                             "sites.geojson", "sites.qml", "sites.gpkg", "run.json"}
     assert {p.name for p in (tmp_path / "b" / "scene_920000-optical").iterdir()} == {
-        "sites.geojson", "sites.qml", "tiles.gpkg", "scan.json"}
+        "sites.geojson", "sites.qml", "tiles.gpkg", "lone_sites.geojson", "scan.json"}
     res = runner.invoke(cli, ["scan", *rasters, "-o", str(tmp_path / "c"), "--scene-outputs", "map"])
     assert res.exit_code == 2 and "unknown scene output(s) map" in res.output
 

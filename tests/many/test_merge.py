@@ -110,3 +110,50 @@ def test_dense_head_figures_of_a_merged_site_are_its_best_counted_member():
     assert site["n_containers"] == 12 and site["outline"] == "tiles"
     site = _run(plain, _scene_sites("A", {(1, 3): (0.9, 0.1, 0.1)})).iloc[0]
     assert pd.isna(site["n_containers"]) and np.isnan(site["est_power_mw"]) and site["outline"] == "tiles"
+
+
+def _lone_sites(scene_id: str, probs: dict, *, origin=(X0, Y0), n=(4, 4)) -> gpd.GeoDataFrame:
+    """What a scene's two-window rule dropped, as a multi-scene scan writes it (infer/scan.py `_write_lone`)."""
+    tiles = make_tiles(*n, probs, origin=origin)
+    lone = build_sites(tiles, THRESHOLDS, **{**SITE_META, "scene_id": scene_id}, min_windows=2, lone=True)
+    lone["site_id"] = [f"{scene_id}-lone-{r:04d}" for r in lone["rank"]]
+    return lone.assign(min_windows=2).to_crs(4326)
+
+
+def _run_with_lone(sites: list, lone: list) -> gpd.GeoDataFrame:
+    return merge_sites(gpd.GeoDataFrame(pd.concat(sites, ignore_index=True), crs=4326), run_id="run-x",
+                       created="2024-07-01T00:00:00Z", lone=gpd.GeoDataFrame(pd.concat(lone, ignore_index=True),
+                                                                             crs=4326))
+
+
+def test_a_lone_window_next_to_another_scenes_site_joins_it():
+    # A keeps a two-window site on columns 2-3; B (columns 4-7) has one positive window right beside it, which
+    # B's own rule dropped. A scan of the mosaic would see three windows in a row: one site.
+    a = _scene_sites("A", {(1, 2): (0.9, 0.1, 0.1), (1, 3): (0.9, 0.1, 0.1)})
+    b_lone = _lone_sites("B", {(1, 0): (0.97, 0.1, 0.1)}, origin=(X0 + 4 * 64, Y0))
+    assert len(b_lone) == 1
+    merged = _run_with_lone([a], [b_lone])
+    assert len(merged) == 1
+    site = merged.iloc[0]
+    assert site["n_tiles"] == 3 and site["scene_ids"] == "A,B" and site["n_scenes"] == 2
+    assert site["area_m2"] == pytest.approx(3 * 64 * 64, rel=1e-3)
+    assert site["p_container_farm"] == pytest.approx(0.97)  # the evidence of every member
+    assert site["site_id"] == "A-0001" and site["scene_id"] == "A"  # the identity of the member A kept
+
+
+def test_lone_windows_alone_stay_dropped_unless_two_scenes_see_the_same_ground():
+    a = _scene_sites("A", {(1, 1): (0.9, 0.1, 0.1), (1, 2): (0.9, 0.1, 0.1)})
+    far = _lone_sites("B", {(2, 2): (0.95, 0.1, 0.1)}, origin=(X0 + 5000, Y0))  # nothing of another scene near
+    merged = _run_with_lone([a], [far])
+    assert len(merged) == 1 and merged.iloc[0]["scene_ids"] == "A"
+    assert (merged["site_id"] == a["site_id"].iloc[0]).all()
+    # Two overlapping scenes each see one positive window on the same ground: two windows, as the rule asks.
+    c = _lone_sites("C", {(2, 2): (0.93, 0.1, 0.1)}, origin=(X0 + 5000 + 16, Y0 - 16))
+    merged = _run_with_lone([a], [far, c])
+    assert len(merged) == 2
+    pair = merged[merged["n_scenes"] == 2].iloc[0]
+    assert pair["scene_ids"] == "B,C" and pair["n_tiles"] == 2 and pair["site_id"] == "B-lone-0001"
+    # Lone sites only, and no kept site at all: the same rule.
+    only = merge_sites(gpd.GeoDataFrame(pd.concat([a.iloc[:0]]), crs=4326), run_id="r", created="t",
+                       lone=gpd.GeoDataFrame(pd.concat([far], ignore_index=True), crs=4326))
+    assert only.empty and list(only.columns) == [*MERGED_COLUMNS, "geometry"]
