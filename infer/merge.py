@@ -82,10 +82,7 @@ def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: fl
     dropped (the same records with ``min_windows``), by the rule in the module doc."""
     sites = _with_lone(sites, lone)
     if sites.empty:
-        out = empty_sites(4326)
-        out["scene_ids"] = pd.Series([], dtype="object")
-        out["n_scenes"] = pd.Series([], dtype="int64")
-        return out[[*MERGED_COLUMNS, "geometry"]]
+        return _empty_merged()
     sites = sites.to_crs(4326).reset_index(drop=True)
     labels = _components(sites, gap_m)
     records, geoms = [], []
@@ -98,7 +95,7 @@ def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: fl
         records.append(rec)
         geoms.append(geom)
     if not records:
-        return merge_sites(empty_sites(4326), run_id=run_id, created=created, gap_m=gap_m)
+        return _empty_merged()
     merged = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=geoms, crs=4326)
     merged = merged.sort_values(["score", "area_m2", "centroid_lat", "centroid_lon"],
                                 ascending=[False, False, False, True], kind="mergesort").reset_index(drop=True)
@@ -107,6 +104,13 @@ def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: fl
     merged["created"] = created
     merged["review_status"] = "unreviewed"
     return merged[[*MERGED_COLUMNS, "geometry"]].astype(MERGED_SCHEMA)
+
+
+def _empty_merged() -> gpd.GeoDataFrame:
+    out = empty_sites(4326)
+    out["scene_ids"] = pd.Series([], dtype="object")
+    out["n_scenes"] = pd.Series([], dtype="int64")
+    return out[[*MERGED_COLUMNS, "geometry"]]
 
 
 _NEED = "_min_windows"  # windows a lone site's rule asked for; 0 for a site its scene kept

@@ -194,8 +194,7 @@ def run_scan(req: ScanRequest) -> ScanResult:
                     _fill_masks(scene, plan, scores, spec, predictor, store, req)
                 run = {"run_id": journal.header["run_id"], "created": journal.header["created"]}
                 need = _min_windows(req, meta, stride_m)
-                sites = _sites(scores, scene, predictor, run, need, store)
-                lone = _sites(scores, scene, predictor, run, need, store, lone=True) if req.lone_out else None
+                sites, lone = _sites(scores, scene, predictor, run, need, store, with_lone=req.lone_out is not None)
             finally:
                 if store is not None:
                     store.close()
@@ -349,11 +348,12 @@ def _min_windows(req: ScanRequest, meta, stride_m: float) -> int:
     return req.min_windows if req.min_windows is not None else default_min_windows(meta.tile_m, stride_m)
 
 
-def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str],
-           min_windows: int, store: MaskStore | None = None, *, lone: bool = False) -> gpd.GeoDataFrame:
+def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str, str], min_windows: int,
+           store: MaskStore | None = None, *, with_lone: bool = False
+           ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
     """Candidate sites from the positive windows only (a handful, however large the scan); outlined by their
-    objects when the model has a dense head (``store`` holds the positive windows' masks). ``lone``: the sites
-    the site rule drops instead."""
+    objects when the model has a dense head (``store`` holds the positive windows' masks). With ``with_lone``,
+    also the sites the site rule drops, from the same positive windows (else None)."""
     from minewatch.infer.model_file import model_threads
     from minewatch.infer.objects import OUTLINE_THREADS, OutlineRules, outline_objects
     from minewatch.infer.sites import EDGE_COLUMN, build_sites
@@ -372,11 +372,14 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
             return outline_objects(members, store, transform=transform, tile_px=size, has_thermal=has_thermal,
                                    rules=rules)
 
-    return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
-                       sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
-                       run_id=run["run_id"], created=run["created"], min_windows=min_windows, lone=lone,
-                       objects=objects,
-                       workers=min(model_threads() + 1, OUTLINE_THREADS))  # the scan's cores, memory-bounded
+    def build(lone: bool) -> gpd.GeoDataFrame:
+        return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
+                           sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
+                           run_id=run["run_id"], created=run["created"], min_windows=min_windows, lone=lone,
+                           objects=objects,
+                           workers=min(model_threads() + 1, OUTLINE_THREADS))  # the scan's cores, memory-bounded
+
+    return build(False), (build(True) if with_lone else None)
 
 
 def _write_lone(lone: gpd.GeoDataFrame, path: Path, min_windows: int, scene_id: str, run: dict[str, str],

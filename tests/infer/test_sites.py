@@ -211,6 +211,10 @@ def test_the_scan_marks_windows_on_the_raster_edge():
     predictor = SimpleNamespace(meta=SimpleNamespace(thresholds={c: 0.5 for c in CLASSES}),
                                 path=SimpleNamespace(name="m.onnx"), sha256="0" * 64)
     run = {"run_id": "r", "created": "2024-01-01T00:00:00Z"}
-    kept = _sites(scores, scene, predictor, run, 2).sort_values("n_tiles")
+    kept, lone = _sites(scores, scene, predictor, run, 2)
+    kept = kept.sort_values("n_tiles")
     assert kept["n_tiles"].tolist() == [1, 2] and kept["p_container_farm"].tolist() == pytest.approx([0.7, 0.9])
-    assert sorted(_sites(scores, scene, predictor, run, 1)["n_tiles"].tolist()) == [1, 1, 2]
+    assert lone is None  # a one-scene scan builds no lone sites
+    assert sorted(_sites(scores, scene, predictor, run, 1)[0]["n_tiles"].tolist()) == [1, 1, 2]
+    _, lone = _sites(scores, scene, predictor, run, 2, with_lone=True)  # a multi-scene task: the interior one
+    assert lone["n_tiles"].tolist() == [1] and lone["p_container_farm"].tolist() == pytest.approx([0.95])

@@ -31,11 +31,16 @@ def cut_window(src: Path, dst: Path, col_off: int, width: int, *, row_off: int =
 
 
 def _copy(ds: rasterio.DatasetReader, out: Path, win: Window, *, scene_id: str) -> None:
-    profile = ds.profile | {"width": int(win.width), "height": int(win.height),
-                            "transform": ds.window_transform(win), "tiled": True, "blockxsize": 256,
-                            "blockysize": 256}
+    _write_like(ds, out, ds.read(window=win), ds.window_transform(win), scene_id=scene_id,
+                tiled=True, blockxsize=256, blockysize=256)
+
+
+def _write_like(ds: rasterio.DatasetReader, out: Path, data: np.ndarray, transform: Affine, *, scene_id: str,
+                **profile) -> None:
+    """``data`` as a GeoTIFF with ``ds``'s profile, band names and tags, at ``transform``, named ``scene_id``."""
+    profile = ds.profile | {"width": data.shape[2], "height": data.shape[1], "transform": transform} | profile
     with rasterio.open(out, "w", **profile) as dst:
-        dst.write(ds.read(window=win))
+        dst.write(data)
         dst.descriptions = ds.descriptions
         dst.update_tags(**(ds.tags() | {"MINEWATCH_SCENE_ID": scene_id}))
 
@@ -86,11 +91,6 @@ def pad_scene(src: Path, dst: Path, margin_m: float) -> Path:
             pad = round(margin_m / ds.res[0])
             data = np.full((ds.count, ds.height + 2 * pad, ds.width + 2 * pad), ds.nodata, dtype=ds.dtypes[0])
             data[:, pad:pad + ds.height, pad:pad + ds.width] = ds.read()
-            profile = ds.profile | {"width": data.shape[2], "height": data.shape[1],
-                                    "transform": ds.transform * Affine.translation(-pad, -pad)}
-            with rasterio.open(dst / name, "w", **profile) as out:
-                out.write(data)
-                out.descriptions = ds.descriptions
-                out.update_tags(**(ds.tags() | {"MINEWATCH_SCENE_ID": dst.name}))
+            _write_like(ds, dst / name, data, ds.transform * Affine.translation(-pad, -pad), scene_id=dst.name)
     shutil.copy(src / "truth.geojson", dst / "truth.geojson")
     return dst
