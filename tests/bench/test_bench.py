@@ -72,7 +72,7 @@ _NEEDS_TORCH = pytest.mark.torch
 
 @pytest.mark.parametrize("script", ["run_all.py", "child.py", "bench_layout.py", "bench_synth.py",
                                     "same_outputs.py", "bench_memory.py", "bench_gpu.py", "bench_dense.py",
-                                    "object_rule.py", "count_failures.py",
+                                    "object_rule.py", "count_failures.py", "lone_pass.py",
                                     pytest.param("block_inference.py", marks=_NEEDS_TORCH),
                                     pytest.param("bench_generate_set.py", marks=_NEEDS_TORCH)])
 def test_bench_scripts_start(script) -> None:
