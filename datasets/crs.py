@@ -8,6 +8,7 @@ computed in them is wrong; such data are measured in the UTM zone of their centr
 from __future__ import annotations
 
 import geopandas as gpd
+import shapely
 from pyproj import CRS
 
 METRE_UNITS = ("metre", "meter")
@@ -51,3 +52,12 @@ def metric_crs(crs, geoms: gpd.GeoSeries | gpd.GeoDataFrame) -> CRS:
     if series.empty or series.is_empty.all():
         raise ValueError("cannot choose a UTM zone for empty geometries")
     return series.estimate_utm_crs()
+
+
+def lonlat_footprint(bounds: tuple[float, float, float, float], crs, points_per_side: int = 21) -> shapely.Polygon:
+    """The rectangle ``bounds`` of ``crs`` as a lon/lat (EPSG:4326) polygon, its sides densified so that it keeps
+    its shape where the two CRS do not share straight lines."""
+    left, bottom, right, top = bounds
+    step = max(right - left, top - bottom) / max(points_per_side - 1, 1)
+    outline = shapely.segmentize(shapely.box(left, bottom, right, top), step) if step > 0 else shapely.box(*bounds)
+    return gpd.GeoSeries([outline], crs=as_pyproj(crs)).to_crs(4326).iloc[0]

@@ -10,8 +10,8 @@ the Dask scheduler on another worker, up to ``distributed.scheduler.allowed-fail
 Output folder::
 
     DIR/<scene_id>/sites.geojson, tiles.gpkg, heatmap.tif, quicklook.png   # as `minewatch scan` writes them
-    DIR/<scene_id>/lone_sites.geojson  # what the site rule dropped, for the merge (see infer/merge.py)
-    DIR/<scene_id>/scan.json     # written last: the scene is complete (inputs fingerprint, counts, time)
+    DIR/<scene_id>/lone_sites.geojson  # what the site rule decided by this scene alone, for the merge
+    DIR/<scene_id>/scan.json     # written last: the scene is complete (inputs fingerprint, footprint, counts)
     DIR/sites.geojson, DIR/sites.gpkg                                         # every scene's sites merged
     DIR/run.json                 # the run: options, every scene's status and reason
 
@@ -33,6 +33,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+
+import shapely
 
 from minewatch.atomic import atomic_path
 from minewatch.clock import now_utc
@@ -121,6 +123,7 @@ class SceneOutcome:
     warnings: list[str] = field(default_factory=list)
     worker: str | None = None
     model: str | None = None  # the model that scanned it (chosen per scene without --model)
+    footprint: str | None = None  # the ground its windows covered, lon/lat WKT (none for a thermal-only scan)
 
 
 @dataclass
@@ -206,6 +209,7 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                 **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
             result = run_scan(request)
             outcome.model = result.provenance.get("model")
+            outcome.footprint = None if thermal_only else result.provenance.get("footprint")
             outcome.status = "done"
             outcome.n_sites = len(result.sites)
             outcome.n_tiles = result.n_scanned + result.n_skipped
@@ -265,7 +269,7 @@ def _write_marker(folder: Path, scene: SceneInput, fingerprint: str, outcome: Sc
            "optical": scene.optical, "thermal": scene.thermal, "bands": [asdict(b) for b in scene.bands],
            "acquired": scene.acquired, "sensor": scene.sensor, "n_sites": outcome.n_sites,
            "n_tiles": outcome.n_tiles, "seconds": round(outcome.seconds, 3), "outputs": [Path(p).name for p in outputs],
-           "finished": now_utc()}
+           "footprint": outcome.footprint, "finished": now_utc()}
     with atomic_path(folder / MARKER) as tmp:
         tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
@@ -325,7 +329,8 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
         marker = complete(out_dir / s.scene_id, fingerprints[s.scene_id]) if options.resume else None
         if marker is not None:
             results[s.scene_id] = SceneOutcome(s.scene_id, "skipped", origin=s.origin, reason="already complete",
-                                               n_sites=marker.get("n_sites", 0), n_tiles=marker.get("n_tiles", 0))
+                                               n_sites=marker.get("n_sites", 0), n_tiles=marker.get("n_tiles", 0),
+                                               footprint=marker.get("footprint"))
         elif s.error:
             results[s.scene_id] = SceneOutcome(s.scene_id, "failed", origin=s.origin, reason=s.error, bad_input=True)
         else:
@@ -354,7 +359,8 @@ def run_many(scenes: list[SceneInput], out_dir: Path, options: ScanOptions, clus
     ok = [o for o in outcomes if o.status in ("done", "skipped")]
     lone = [p for p in (out_dir / o.scene_id / LONE_SITES for o in ok) if p.is_file()]
     merged = merge_sites(read_scene_sites([out_dir / o.scene_id / OUTPUT_NAMES["sites"] for o in ok]),
-                         run_id=run_id, created=created, gap_m=gap_m, lone=read_scene_sites(lone))
+                         run_id=run_id, created=created, gap_m=gap_m, lone=read_scene_sites(lone),
+                         footprints=[shapely.from_wkt(o.footprint) for o in ok if o.footprint])
     outputs = write_merged(merged, out_dir, run={"run_id": run_id, "created": created})
     summary = RunSummary(out_dir, outcomes, len(merged), time.perf_counter() - start, outputs, where)
     outputs.append(_write_run(out_dir, summary, options, run_id, created, model, model_sha))

@@ -21,11 +21,21 @@ Works on site records only (the per-scene ``sites.geojson`` files), never on ras
 A site seen by one scene only keeps its record as the scene wrote it (outline, area, centroid), apart from rank,
 ``run_id`` and ``created``.
 
-Lone sites (``lone``: what each scene's site rule dropped, too few positive windows and not on the raster's
-edge, with the rule's ``min_windows``) take part in the same merge, so that the merged sites are the ones a scan
-of the scenes' mosaic would draw: a lone site joined to another scene's site becomes part of it, a group of lone
-sites only is kept when its windows together reach the rule (two scenes' single windows on the same ground), and
-any other lone site is dropped as its scene dropped it. A merged site takes its identity (``site_id``,
+The site rule across scenes. Each scene's scan applies the rule alone (at least ``min_windows`` positive windows,
+or one on the raster's edge, where the site may go on beyond it), and tells the merge what it decided by that
+alone (``lone``, its ``lone_sites.geojson``): the sites it dropped (``site_rule`` ``dropped``: too few windows,
+inside the raster), and which of its kept sites stand only by the raster's edge (``edge``: the kept site's
+``site_id``, its windows as geometry). With the ground every scene's windows covered (``footprints``), the
+merge then draws the sites a scan of the scenes' mosaic would draw:
+
+- a dropped or edge site joined to another scene's site is part of that site;
+- a group of such sites only is kept when its windows together reach the rule (two scenes' single windows on
+  the same ground), or when one of its edge sites' windows still touches ground no scene covered (the edge of
+  the mosaic: the site may go on there);
+- anything else is dropped: a dropped site as its scene dropped it, an edge site because other scenes saw the
+  ground beyond that edge and found nothing there.
+
+Without footprints an edge site is kept, as its scene kept it. A merged site takes its identity (``site_id``,
 ``scene_id``, ``acquired``, ``sensor``) from its strongest member that its scene kept, if it has one.
 """
 
@@ -50,6 +60,8 @@ from minewatch.infer.sites import (
     OUTLINE_OBJECTS,
     OUTLINE_TILES,
     PROB_COLUMNS,
+    RULE_COLUMN,
+    RULE_EDGE,
     SITE_COLUMNS,
     SITE_SCHEMA,
     empty_sites,
@@ -77,20 +89,22 @@ def read_scene_sites(paths: Sequence[Path]) -> gpd.GeoDataFrame:
 
 
 def merge_sites(sites: gpd.GeoDataFrame, *, run_id: str, created: str, gap_m: float = DEFAULT_GAP_M,
-                lone: gpd.GeoDataFrame | None = None) -> gpd.GeoDataFrame:
-    """Merge the sites of many scenes (EPSG:4326 site records, `SITE_COLUMNS`), and the lone sites their rule
-    dropped (the same records with ``min_windows``), by the rule in the module doc."""
+                lone: gpd.GeoDataFrame | None = None,
+                footprints: Sequence[shapely.Geometry] | None = None) -> gpd.GeoDataFrame:
+    """Merge the sites of many scenes (EPSG:4326 site records, `SITE_COLUMNS`), with what each scene's site rule
+    decided alone (``lone``: the same records with ``site_rule`` and ``min_windows``) and the lon/lat outlines
+    of the ground the scenes' windows covered (``footprints``), by the rule in the module doc."""
     sites = _with_lone(sites, lone)
     if sites.empty:
         return _empty_merged()
     sites = sites.to_crs(4326).reset_index(drop=True)
     labels = _components(sites, gap_m)
+    scanned = _Scanned(footprints, gap_m) if footprints else None
     records, geoms = [], []
     for label in np.unique(labels):
         members = sites.iloc[np.flatnonzero(labels == label)]
-        need = members[_NEED].to_numpy()
-        if (need > 0).all() and members["n_tiles"].sum() < need.max():
-            continue  # lone sites only, and too few windows even together
+        if not _stands(members, scanned):
+            continue
         rec, geom = _combine(members, gap_m)
         records.append(rec)
         geoms.append(geom)
@@ -113,18 +127,58 @@ def _empty_merged() -> gpd.GeoDataFrame:
     return out[[*MERGED_COLUMNS, "geometry"]]
 
 
-_NEED = "_min_windows"  # windows a lone site's rule asked for; 0 for a site its scene kept
+_NEED = "_min_windows"  # windows the rule asked for, of a site that stands or falls by the merge; else 0
+_KEPT = "_kept"  # its scene kept the site (not one of its dropped sites)
+_EDGE = "_edge_windows"  # the windows of a site its scene kept only by the raster's edge; else None
 
 
 def _with_lone(sites: gpd.GeoDataFrame, lone: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
-    """The kept sites and the lone ones in one frame, each with `_NEED`."""
-    sites = sites.assign(**{_NEED: 0})
+    """The kept sites (the edge ones marked) and the dropped ones in one frame, with `_NEED`, `_KEPT`, `_EDGE`."""
+    sites = sites.assign(**{_NEED: 0, _KEPT: True, _EDGE: None})
     if lone is None or lone.empty:
         return sites
-    lone = lone.to_crs(4326).assign(**{_NEED: lone["min_windows"].to_numpy(dtype="int64")})
-    lone = lone[[*SITE_COLUMNS, _NEED, "geometry"]]
-    both = pd.concat([sites, lone], ignore_index=True) if len(sites) else lone.reset_index(drop=True)
+    lone = lone.to_crs(4326)
+    is_edge = (lone[RULE_COLUMN] == RULE_EDGE).to_numpy() if RULE_COLUMN in lone else np.zeros(len(lone), bool)
+    edge = lone.loc[is_edge]
+    windows = dict(zip(edge["site_id"], edge.geometry, strict=True))
+    need = dict(zip(edge["site_id"], edge["min_windows"].astype("int64"), strict=True))
+    sites[_EDGE] = [windows.get(i) for i in sites["site_id"]]
+    sites[_NEED] = [int(need.get(i, 0)) for i in sites["site_id"]]
+    dropped = lone.loc[~is_edge]
+    if dropped.empty:
+        return sites
+    dropped = dropped.assign(**{_NEED: dropped["min_windows"].to_numpy(dtype="int64"), _KEPT: False, _EDGE: None})
+    dropped = dropped[[*SITE_COLUMNS, _NEED, _KEPT, _EDGE, "geometry"]]
+    both = pd.concat([sites, dropped], ignore_index=True) if len(sites) else dropped.reset_index(drop=True)
     return gpd.GeoDataFrame(both, geometry="geometry", crs=4326)
+
+
+def _stands(members: gpd.GeoDataFrame, scanned: _Scanned | None) -> bool:
+    """The site rule for a group of merged members (module doc)."""
+    need = members[_NEED].to_numpy()
+    if not (need > 0).all() or members["n_tiles"].sum() >= need.max():
+        return True  # a member its scene kept by its windows, or enough windows together
+    return any(scanned is None or scanned.faces_unscanned(w) for w in members[_EDGE].dropna())
+
+
+class _Scanned:
+    """The ground the scenes' windows covered, to tell whether windows on a scene's edge face ground no scene saw."""
+
+    def __init__(self, footprints: Sequence[shapely.Geometry], tolerance_m: float) -> None:
+        self.footprints = np.asarray(footprints, dtype=object)
+        self.tree = shapely.STRtree(self.footprints)
+        self.tolerance_m = max(tolerance_m, 0.1)
+
+    def faces_unscanned(self, windows: shapely.Geometry) -> bool:
+        """Whether ground within twice the tolerance of ``windows`` (lon/lat) lies outside every footprint
+        (footprints grown by the tolerance, so that adjacent scenes leave no hairline between them)."""
+        pad = 4 * self.tolerance_m / (_M_PER_DEG * np.cos(np.radians(min(abs(windows.centroid.y), 89.0))))
+        near = self.footprints[self.tree.query(shapely.buffer(windows, pad, quad_segs=1), predicate="intersects")]
+        if not len(near):
+            return True
+        epsg = _utm_of(windows)
+        covered = shapely.union_all([_to_utm(f, epsg).buffer(self.tolerance_m, join_style="mitre") for f in near])
+        return not covered.contains(_to_utm(windows, epsg).buffer(2 * self.tolerance_m, join_style="mitre"))
 
 
 def _components(sites: gpd.GeoDataFrame, gap_m: float) -> np.ndarray:
@@ -169,8 +223,8 @@ def _distance_m(a, b) -> float:
 
 
 def _combine(members: gpd.GeoDataFrame, gap_m: float) -> tuple[dict, object]:
-    order = members.assign(_lone=members[_NEED] > 0).sort_values(
-        ["_lone", "score", "area_m2", "centroid_lat", "centroid_lon"], ascending=[True, False, False, False, True],
+    order = members.assign(_dropped=~members[_KEPT].astype(bool)).sort_values(
+        ["_dropped", "score", "area_m2", "centroid_lat", "centroid_lon"], ascending=[True, False, False, False, True],
         kind="mergesort")
     best = order.iloc[0]
     scene_ids = sorted(set(members["scene_id"]))

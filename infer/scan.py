@@ -18,9 +18,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from minewatch.clock import now_utc
 from minewatch.datasets.bands import check_bands
+from minewatch.datasets.crs import lonlat_footprint
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import ReadOptions, Scene
@@ -199,12 +201,14 @@ def run_scan(req: ScanRequest) -> ScanResult:
                 if store is not None:
                     store.close()
             if lone is not None:
-                _write_lone(lone, req.lone_out, need, scene.scene_id, run, outputs)
+                _write_lone(lone, req.lone_out, need, run, outputs)
             written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
             journal.close(remove=True)
         provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
                       "model": predictor.path.name, "model_sha256": predictor.sha256, **run,
-                      "optical": str(req.raster), "thermal": str(req.thermal) if req.thermal else None}
+                      "optical": str(req.raster), "thermal": str(req.thermal) if req.thermal else None,
+                      "footprint": shapely.to_wkt(lonlat_footprint(scene.grid.bounds, scene.grid.crs),
+                                                  rounding_precision=7)}
     n_scanned = scores.n_scanned
     return ScanResult(sites, scores, req.out, n_scanned, len(scores) - n_scanned, time.perf_counter() - start,
                       report, written, provenance=provenance)
@@ -353,10 +357,12 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
            ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
     """Candidate sites from the positive windows only (a handful, however large the scan); outlined by their
     objects when the model has a dense head (``store`` holds the positive windows' masks). With ``with_lone``,
-    also the sites the site rule drops, from the same positive windows (else None)."""
+    also what a multi-scene merge needs to apply the rule across scenes, from the same positive windows (else
+    None): the sites the rule drops, and the kept sites that stand only by the raster's edge (their ``site_id``
+    as kept, their windows as geometry), told apart by ``site_rule``."""
     from minewatch.infer.model_file import model_threads
     from minewatch.infer.objects import OUTLINE_THREADS, OutlineRules, outline_objects
-    from minewatch.infer.sites import EDGE_COLUMN, build_sites
+    from minewatch.infer.sites import EDGE_COLUMN, build_sites, split_by_rule
 
     meta = predictor.meta
     positive = scores.frame(scores.positive(dict(meta.thresholds)))
@@ -376,21 +382,21 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
         return build_sites(positive, dict(meta.thresholds), scene_id=scene.scene_id, acquired=scene.acquired,
                            sensor=scene.sensor, model_name=predictor.path.name, model_sha256=predictor.sha256,
                            run_id=run["run_id"], created=run["created"], min_windows=min_windows, lone=lone,
-                           objects=objects,
+                           objects=objects, rule_column=with_lone,
                            workers=min(model_threads() + 1, OUTLINE_THREADS))  # the scan's cores, memory-bounded
 
-    return build(False), (build(True) if with_lone else None)
+    if not with_lone:
+        return build(False), None
+    return split_by_rule(build(False), build(True), scene.scene_id)
 
 
-def _write_lone(lone: gpd.GeoDataFrame, path: Path, min_windows: int, scene_id: str, run: dict[str, str],
+def _write_lone(lone: gpd.GeoDataFrame, path: Path, min_windows: int, run: dict[str, str],
                 outputs: OutputSet) -> None:
-    """The sites the rule dropped, each with the window count the rule asked for (``min_windows``) and an id of
-    its own (``<scene_id>-lone-<rank>``), renamed into place with the scan's other outputs."""
+    """What the site rule decided by this scene alone (`_sites`), each record with the window count the rule
+    asked for (``min_windows``), renamed into place with the scan's other outputs."""
     from minewatch.infer.writers import write_sites_geojson
 
-    lone = lone.copy()
-    lone["site_id"] = [f"{scene_id}-lone-{r:04d}" for r in lone["rank"]]
-    lone["min_windows"] = min_windows
+    lone = lone.assign(min_windows=min_windows)
     with outputs.writing(path) as tmp:
         write_sites_geojson(lone, tmp, run=run)
 

@@ -70,6 +70,12 @@ SIMPLIFY_TILE_SHARE = 0.1
 OVERLAP_MIN_WINDOWS = 2
 EDGE_COLUMN = "on_edge"
 """Optional boolean tile column: the window touches the scanned raster's edge, where a site may go on outside."""
+RULE_COLUMN, WINDOWS_COLUMN = "site_rule", "windows"
+"""Columns ``build_sites(..., rule_column=True)`` adds: why the site's windows stand or fall (`RULE_WINDOWS`,
+`RULE_EDGE`, `RULE_DROPPED`), and for `RULE_EDGE` the union of those windows (the site's outline may be its objects
+instead; None for the others)."""
+RULE_WINDOWS, RULE_EDGE, RULE_DROPPED = "windows", "edge", "dropped"
+"""Enough positive windows; too few but one on the raster's edge; too few inside the raster."""
 # Metres per degree of latitude, only to turn a tolerance in metres into degrees for geographic scenes.
 _M_PER_DEG = 111_320.0
 
@@ -178,6 +184,7 @@ def build_sites(
     objects: Callable[[gpd.GeoDataFrame], list[ObjectSite] | None] | None = None,
     min_windows: int = 1,
     lone: bool = False,
+    rule_column: bool = False,
     workers: int = 1,
 ) -> gpd.GeoDataFrame:
     """Merge positive tiles into ranked candidate sites (scene CRS, sorted by rank).
@@ -186,7 +193,8 @@ def build_sites(
     share an edge form one component. A component of fewer than ``min_windows`` positive windows is dropped
     unless one of them touches the raster's edge (an ``on_edge`` tile column; the rest may lie outside).
     ``lone=True`` builds the sites of exactly those dropped components instead (a multi-scene run keeps them
-    aside: another scene's site next to them may make them part of a site, `infer.merge`).
+    aside: another scene's site next to them may make them part of a site, `infer.merge`). ``rule_column=True``
+    adds `RULE_COLUMN` (which part of the rule a site stands or falls by) and `WINDOWS_COLUMN` (its windows).
     Without ``objects`` a component is one site whose outline is their union, simplified by ``simplify_m``
     metres (default a tenth of the tile side). ``objects`` (a dense model's
     :func:`~minewatch.infer.objects.outline_objects` for the component's windows) may instead split a kept
@@ -211,14 +219,16 @@ def build_sites(
 
     pos = tiles.loc[positive_mask(tiles, thresholds)]
     if pos.empty:
-        return empty_sites(crs)
+        return _empty(crs, rule_column)
 
     geoms = np.asarray(pos.geometry.values)
     labels = tile_components(geoms)
     tolerance = _tolerance(geoms, crs, simplify_m)
 
-    kept = [members for members in (pos.iloc[np.flatnonzero(labels == label)] for label in np.unique(labels))
-            if _stands_alone(members, min_windows) != lone]
+    components = [pos.iloc[np.flatnonzero(labels == label)] for label in np.unique(labels)]
+    ruled = [(members, rule) for members, rule in ((m, site_rule(m, min_windows)) for m in components)
+             if (rule == RULE_DROPPED) == lone]
+    kept = [members for members, _ in ruled]
     if objects is None:
         found_in = [None] * len(kept)
     elif workers > 1 and len(kept) > 1:
@@ -232,21 +242,21 @@ def build_sites(
 
     records = []
     outlines = []
-    for members, found in zip(kept, found_in, strict=True):
+    for (members, rule), found in zip(ruled, found_in, strict=True):
+        on_edge = rule_column and rule == RULE_EDGE
+        windows = shapely.union_all(np.asarray(members.geometry.values)) if on_edge or not found else None
+        why = {RULE_COLUMN: rule, WINDOWS_COLUMN: windows if on_edge else None} if rule_column else {}
         if found:
             for obj in found:
                 outlines.append(obj.outline)
                 records.append(_evidence(members.iloc[np.flatnonzero(obj.members)], thresholds)
-                               | _object_figures(obj))
+                               | _object_figures(obj) | why)
             continue
-        outline = shapely.union_all(np.asarray(members.geometry.values))
-        if tolerance > 0:
-            outline = shapely.simplify(outline, tolerance, preserve_topology=True)
-        outlines.append(outline)
-        records.append(_evidence(members, thresholds) | null_object_figures())
+        outlines.append(shapely.simplify(windows, tolerance, preserve_topology=True) if tolerance > 0 else windows)
+        records.append(_evidence(members, thresholds) | null_object_figures() | why)
 
     if not records:
-        return empty_sites(crs)
+        return _empty(crs, rule_column)
     sites = gpd.GeoDataFrame(pd.DataFrame.from_records(records), geometry=outlines, crs=crs)
     metric = sites.to_crs(metric_crs(crs, sites))
     sites["area_m2"] = metric.geometry.area.to_numpy()
@@ -268,13 +278,42 @@ def build_sites(
     sites["run_id"] = run_id
     sites["created"] = created
     sites["review_status"] = "unreviewed"
-    sites = sites[[*SITE_COLUMNS, "geometry"]]
+    sites = sites[[*SITE_COLUMNS, *([RULE_COLUMN, WINDOWS_COLUMN] if rule_column else []), "geometry"]]
     return sites.astype(SITE_SCHEMA)
 
 
-def _stands_alone(members: gpd.GeoDataFrame, min_windows: int) -> bool:
-    """The site rule: enough positive windows, or one on the raster's edge (the site may go on beyond it)."""
-    return len(members) >= min_windows or bool(EDGE_COLUMN in members and members[EDGE_COLUMN].any())
+def split_by_rule(kept: gpd.GeoDataFrame, dropped: gpd.GeoDataFrame, scene_id: str
+                  ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """A scene's sites, and what a multi-scene merge needs to apply the site rule across scenes (`infer.merge`),
+    from ``build_sites(..., rule_column=True)`` with ``lone=False`` (``kept``) and ``lone=True`` (``dropped``).
+
+    The second frame holds the dropped sites, with ids of their own (``<scene_id>-lone-<rank>``), and the kept
+    sites that stand only by the raster's edge, with their kept ``site_id`` and their windows as geometry;
+    `RULE_COLUMN` tells them apart.
+    """
+    edge = kept.loc[kept[RULE_COLUMN] == RULE_EDGE].copy()
+    edge["geometry"] = gpd.GeoSeries(edge[WINDOWS_COLUMN].to_numpy(), index=edge.index, crs=kept.crs)
+    dropped = dropped.assign(site_id=[f"{scene_id}-lone-{r:04d}" for r in dropped["rank"]])
+    parts = [part for part in (dropped, edge) if len(part)]
+    lone = pd.concat(parts, ignore_index=True) if parts else dropped
+    lone = gpd.GeoDataFrame(lone.drop(columns=WINDOWS_COLUMN), geometry="geometry", crs=kept.crs)
+    return kept.drop(columns=[RULE_COLUMN, WINDOWS_COLUMN]), lone
+
+
+def _empty(crs: CRS, rule_column: bool) -> gpd.GeoDataFrame:
+    empty = empty_sites(crs)
+    if rule_column:
+        empty.insert(len(SITE_COLUMNS), RULE_COLUMN, pd.Series([], dtype="object"))
+        empty.insert(len(SITE_COLUMNS) + 1, WINDOWS_COLUMN, pd.Series([], dtype="object"))
+    return empty
+
+
+def site_rule(members: gpd.GeoDataFrame, min_windows: int) -> str:
+    """The site rule for one component of positive windows: enough of them (`RULE_WINDOWS`), or too few but one
+    on the raster's edge, where the site may go on beyond it (`RULE_EDGE`); else it is dropped (`RULE_DROPPED`)."""
+    if len(members) >= min_windows:
+        return RULE_WINDOWS
+    return RULE_EDGE if EDGE_COLUMN in members and members[EDGE_COLUMN].any() else RULE_DROPPED
 
 
 def _extent(members: gpd.GeoDataFrame) -> float:

@@ -216,5 +216,14 @@ def test_the_scan_marks_windows_on_the_raster_edge():
     assert kept["n_tiles"].tolist() == [1, 2] and kept["p_container_farm"].tolist() == pytest.approx([0.7, 0.9])
     assert lone is None  # a one-scene scan builds no lone sites
     assert sorted(_sites(scores, scene, predictor, run, 1)[0]["n_tiles"].tolist()) == [1, 1, 2]
-    _, lone = _sites(scores, scene, predictor, run, 2, with_lone=True)  # a multi-scene task: the interior one
-    assert lone["n_tiles"].tolist() == [1] and lone["p_container_farm"].tolist() == pytest.approx([0.95])
+    # A multi-scene task also says what the rule decided by this raster alone: the interior window dropped (an id
+    # of its own), the edge window kept only by the edge (the kept site's id, its window as geometry).
+    same, lone = _sites(scores, scene, predictor, run, 2, with_lone=True)
+    assert same.drop(columns="geometry").equals(_sites(scores, scene, predictor, run, 2)[0].drop(columns="geometry"))
+    lone = lone.set_index("site_rule")
+    assert sorted(lone.index) == ["dropped", "edge"]
+    assert lone.loc["dropped", "site_id"] == "s-lone-0001"
+    assert lone.loc["dropped", "p_container_farm"] == pytest.approx(0.95)
+    edge_site = kept.loc[kept["n_tiles"] == 1].iloc[0]
+    assert lone.loc["edge", "site_id"] == edge_site["site_id"]
+    assert lone.loc["edge", "geometry"].equals(shapely.box(*plan.tiles[at[(last, 5)]].bounds(grid.transform)))

@@ -94,3 +94,16 @@ def pad_scene(src: Path, dst: Path, margin_m: float) -> Path:
             _write_like(ds, dst / name, data, ds.transform * Affine.translation(-pad, -pad), scene_id=dst.name)
     shutil.copy(src / "truth.geojson", dst / "truth.geojson")
     return dst
+
+
+def blank_scene(src: Path, dst: Path, margin_m: float) -> Path:
+    """A scene folder over ``src``'s ground and ``margin_m`` metres around it, all of it one even field (each band
+    its median, thermal too): another flight over the same ground that finds nothing there."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("optical.tif", "thermal.tif"):
+        with rasterio.open(src / name) as ds:
+            pad = round(margin_m / ds.res[0])
+            fill = np.median(ds.read().reshape(ds.count, -1), axis=1).astype(ds.dtypes[0])
+            data = np.broadcast_to(fill[:, None, None], (ds.count, ds.height + 2 * pad, ds.width + 2 * pad)).copy()
+            _write_like(ds, dst / name, data, ds.transform * Affine.translation(-pad, -pad), scene_id=dst.name)
+    return dst

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+import rasterio
+import shapely
 from click.testing import CliRunner
 
 from minewatch.cli import cli
@@ -72,6 +74,31 @@ def test_each_scene_keeps_what_its_site_rule_dropped_for_the_merge(two_scenes, t
                      ScanOptions(min_windows=9), Cluster(in_process=True))
     assert gpd.read_file(tmp_path / "alone" / "sites.geojson")["scene_ids"].tolist() == ["b"]
     assert alone.n_sites == 1
+
+
+def test_a_site_kept_by_its_scenes_edge_falls_where_another_scene_saw_nothing_beyond(two_scenes, tmp_path):
+    # The first scene, 128 m square: at nine windows a site, its sites stand only by the raster's edge. Alone it
+    # is the edge of all that was seen, and they are kept; a second flight over the same ground and 64 m around,
+    # which finds nothing, leaves them inside what was seen, where a scan of the mosaic would drop them.
+    from tests.many.scenes import blank_scene, cut_window
+
+    first = sorted(two_scenes.iterdir())[0]
+    flights = tmp_path / "flights"
+    cut_window(first, flights / "a", 0, 640)
+    options = ScanOptions(min_windows=9, outputs=("sites",))
+    alone = run_many(discover([str(flights / "a")]), tmp_path / "alone", options, Cluster(in_process=True))
+    kept = gpd.read_file(tmp_path / "alone" / "a" / "sites.geojson")
+    assert alone.n_sites == len(kept) > 0 and (kept["n_tiles"] < 9).all()
+    lone = gpd.read_file(tmp_path / "alone" / "a" / "lone_sites.geojson")
+    assert sorted(lone.loc[lone["site_rule"] == "edge", "site_id"]) == sorted(kept["site_id"])
+    footprint = shapely.from_wkt(json.loads((tmp_path / "alone" / "a" / "scan.json").read_text())["footprint"])
+    with rasterio.open(first / "optical.tif") as ds:
+        assert footprint.area == pytest.approx(gpd.GeoSeries([shapely.box(*ds.bounds)], crs=ds.crs).to_crs(4326)
+                                               .iloc[0].area, rel=1e-3)
+    blank_scene(first, flights / "blank", 64.0)
+    both = run_many(discover([str(flights)]), tmp_path / "both", options, Cluster(in_process=True))
+    assert [(o.scene_id, o.n_sites) for o in both.outcomes] == [("a", len(kept)), ("blank", 0)]
+    assert both.n_sites == 0 and gpd.read_file(tmp_path / "both" / "sites.geojson").empty
 
 
 def test_one_failing_scene_does_not_stop_the_others(two_scenes, tmp_path):

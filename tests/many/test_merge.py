@@ -6,10 +6,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
 from minewatch.classes import CLASSES
 from minewatch.infer.merge import MERGED_COLUMNS, combined_score, merge_sites, read_scene_sites, write_merged
-from minewatch.infer.sites import build_sites, site_score
+from minewatch.infer.sites import EDGE_COLUMN, build_sites, site_score, split_by_rule
 from minewatch.infer.writers import write_sites_geojson
 from tests.infer.conftest import SITE_META, THRESHOLDS, X0, Y0, make_tiles
 
@@ -157,3 +158,55 @@ def test_lone_windows_alone_stay_dropped_unless_two_scenes_see_the_same_ground()
     only = merge_sites(gpd.GeoDataFrame(pd.concat([a.iloc[:0]]), crs=4326), run_id="r", created="t",
                        lone=gpd.GeoDataFrame(pd.concat([far], ignore_index=True), crs=4326))
     assert only.empty and list(only.columns) == [*MERGED_COLUMNS, "geometry"]
+
+
+def _scan(scene_id: str, probs: dict, *, origin=(X0, Y0), n=(4, 4), need: int = 2):
+    """A scene as a multi-scene scan leaves it for the merge: its sites, its lone file (infer/scan.py `_sites`)
+    and the lon/lat outline of the ground its windows covered (scan.json ``footprint``)."""
+    tiles = make_tiles(*n, probs, origin=origin)
+    tiles[EDGE_COLUMN] = ((tiles["row"] == 0) | (tiles["col"] == 0) | (tiles["row"] == n[0] - 1)
+                          | (tiles["col"] == n[1] - 1))
+
+    def build(lone: bool) -> gpd.GeoDataFrame:
+        return build_sites(tiles, THRESHOLDS, **{**SITE_META, "scene_id": scene_id}, min_windows=need, lone=lone,
+                           rule_column=True)
+
+    sites, lone = split_by_rule(build(False), build(True), scene_id)
+    footprint = gpd.GeoSeries([shapely.box(*tiles.total_bounds)], crs=tiles.crs).to_crs(4326).iloc[0]
+    return sites.to_crs(4326), lone.assign(min_windows=need).to_crs(4326), footprint
+
+
+def _merge_scans(*scans, footprints: bool = True) -> gpd.GeoDataFrame:
+    sites, lone, outlines = zip(*scans, strict=True)
+    return merge_sites(gpd.GeoDataFrame(pd.concat(sites, ignore_index=True), crs=4326), run_id="run-x",
+                       created="2024-07-01T00:00:00Z",
+                       lone=gpd.GeoDataFrame(pd.concat(lone, ignore_index=True), crs=4326),
+                       footprints=list(outlines) if footprints else None)
+
+
+def test_a_window_kept_by_its_scenes_edge_falls_where_another_scene_saw_the_ground_beyond():
+    # A (columns 0-3) keeps one positive window on its right edge: the site may go on outside A.
+    a = _scan("A", {(1, 3): (0.9, 0.1, 0.1)})
+    assert a[0]["n_tiles"].tolist() == [1] and a[1]["site_rule"].tolist() == ["edge"]
+    assert a[1]["site_id"].tolist() == a[0]["site_id"].tolist()
+    assert _merge_scans(a)["site_id"].tolist() == ["A-0001"]  # alone, A's edge is the edge of all that was seen
+    # B (columns 4-7, 0.4 m off A's grid: a hairline between them) saw the ground beyond and nothing there: a scan
+    # of the mosaic would see one window inside it, and drop it.
+    empty_b = _scan("B", {}, origin=(X0 + 4 * 64 + 0.4, Y0))
+    assert _merge_scans(a, empty_b).empty
+    assert _merge_scans(a, empty_b, footprints=False)["site_id"].tolist() == ["A-0001"]  # unknown ground: kept
+    # B saw the site go on: one window on its own left edge, beside A's; two windows together, one site.
+    b = _scan("B", {(1, 0): (0.92, 0.1, 0.1)}, origin=(X0 + 4 * 64, Y0))
+    merged = _merge_scans(a, b)
+    assert merged["scene_ids"].tolist() == ["A,B"] and merged["n_tiles"].tolist() == [2]
+    # B lower down covers the ground beyond only from row 2: the window at row 1 still faces ground nobody saw.
+    low_b = _scan("B", {}, origin=(X0 + 4 * 64, Y0 - 2 * 64))
+    assert _merge_scans(a, low_b)["site_id"].tolist() == ["A-0001"]
+    # A window in A's top right corner: B covers the ground to its right, nothing covers the ground above it.
+    corner = _scan("A", {(0, 3): (0.9, 0.1, 0.1)})
+    assert _merge_scans(corner, empty_b)["site_id"].tolist() == ["A-0001"]
+    above = _scan("C", {}, origin=(X0, Y0 + 4 * 64), n=(4, 8))
+    assert _merge_scans(corner, empty_b, above).empty
+    # A site A keeps by its windows stays, whatever B saw.
+    pair = _scan("A", {(1, 3): (0.9, 0.1, 0.1), (2, 3): (0.9, 0.1, 0.1)})
+    assert pair[1].empty and _merge_scans(pair, empty_b)["n_tiles"].tolist() == [2]
