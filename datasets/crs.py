@@ -54,10 +54,8 @@ def metric_crs(crs, geoms: gpd.GeoSeries | gpd.GeoDataFrame) -> CRS:
     return series.estimate_utm_crs()
 
 
-def lonlat_footprint(bounds: tuple[float, float, float, float], crs, points_per_side: int = 21) -> shapely.Polygon:
-    """The rectangle ``bounds`` of ``crs`` as a lon/lat (EPSG:4326) polygon, its sides densified so that it keeps
-    its shape where the two CRS do not share straight lines."""
-    left, bottom, right, top = bounds
-    step = max(right - left, top - bottom) / max(points_per_side - 1, 1)
-    outline = shapely.segmentize(shapely.box(left, bottom, right, top), step) if step > 0 else shapely.box(*bounds)
-    return gpd.GeoSeries([outline], crs=as_pyproj(crs)).to_crs(4326).iloc[0]
+
+def to_lonlat(geom: shapely.Geometry, crs, max_segment: float) -> shapely.Geometry:
+    """``geom`` (in ``crs``) in lon/lat (EPSG:4326), its edges first cut to ``max_segment`` (``crs`` units) so that
+    it keeps its shape where the two CRS do not share straight lines."""
+    return gpd.GeoSeries([shapely.segmentize(geom, max_segment)], crs=as_pyproj(crs)).to_crs(4326).iloc[0]

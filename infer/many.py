@@ -209,7 +209,7 @@ def scan_scene(scene: SceneInput, out_dir: str, options: ScanOptions, fingerprin
                 **({"max_tiles": options.max_tiles} if options.max_tiles else {}))
             result = run_scan(request)
             outcome.model = result.provenance.get("model")
-            outcome.footprint = None if thermal_only else result.provenance.get("footprint")
+            outcome.footprint = result.provenance.get("footprint")
             outcome.status = "done"
             outcome.n_sites = len(result.sites)
             outcome.n_tiles = result.n_scanned + result.n_skipped

@@ -25,13 +25,16 @@ The site rule across scenes. Each scene's scan applies the rule alone (at least 
 or one on the raster's edge, where the site may go on beyond it), and tells the merge what it decided by that
 alone (``lone``, its ``lone_sites.geojson``): the sites it dropped (``site_rule`` ``dropped``: too few windows,
 inside the raster), and which of its kept sites stand only by the raster's edge (``edge``: the kept site's
-``site_id``, its windows as geometry). With the ground every scene's windows covered (``footprints``), the
-merge then draws the sites a scan of the scenes' mosaic would draw:
+``site_id``, its windows as geometry, which also link it to other scenes' sites), each with its component's
+window count (sites a dense head split from one component count its windows once) and the rule's
+``min_windows`` and ``window_m``. With the ground every scene's windows covered (``footprints``: scanned windows
+only, so nodata, skipped and fenced-out ground is unseen), the merge then draws the sites a scan of the scenes'
+mosaic would draw:
 
 - a dropped or edge site joined to another scene's site is part of that site;
 - a group of such sites only is kept when its windows together reach the rule (two scenes' single windows on
-  the same ground), or when one of its edge sites' windows still touches ground no scene covered (the edge of
-  the mosaic: the site may go on there);
+  the same ground), or when ground no scene saw lies within a window's width of one of its edge sites' windows
+  (there a scan of the mosaic would have an edge window of its own, and the site may go on);
 - anything else is dropped: a dropped site as its scene dropped it, an edge site because other scenes saw the
   ground beyond that edge and found nothing there.
 
@@ -56,6 +59,8 @@ from scipy.sparse.csgraph import connected_components
 from minewatch.classes import CLASSES
 from minewatch.datasets.crs import utm_epsg
 from minewatch.infer.sites import (
+    COMPONENT_COLUMN,
+    N_WINDOWS_COLUMN,
     OBJECT_COLUMNS,
     OUTLINE_OBJECTS,
     OUTLINE_TILES,
@@ -127,38 +132,61 @@ def _empty_merged() -> gpd.GeoDataFrame:
     return out[[*MERGED_COLUMNS, "geometry"]]
 
 
-_NEED = "_min_windows"  # windows the rule asked for, of a site that stands or falls by the merge; else 0
+# Columns of the merge's working frame, for members that stand or fall by the merge (else 0, None, ...):
+_NEED = "_min_windows"  # windows the scene's rule asked for
 _KEPT = "_kept"  # its scene kept the site (not one of its dropped sites)
-_EDGE = "_edge_windows"  # the windows of a site its scene kept only by the raster's edge; else None
+_EDGE = "_edge_windows"  # the windows of a site its scene kept only by the raster's edge (lon/lat)
+_BAND = "_window_m"  # that scene's window side: how far beyond such windows a mosaic's own edge window would reach
+_COUNT = "_n_windows"  # the windows of the member's component (sites a dense head split from one share them)
+_COMPONENT = "_component"  # (scene, component) names the windows once
+
+_RULE_DEFAULTS = {_NEED: 0, _KEPT: True, _EDGE: None, _BAND: 0.0, _COUNT: 0, _COMPONENT: -1}
 
 
 def _with_lone(sites: gpd.GeoDataFrame, lone: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
-    """The kept sites (the edge ones marked) and the dropped ones in one frame, with `_NEED`, `_KEPT`, `_EDGE`."""
-    sites = sites.assign(**{_NEED: 0, _KEPT: True, _EDGE: None})
+    """The kept sites (the edge ones marked) and the dropped ones in one frame, with the working columns."""
+    sites = sites.assign(**_RULE_DEFAULTS)
     if lone is None or lone.empty:
         return sites
-    lone = lone.to_crs(4326)
-    is_edge = (lone[RULE_COLUMN] == RULE_EDGE).to_numpy() if RULE_COLUMN in lone else np.zeros(len(lone), bool)
-    edge = lone.loc[is_edge]
-    windows = dict(zip(edge["site_id"], edge.geometry, strict=True))
-    need = dict(zip(edge["site_id"], edge["min_windows"].astype("int64"), strict=True))
-    sites[_EDGE] = [windows.get(i) for i in sites["site_id"]]
-    sites[_NEED] = [int(need.get(i, 0)) for i in sites["site_id"]]
-    dropped = lone.loc[~is_edge]
+    lone = _rule_of(lone.to_crs(4326))
+    is_edge = (lone[RULE_COLUMN] == RULE_EDGE).to_numpy()
+    edge = lone.loc[is_edge].set_index("site_id")
+    at = sites["site_id"].map(pd.Series(np.arange(len(edge)), index=edge.index)).to_numpy()
+    for col in (_NEED, _BAND, _COUNT, _COMPONENT, _EDGE):
+        values = edge.geometry.to_numpy() if col == _EDGE else edge[col].to_numpy()
+        sites[col] = [values[int(i)] if np.isfinite(i) else _RULE_DEFAULTS[col] for i in at]
+    dropped = lone.loc[~is_edge].assign(**{_KEPT: False, _EDGE: None})
     if dropped.empty:
         return sites
-    dropped = dropped.assign(**{_NEED: dropped["min_windows"].to_numpy(dtype="int64"), _KEPT: False, _EDGE: None})
-    dropped = dropped[[*SITE_COLUMNS, _NEED, _KEPT, _EDGE, "geometry"]]
+    dropped = dropped[[*SITE_COLUMNS, *_RULE_DEFAULTS, "geometry"]]
     both = pd.concat([sites, dropped], ignore_index=True) if len(sites) else dropped.reset_index(drop=True)
     return gpd.GeoDataFrame(both, geometry="geometry", crs=4326)
+
+
+def _rule_of(lone: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """A scene's lone records with the working columns; a lone file of an earlier version (no ``site_rule``) holds
+    dropped sites only, each its own component."""
+    n = len(lone)
+    return lone.assign(**{
+        RULE_COLUMN: lone[RULE_COLUMN] if RULE_COLUMN in lone else "dropped",
+        _NEED: lone["min_windows"].to_numpy(dtype="int64"),
+        _BAND: lone["window_m"].to_numpy(dtype=float) if "window_m" in lone else np.zeros(n),
+        _COUNT: (lone[N_WINDOWS_COLUMN] if N_WINDOWS_COLUMN in lone else lone["n_tiles"]).to_numpy(dtype="int64"),
+        _COMPONENT: (lone[COMPONENT_COLUMN].to_numpy(dtype="int64") if COMPONENT_COLUMN in lone
+                     else -2 - np.arange(n)),
+    })
 
 
 def _stands(members: gpd.GeoDataFrame, scanned: _Scanned | None) -> bool:
     """The site rule for a group of merged members (module doc)."""
     need = members[_NEED].to_numpy()
-    if not (need > 0).all() or members["n_tiles"].sum() >= need.max():
-        return True  # a member its scene kept by its windows, or enough windows together
-    return any(scanned is None or scanned.faces_unscanned(w) for w in members[_EDGE].dropna())
+    if not (need > 0).all():
+        return True  # a member its scene kept by its windows
+    if members.drop_duplicates(["scene_id", _COMPONENT])[_COUNT].sum() >= need.max():
+        return True  # enough windows together
+    edges = members.loc[members[_EDGE].notna()]
+    return any(scanned is None or scanned.faces_unscanned(w, band)
+               for w, band in zip(edges[_EDGE], edges[_BAND], strict=True))
 
 
 class _Scanned:
@@ -169,21 +197,23 @@ class _Scanned:
         self.tree = shapely.STRtree(self.footprints)
         self.tolerance_m = max(tolerance_m, 0.1)
 
-    def faces_unscanned(self, windows: shapely.Geometry) -> bool:
-        """Whether ground within twice the tolerance of ``windows`` (lon/lat) lies outside every footprint
-        (footprints grown by the tolerance, so that adjacent scenes leave no hairline between them)."""
-        pad = 4 * self.tolerance_m / (_M_PER_DEG * np.cos(np.radians(min(abs(windows.centroid.y), 89.0))))
+    def faces_unscanned(self, windows: shapely.Geometry, band_m: float) -> bool:
+        """Whether ground within ``band_m`` metres of ``windows`` (lon/lat; at least twice the tolerance) lies
+        outside every footprint (each grown by the tolerance, so that adjacent scenes leave no hairline)."""
+        reach = max(band_m, 2 * self.tolerance_m)
+        pad = 2 * reach / (_M_PER_DEG * np.cos(np.radians(min(abs(windows.centroid.y), 89.0))))
         near = self.footprints[self.tree.query(shapely.buffer(windows, pad, quad_segs=1), predicate="intersects")]
         if not len(near):
             return True
         epsg = _utm_of(windows)
         covered = shapely.union_all([_to_utm(f, epsg).buffer(self.tolerance_m, join_style="mitre") for f in near])
-        return not covered.contains(_to_utm(windows, epsg).buffer(2 * self.tolerance_m, join_style="mitre"))
+        return not covered.contains(_to_utm(windows, epsg).buffer(reach, join_style="mitre"))
 
 
 def _components(sites: gpd.GeoDataFrame, gap_m: float) -> np.ndarray:
-    """Connected components of 'different scenes and within gap_m metres'."""
-    geoms = np.asarray(sites.geometry.values)
+    """Connected components of 'different scenes and within gap_m metres'; a site kept only by its scene's edge
+    is reached through its windows (a dense head's outline may stop short of that edge)."""
+    geoms = np.asarray([w if w is not None else g for w, g in zip(sites[_EDGE], sites.geometry, strict=True)])
     n = len(geoms)
     lat = float(np.clip(np.abs(sites["centroid_lat"].to_numpy(dtype=float)).max(), 0, 89))
     # A search box in degrees that holds every pair within gap_m (longitude degrees shrink with latitude).

@@ -22,7 +22,7 @@ import shapely
 
 from minewatch.clock import now_utc
 from minewatch.datasets.bands import check_bands
-from minewatch.datasets.crs import lonlat_footprint
+from minewatch.datasets.crs import to_lonlat
 from minewatch.datasets.geofence import Geofence
 from minewatch.datasets.model_input import InputSpec
 from minewatch.datasets.scene import ReadOptions, Scene
@@ -201,14 +201,13 @@ def run_scan(req: ScanRequest) -> ScanResult:
                 if store is not None:
                     store.close()
             if lone is not None:
-                _write_lone(lone, req.lone_out, need, run, outputs)
+                _write_lone(lone, req.lone_out, need, meta.tile_m, run, outputs)
             written = _write_outputs(req, scene, plan, scores, sites, meta.classes, run, outputs)
             journal.close(remove=True)
         provenance = {"scene_id": scene.scene_id, "acquired": scene.acquired, "sensor": scene.sensor,
                       "model": predictor.path.name, "model_sha256": predictor.sha256, **run,
                       "optical": str(req.raster), "thermal": str(req.thermal) if req.thermal else None,
-                      "footprint": shapely.to_wkt(lonlat_footprint(scene.grid.bounds, scene.grid.crs),
-                                                  rounding_precision=7)}
+                      "footprint": _footprint(scores, scene) if req.lone_out is not None else None}
     n_scanned = scores.n_scanned
     return ScanResult(sites, scores, req.out, n_scanned, len(scores) - n_scanned, time.perf_counter() - start,
                       report, written, provenance=provenance)
@@ -390,15 +389,33 @@ def _sites(scores: TileScores, scene: Scene, predictor: Predictor, run: dict[str
     return split_by_rule(build(False), build(True), scene.scene_id)
 
 
-def _write_lone(lone: gpd.GeoDataFrame, path: Path, min_windows: int, run: dict[str, str],
+def _write_lone(lone: gpd.GeoDataFrame, path: Path, min_windows: int, window_m: float, run: dict[str, str],
                 outputs: OutputSet) -> None:
     """What the site rule decided by this scene alone (`_sites`), each record with the window count the rule
-    asked for (``min_windows``), renamed into place with the scan's other outputs."""
+    asked for (``min_windows``) and the window's side (``window_m``), renamed into place with the scan's other
+    outputs."""
     from minewatch.infer.writers import write_sites_geojson
 
-    lone = lone.assign(min_windows=min_windows)
+    lone = lone.assign(min_windows=min_windows, window_m=window_m)
     with outputs.writing(path) as tmp:
         write_sites_geojson(lone, tmp, run=run)
+
+
+# Edges of a footprint are cut to this length (metres of the model grid) before going to lon/lat: the shape
+# within a centimetre, a few hundred vertices for a 20000 px scene.
+FOOTPRINT_SEGMENT_M = 500.0
+
+
+def _footprint(scores: TileScores, scene: Scene) -> str | None:
+    """The ground the scan's windows covered (skipped windows, nodata collars and fenced-out ground are not),
+    lon/lat WKT; a multi-scene merge needs it to tell seen ground from unseen (`infer.merge`)."""
+    from minewatch.infer.sites import box_cover
+
+    scanned = np.flatnonzero(scores.scanned)
+    if not len(scanned):
+        return None
+    cover = to_lonlat(box_cover(scores.bounds(scanned)), scene.grid.crs, FOOTPRINT_SEGMENT_M)
+    return shapely.to_wkt(cover, rounding_precision=7)
 
 
 def _write_outputs(req: ScanRequest, scene: Scene, plan: TilePlan, scores: TileScores, sites: gpd.GeoDataFrame,

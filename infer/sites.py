@@ -70,10 +70,12 @@ SIMPLIFY_TILE_SHARE = 0.1
 OVERLAP_MIN_WINDOWS = 2
 EDGE_COLUMN = "on_edge"
 """Optional boolean tile column: the window touches the scanned raster's edge, where a site may go on outside."""
-RULE_COLUMN, WINDOWS_COLUMN = "site_rule", "windows"
-"""Columns ``build_sites(..., rule_column=True)`` adds: why the site's windows stand or fall (`RULE_WINDOWS`,
-`RULE_EDGE`, `RULE_DROPPED`), and for `RULE_EDGE` the union of those windows (the site's outline may be its objects
-instead; None for the others)."""
+RULE_COLUMN, WINDOWS_COLUMN, N_WINDOWS_COLUMN, COMPONENT_COLUMN = "site_rule", "windows", "n_windows", "component"
+RULE_COLUMNS = (RULE_COLUMN, WINDOWS_COLUMN, N_WINDOWS_COLUMN, COMPONENT_COLUMN)
+"""Columns ``build_sites(..., rule_column=True)`` adds, of the component of positive windows a site comes from: why
+it stands or falls (`RULE_WINDOWS`, `RULE_EDGE`, `RULE_DROPPED`), for `RULE_EDGE` the union of its windows (the
+site's outline may be its objects instead; None for the others), how many windows it has (a dense head may split
+it into several sites, each counting only the windows its objects lie in) and its number in the scene."""
 RULE_WINDOWS, RULE_EDGE, RULE_DROPPED = "windows", "edge", "dropped"
 """Enough positive windows; too few but one on the raster's edge; too few inside the raster."""
 # Metres per degree of latitude, only to turn a tolerance in metres into degrees for geographic scenes.
@@ -156,17 +158,42 @@ def box_components(bounds: np.ndarray) -> np.ndarray:
     (at most twice the distinct edges per axis), not the number of overlapping pairs, which at a fine stride
     reached millions (a 4 m stride: each 64 m window overlaps ~1,000 others).
     """
+    covered, (ix0, iy0), _ = _cell_grid(bounds)
+    cells, _ = ndimage.label(covered)  # 4-connectivity: corners do not join
+    return cells[iy0, ix0] - 1
+
+
+def box_cover(bounds: np.ndarray) -> shapely.Geometry:
+    """The ground that axis-aligned boxes (n, 4) cover, as one polygon or multipolygon (holes where they leave
+    gaps), from the cells of :func:`box_components`'s grid: fast where a union of overlapping boxes is not."""
+    from rasterio.features import shapes
+
+    covered, _, (xs, ys) = _cell_grid(bounds)
+    covered = covered[:-1, :-1]  # cell (i, j) ends at the edges i + 1, j + 1
+    # Outlined in cell units (x = column, y = row: the identity transform), then each vertex put on its edge.
+    pieces = [shapely.geometry.shape(g) for g, _ in shapes(covered.view(np.uint8), mask=covered, connectivity=4)]
+    cover = shapely.multipolygons(pieces) if len(pieces) > 1 else pieces[0]
+    return shapely.transform(cover, lambda c: np.column_stack([xs[np.rint(c[:, 0]).astype(int)],
+                                                              ys[np.rint(c[:, 1]).astype(int)]]))
+
+
+def _cell_grid(bounds: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray],
+                                            tuple[np.ndarray, np.ndarray]]:
+    """Boxes drawn on the grid of their own edges: which cells they cover (cell (i, j) spans ys[i]..ys[i + 1],
+    xs[j]..xs[j + 1]), each box's first cell (columns, rows), and the edges (xs, ys)."""
     xs = np.unique(np.round(bounds[:, [0, 2]], 6))
     ys = np.unique(np.round(bounds[:, [1, 3]], 6))
     ix0 = np.searchsorted(xs, np.round(bounds[:, 0], 6))
     ix1 = np.searchsorted(xs, np.round(bounds[:, 2], 6))
     iy0 = np.searchsorted(ys, np.round(bounds[:, 1], 6))
     iy1 = np.searchsorted(ys, np.round(bounds[:, 3], 6))
-    covered = np.zeros((len(ys), len(xs)), dtype=bool)
-    for a, b, c, d in zip(iy0, iy1, ix0, ix1, strict=True):
-        covered[a:max(b, a + 1), c:max(d, c + 1)] = True
-    cells, _ = ndimage.label(covered)  # 4-connectivity: corners do not join
-    return cells[iy0, ix0] - 1
+    iy1, ix1 = np.maximum(iy1, iy0 + 1), np.maximum(ix1, ix0 + 1)
+    # Each box adds 1 to its cells: +1 at its first corner, -1 past each side, +1 past both, summed up both axes.
+    count = np.zeros((len(ys) + 1, len(xs) + 1), dtype=np.int32)
+    for rows, cols, sign in ((iy0, ix0, 1), (iy0, ix1, -1), (iy1, ix0, -1), (iy1, ix1, 1)):
+        np.add.at(count, (rows, cols), sign)
+    covered = count.cumsum(axis=0).cumsum(axis=1)[:-1, :-1] > 0
+    return covered, (ix0, iy0), (xs, ys)
 
 
 def build_sites(
@@ -194,7 +221,7 @@ def build_sites(
     unless one of them touches the raster's edge (an ``on_edge`` tile column; the rest may lie outside).
     ``lone=True`` builds the sites of exactly those dropped components instead (a multi-scene run keeps them
     aside: another scene's site next to them may make them part of a site, `infer.merge`). ``rule_column=True``
-    adds `RULE_COLUMN` (which part of the rule a site stands or falls by) and `WINDOWS_COLUMN` (its windows).
+    adds `RULE_COLUMNS` (which part of the rule a site stands or falls by, and its component of windows).
     Without ``objects`` a component is one site whose outline is their union, simplified by ``simplify_m``
     metres (default a tenth of the tile side). ``objects`` (a dense model's
     :func:`~minewatch.infer.objects.outline_objects` for the component's windows) may instead split a kept
@@ -226,9 +253,9 @@ def build_sites(
     tolerance = _tolerance(geoms, crs, simplify_m)
 
     components = [pos.iloc[np.flatnonzero(labels == label)] for label in np.unique(labels)]
-    ruled = [(members, rule) for members, rule in ((m, site_rule(m, min_windows)) for m in components)
-             if (rule == RULE_DROPPED) == lone]
-    kept = [members for members, _ in ruled]
+    ruled = [(k, members, rule) for k, members, rule in
+             ((k, m, site_rule(m, min_windows)) for k, m in enumerate(components)) if (rule == RULE_DROPPED) == lone]
+    kept = [members for _, members, _ in ruled]
     if objects is None:
         found_in = [None] * len(kept)
     elif workers > 1 and len(kept) > 1:
@@ -242,10 +269,11 @@ def build_sites(
 
     records = []
     outlines = []
-    for (members, rule), found in zip(ruled, found_in, strict=True):
+    for (k, members, rule), found in zip(ruled, found_in, strict=True):
         on_edge = rule_column and rule == RULE_EDGE
         windows = shapely.union_all(np.asarray(members.geometry.values)) if on_edge or not found else None
-        why = {RULE_COLUMN: rule, WINDOWS_COLUMN: windows if on_edge else None} if rule_column else {}
+        why = dict(zip(RULE_COLUMNS, (rule, windows if on_edge else None, len(members), k), strict=True)
+                   ) if rule_column else {}
         if found:
             for obj in found:
                 outlines.append(obj.outline)
@@ -278,7 +306,7 @@ def build_sites(
     sites["run_id"] = run_id
     sites["created"] = created
     sites["review_status"] = "unreviewed"
-    sites = sites[[*SITE_COLUMNS, *([RULE_COLUMN, WINDOWS_COLUMN] if rule_column else []), "geometry"]]
+    sites = sites[[*SITE_COLUMNS, *(RULE_COLUMNS if rule_column else ()), "geometry"]]
     return sites.astype(SITE_SCHEMA)
 
 
@@ -289,7 +317,7 @@ def split_by_rule(kept: gpd.GeoDataFrame, dropped: gpd.GeoDataFrame, scene_id: s
 
     The second frame holds the dropped sites, with ids of their own (``<scene_id>-lone-<rank>``), and the kept
     sites that stand only by the raster's edge, with their kept ``site_id`` and their windows as geometry;
-    `RULE_COLUMN` tells them apart.
+    `RULE_COLUMN` tells them apart, `N_WINDOWS_COLUMN` and `COMPONENT_COLUMN` say which windows they come from.
     """
     edge = kept.loc[kept[RULE_COLUMN] == RULE_EDGE].copy()
     edge["geometry"] = gpd.GeoSeries(edge[WINDOWS_COLUMN].to_numpy(), index=edge.index, crs=kept.crs)
@@ -297,14 +325,14 @@ def split_by_rule(kept: gpd.GeoDataFrame, dropped: gpd.GeoDataFrame, scene_id: s
     parts = [part for part in (dropped, edge) if len(part)]
     lone = pd.concat(parts, ignore_index=True) if parts else dropped
     lone = gpd.GeoDataFrame(lone.drop(columns=WINDOWS_COLUMN), geometry="geometry", crs=kept.crs)
-    return kept.drop(columns=[RULE_COLUMN, WINDOWS_COLUMN]), lone
+    return kept.drop(columns=list(RULE_COLUMNS)), lone
 
 
 def _empty(crs: CRS, rule_column: bool) -> gpd.GeoDataFrame:
     empty = empty_sites(crs)
     if rule_column:
-        empty.insert(len(SITE_COLUMNS), RULE_COLUMN, pd.Series([], dtype="object"))
-        empty.insert(len(SITE_COLUMNS) + 1, WINDOWS_COLUMN, pd.Series([], dtype="object"))
+        for i, (name, dtype) in enumerate(zip(RULE_COLUMNS, ("object", "object", "int64", "int64"), strict=True)):
+            empty.insert(len(SITE_COLUMNS) + i, name, pd.Series([], dtype=dtype))
     return empty
 
 

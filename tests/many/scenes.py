@@ -96,14 +96,19 @@ def pad_scene(src: Path, dst: Path, margin_m: float) -> Path:
     return dst
 
 
-def blank_scene(src: Path, dst: Path, margin_m: float) -> Path:
+def blank_scene(src: Path, dst: Path, margin_m: float, *, hole_m: float | None = None) -> Path:
     """A scene folder over ``src``'s ground and ``margin_m`` metres around it, all of it one even field (each band
-    its median, thermal too): another flight over the same ground that finds nothing there."""
+    its median, thermal too): another flight over the same ground that finds nothing there. With ``hole_m``,
+    ``src``'s ground and ``hole_m`` metres around it are nodata: that flight's raster spans the ground, but it did
+    not see it."""
     dst.mkdir(parents=True, exist_ok=True)
     for name in ("optical.tif", "thermal.tif"):
         with rasterio.open(src / name) as ds:
             pad = round(margin_m / ds.res[0])
             fill = np.median(ds.read().reshape(ds.count, -1), axis=1).astype(ds.dtypes[0])
             data = np.broadcast_to(fill[:, None, None], (ds.count, ds.height + 2 * pad, ds.width + 2 * pad)).copy()
+            if hole_m is not None:
+                keep = pad - round(hole_m / ds.res[0])
+                data[:, keep:data.shape[1] - keep, keep:data.shape[2] - keep] = ds.nodata
             _write_like(ds, dst / name, data, ds.transform * Affine.translation(-pad, -pad), scene_id=dst.name)
     return dst

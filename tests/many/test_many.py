@@ -78,7 +78,7 @@ def test_each_scene_keeps_what_its_site_rule_dropped_for_the_merge(two_scenes, t
 
 def test_a_site_kept_by_its_scenes_edge_falls_where_another_scene_saw_nothing_beyond(two_scenes, tmp_path):
     # The first scene, 128 m square: at nine windows a site, its sites stand only by the raster's edge. Alone it
-    # is the edge of all that was seen, and they are kept; a second flight over the same ground and 64 m around,
+    # is the edge of all that was seen, and they are kept; a second flight over the same ground and 128 m around,
     # which finds nothing, leaves them inside what was seen, where a scan of the mosaic would drop them.
     from tests.many.scenes import blank_scene, cut_window
 
@@ -91,14 +91,23 @@ def test_a_site_kept_by_its_scenes_edge_falls_where_another_scene_saw_nothing_be
     assert alone.n_sites == len(kept) > 0 and (kept["n_tiles"] < 9).all()
     lone = gpd.read_file(tmp_path / "alone" / "a" / "lone_sites.geojson")
     assert sorted(lone.loc[lone["site_rule"] == "edge", "site_id"]) == sorted(kept["site_id"])
+    assert (lone["window_m"] == 64).all() and (lone["min_windows"] == 9).all()
     footprint = shapely.from_wkt(json.loads((tmp_path / "alone" / "a" / "scan.json").read_text())["footprint"])
-    with rasterio.open(first / "optical.tif") as ds:
-        assert footprint.area == pytest.approx(gpd.GeoSeries([shapely.box(*ds.bounds)], crs=ds.crs).to_crs(4326)
-                                               .iloc[0].area, rel=1e-3)
-    blank_scene(first, flights / "blank", 64.0)
+    with rasterio.open(first / "optical.tif") as ds:  # every window read: the footprint is the raster
+        raster = gpd.GeoSeries([shapely.box(*ds.bounds)], crs=ds.crs).to_crs(4326).iloc[0]
+    assert footprint.symmetric_difference(raster).area < 1e-3 * raster.area
+    blank_scene(first, flights / "blank", 128.0)
     both = run_many(discover([str(flights)]), tmp_path / "both", options, Cluster(in_process=True))
     assert [(o.scene_id, o.n_sites) for o in both.outcomes] == [("a", len(kept)), ("blank", 0)]
     assert both.n_sites == 0 and gpd.read_file(tmp_path / "both" / "sites.geojson").empty
+    # A flight whose raster spans the same ground, but holds no data over it and 64 m around: it saw nothing
+    # there, its footprint has a hole, and the first scene's sites stay.
+    shutil.rmtree(flights / "blank")
+    blank_scene(first, flights / "blank", 128.0, hole_m=64.0)
+    holed = run_many(discover([str(flights)]), tmp_path / "holed", options, Cluster(in_process=True))
+    seen = shapely.from_wkt(json.loads((tmp_path / "holed" / "blank" / "scan.json").read_text())["footprint"])
+    assert seen.geom_type == "Polygon" and len(seen.interiors) == 1 and not seen.intersects(raster.buffer(-1e-5))
+    assert holed.n_sites == len(kept)
 
 
 def test_one_failing_scene_does_not_stop_the_others(two_scenes, tmp_path):

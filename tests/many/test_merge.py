@@ -12,7 +12,7 @@ from minewatch.classes import CLASSES
 from minewatch.infer.merge import MERGED_COLUMNS, combined_score, merge_sites, read_scene_sites, write_merged
 from minewatch.infer.sites import EDGE_COLUMN, build_sites, site_score, split_by_rule
 from minewatch.infer.writers import write_sites_geojson
-from tests.infer.conftest import SITE_META, THRESHOLDS, X0, Y0, make_tiles
+from tests.infer.conftest import SITE_META, THRESHOLDS, UTM, X0, Y0, make_tiles
 
 
 def _scene_sites(scene_id: str, probs: dict, *, origin=(X0, Y0), thermal=None, n=(4, 4)) -> gpd.GeoDataFrame:
@@ -160,10 +160,10 @@ def test_lone_windows_alone_stay_dropped_unless_two_scenes_see_the_same_ground()
     assert only.empty and list(only.columns) == [*MERGED_COLUMNS, "geometry"]
 
 
-def _scan(scene_id: str, probs: dict, *, origin=(X0, Y0), n=(4, 4), need: int = 2):
+def _scan(scene_id: str, probs: dict, *, origin=(X0, Y0), n=(4, 4), size: float = 64.0, need: int = 2):
     """A scene as a multi-scene scan leaves it for the merge: its sites, its lone file (infer/scan.py `_sites`)
     and the lon/lat outline of the ground its windows covered (scan.json ``footprint``)."""
-    tiles = make_tiles(*n, probs, origin=origin)
+    tiles = make_tiles(*n, probs, origin=origin, size=size)
     tiles[EDGE_COLUMN] = ((tiles["row"] == 0) | (tiles["col"] == 0) | (tiles["row"] == n[0] - 1)
                           | (tiles["col"] == n[1] - 1))
 
@@ -173,7 +173,7 @@ def _scan(scene_id: str, probs: dict, *, origin=(X0, Y0), n=(4, 4), need: int = 
 
     sites, lone = split_by_rule(build(False), build(True), scene_id)
     footprint = gpd.GeoSeries([shapely.box(*tiles.total_bounds)], crs=tiles.crs).to_crs(4326).iloc[0]
-    return sites.to_crs(4326), lone.assign(min_windows=need).to_crs(4326), footprint
+    return sites.to_crs(4326), lone.assign(min_windows=need, window_m=size).to_crs(4326), footprint
 
 
 def _merge_scans(*scans, footprints: bool = True) -> gpd.GeoDataFrame:
@@ -207,6 +207,38 @@ def test_a_window_kept_by_its_scenes_edge_falls_where_another_scene_saw_the_grou
     assert _merge_scans(corner, empty_b)["site_id"].tolist() == ["A-0001"]
     above = _scan("C", {}, origin=(X0, Y0 + 4 * 64), n=(4, 8))
     assert _merge_scans(corner, empty_b, above).empty
+    # B reaches only 30 m beyond A's edge: a scan of the mosaic would have an edge window of its own over A's.
+    narrow_b = _scan("B", {}, origin=(X0 + 4 * 64, Y0), n=(8, 1), size=30.0)
+    assert _merge_scans(a, narrow_b)["site_id"].tolist() == ["A-0001"]
     # A site A keeps by its windows stays, whatever B saw.
     pair = _scan("A", {(1, 3): (0.9, 0.1, 0.1), (2, 3): (0.9, 0.1, 0.1)})
     assert pair[1].empty and _merge_scans(pair, empty_b)["n_tiles"].tolist() == [2]
+
+
+def test_edge_sites_outlined_by_their_objects_join_through_their_windows():
+    # A dense head outlines objects, which may stop short of the raster's edge: A's and B's halves of one farm, each
+    # a window on its scene's edge, are 20 m apart as objects but side by side as windows. One site of 2 windows.
+    a_sites, a_lone, a_seen = _scan("A", {(1, 3): (0.9, 0.1, 0.1)})
+    b_sites, b_lone, b_seen = _scan("B", {(1, 0): (0.92, 0.1, 0.1)}, origin=(X0 + 4 * 64, Y0))
+    objects = [gpd.GeoSeries([shapely.box(x0, Y0 - 110, x0 + 20, Y0 - 80)], crs=UTM).to_crs(4326).iloc[0]
+               for x0 in (X0 + 4 * 64 - 30, X0 + 4 * 64 + 10)]
+    a_sites = a_sites.set_geometry([objects[0]], crs=4326)
+    b_sites = b_sites.set_geometry([objects[1]], crs=4326)
+    merged = _merge_scans((a_sites, a_lone, a_seen), (b_sites, b_lone, b_seen))
+    assert merged["scene_ids"].tolist() == ["A,B"] and merged["n_tiles"].tolist() == [2]
+    assert merged.iloc[0].geometry.area == pytest.approx(shapely.union_all(objects).area, rel=1e-6)
+
+
+def test_sites_a_dense_head_split_from_one_component_count_its_windows_once():
+    # A's edge window holds two objects: two sites from one component of one window. B (on the same ground)
+    # dropped one window of its own. At three windows a site the pair has two windows, not three: dropped.
+    a_sites, a_lone, a_seen = _scan("A", {(1, 3): (0.9, 0.1, 0.1)}, need=3)
+    twin_sites = pd.concat([a_sites, a_sites.assign(site_id="A-0002", rank=2)], ignore_index=True)
+    twin_lone = pd.concat([a_lone, a_lone.assign(site_id="A-0002")], ignore_index=True)
+    b = _scan("B", {(1, 1): (0.92, 0.1, 0.1)}, origin=(X0 + 2 * 64, Y0), need=3)
+    assert b[1]["site_rule"].tolist() == ["dropped"]
+    covered = _scan("C", {}, origin=(X0 - 64, Y0 + 64), n=(7, 8))  # all around: no edge faces unseen ground
+    assert _merge_scans((twin_sites, twin_lone, a_seen), b, covered).empty
+    # Each of A's two sites counted apart would make three windows with B's, and a site.
+    apart = twin_lone.assign(component=[0, 1])
+    assert len(_merge_scans((twin_sites, apart, a_seen), b, covered)) == 1
