@@ -186,6 +186,20 @@ def test_box_components_match_the_geometric_rule(boxes):
     assert len({(a, b) for a, b in zip(want, got, strict=True)}) == len(set(want)) == len(set(got))
 
 
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(1, 5), st.integers(1, 5)),
+                min_size=1, max_size=40))
+@settings(max_examples=150, deadline=None)
+def test_box_cover_is_the_union_of_the_boxes(boxes):
+    """The cover drawn from the grid of edges is the boxes' union: the same ground, holes and all, valid."""
+    from minewatch.infer.sites import box_cover
+
+    geoms = np.array([shapely.box(x * 6.4, y * 6.4, (x + w) * 6.4, (y + h) * 6.4) for x, y, w, h in boxes])
+    cover = box_cover(shapely.bounds(geoms))
+    union = shapely.union_all(geoms)
+    assert cover.is_valid and cover.symmetric_difference(union).area < 1e-9
+    assert len(shapely.get_parts(cover)) == len(shapely.get_parts(union))
+
+
 def test_the_scan_marks_windows_on_the_raster_edge():
     """A scan's sites: a lone interior window is dropped, a lone window on the raster's edge kept (the site may
     go on in the next scene), pairs kept; --min-windows 1 keeps every window."""
