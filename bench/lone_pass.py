@@ -1,8 +1,8 @@
 """What applying the site rule across scenes costs a scan (multi-scene runs, infer/merge.py): each scene also
 builds what its rule decided by that scene alone (the sites it drops, and which kept sites stand only by the
-raster's edge; `infer.sites.split_by_rule`) and writes it to ``lone_sites.geojson``. One scene scanned with and
-without ``lone_out``, taking turns; the time of the scan's sites step (`infer.scan._sites`) either way, medians
-over repeats, per model.
+raster's edge; `infer.sites.split_by_rule`) and writes it to ``lone_sites.geojson``, and outlines the ground its
+windows covered (`infer.scan._footprint`). One scene scanned with and without ``lone_out``, taking turns; the time
+of the scan's sites step (`infer.scan._sites`) either way, and of the footprint; medians over repeats, per model.
 
 Usage: python bench/lone_pass.py [--size 4096] [--repeats 3] MODEL.onnx [MODEL.onnx ...]
 """
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.scenes import scene_files
 
     optical, thermal = scene_files(args.size)
-    sites_step = scan_module._sites
-    spent: dict[bool, list[float]] = {False: [], True: []}
+    sites_step, footprint_step = scan_module._sites, scan_module._footprint
+    spent: dict[object, list[float]] = {False: [], True: [], "footprint": []}
 
     def timed(*a, with_lone: bool = False, **kw):
         start = time.perf_counter()
@@ -40,13 +40,20 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             spent[with_lone].append(time.perf_counter() - start)
 
-    scan_module._sites = timed  # run_scan looks it up at call time
+    def timed_footprint(*a, **kw):
+        start = time.perf_counter()
+        try:
+            return footprint_step(*a, **kw)
+        finally:
+            spent["footprint"].append(time.perf_counter() - start)
+
+    scan_module._sites, scan_module._footprint = timed, timed_footprint  # run_scan looks them up at call time
     print("| model | scan, multi-scene (s) | sites step, one scene (ms) | sites step, multi-scene (ms) | "
-          "the difference's share of the scan |")
-    print("|---|---:|---:|---:|---:|")
+          "footprint (ms) | the two's share of the scan |")
+    print("|---|---:|---:|---:|---:|---:|")
     for model in args.models:
-        spent[False].clear()
-        spent[True].clear()
+        for times in spent.values():
+            times.clear()
         totals = []
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(args.repeats):
@@ -59,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                         lone_out=out / "lone_sites.geojson" if lone else None))
                     if lone:
                         totals.append(time.perf_counter() - start)
-        scan_s, one_s, many_s = (statistics.median(v) for v in (totals, spent[False], spent[True]))
-        print(f"| {model.name} | {scan_s:.2f} | {one_s * 1000:.0f} | {many_s * 1000:.0f} | "
-              f"{(many_s - one_s) / scan_s:.1%} |")
+        scan_s, one_s, many_s, foot_s = (statistics.median(v) for v in
+                                         (totals, spent[False], spent[True], spent["footprint"]))
+        print(f"| {model.name} | {scan_s:.2f} | {one_s * 1000:.0f} | {many_s * 1000:.0f} | {foot_s * 1000:.0f} | "
+              f"{(many_s - one_s + foot_s) / scan_s:.1%} |")
     return 0
 
 
