@@ -54,7 +54,6 @@ def metric_crs(crs, geoms: gpd.GeoSeries | gpd.GeoDataFrame) -> CRS:
     return series.estimate_utm_crs()
 
 
-
 def to_lonlat(geom: shapely.Geometry, crs, max_segment: float) -> shapely.Geometry:
     """``geom`` (in ``crs``) in lon/lat (EPSG:4326), its edges first cut to ``max_segment`` (``crs`` units) so that
     it keeps its shape where the two CRS do not share straight lines."""

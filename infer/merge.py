@@ -66,6 +66,7 @@ from minewatch.infer.sites import (
     OUTLINE_TILES,
     PROB_COLUMNS,
     RULE_COLUMN,
+    RULE_DROPPED,
     RULE_EDGE,
     SITE_COLUMNS,
     SITE_SCHEMA,
@@ -168,7 +169,7 @@ def _rule_of(lone: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     dropped sites only, each its own component."""
     n = len(lone)
     return lone.assign(**{
-        RULE_COLUMN: lone[RULE_COLUMN] if RULE_COLUMN in lone else "dropped",
+        RULE_COLUMN: lone[RULE_COLUMN] if RULE_COLUMN in lone else RULE_DROPPED,
         _NEED: lone["min_windows"].to_numpy(dtype="int64"),
         _BAND: lone["window_m"].to_numpy(dtype=float) if "window_m" in lone else np.zeros(n),
         _COUNT: (lone[N_WINDOWS_COLUMN] if N_WINDOWS_COLUMN in lone else lone["n_tiles"]).to_numpy(dtype="int64"),

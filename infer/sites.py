@@ -253,8 +253,8 @@ def build_sites(
     tolerance = _tolerance(geoms, crs, simplify_m)
 
     components = [pos.iloc[np.flatnonzero(labels == label)] for label in np.unique(labels)]
-    ruled = [(k, members, rule) for k, members, rule in
-             ((k, m, site_rule(m, min_windows)) for k, m in enumerate(components)) if (rule == RULE_DROPPED) == lone]
+    rules = [site_rule(members, min_windows) for members in components]
+    ruled = [(k, components[k], rule) for k, rule in enumerate(rules) if (rule == RULE_DROPPED) == lone]
     kept = [members for _, members, _ in ruled]
     if objects is None:
         found_in = [None] * len(kept)
